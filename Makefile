@@ -1,0 +1,35 @@
+# Thin wrappers over the `autoresponder` CLI; `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV := $(shell command -v uv 2>/dev/null || echo "$$HOME/.local/bin/uv")
+RUN := $(UV) run --frozen
+
+.PHONY: help setup run test lint train status browser clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+setup: ## Create both environments (app: Python 3.11+, engine: Python 3.10 with Rasa 3.6)
+	@bash scripts/setup.sh
+
+run: setup ## Start the whole stack (Redis, engine, app) and print its URLs; Ctrl-C stops it
+	@$(RUN) autoresponder up
+
+train: setup ## Train the model when it is missing or older than its data
+	@$(RUN) autoresponder train
+
+status: ## Show whether the running stack is healthy
+	@$(RUN) autoresponder status
+
+test: setup ## Install what the tests need, then run the whole suite against real Redis, Rasa and Chromium
+	@bash scripts/browser.sh
+	@$(RUN) autoresponder train
+	@$(RUN) pytest
+
+lint: setup ## ruff and mypy
+	@$(RUN) ruff check .
+	@$(RUN) ruff format --check .
+	@$(RUN) mypy
+
+clean: ## Remove trained models and runtime data (var/)
+	rm -rf models var

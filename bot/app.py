@@ -1,0 +1,105 @@
+"""The app's web server: channels, engine callbacks, widget and demo page."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from rasa_sdk.executor import ActionExecutor
+from redis.asyncio import Redis
+
+import actions
+from actions.deps import ActionServices, configure
+from bot import callbacks
+from bot.crm import CRM
+from bot.engine_client import EngineClient
+from bot.errors import AutoresponderError, EngineUnavailable
+from bot.router import Router
+from bot.settings import PROJECT_ROOT, Settings
+from bot.store import ConversationStore
+from bot.templates import TemplateRegistry
+from connectors import rest, webchat
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def create_app(settings: Settings, *, engine_token: str) -> FastAPI:
+    """Build the app; connections are opened in the lifespan, not here."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.redis_url:
+            raise AutoresponderError("AUTORESPONDER_REDIS_URL is not set; start the stack with `autoresponder up`")
+        redis = Redis.from_url(settings.redis_url, decode_responses=True)
+        await redis.ping()
+        crm = CRM.from_url(settings.resolved_crm_url)
+        crm.create_schema()
+        if crm.seed_demo():
+            log.info("demo CRM seeded at %s", settings.resolved_crm_url)
+        executor = ActionExecutor()
+        executor.register_package(actions)
+        configure(
+            ActionServices(
+                crm=crm, followup_limit=settings.followup_limit, sentiment_threshold=settings.sentiment_threshold
+            )
+        )
+        engine = EngineClient(settings.resolved_engine_url, engine_token, settings.engine_timeout_seconds)
+        store = ConversationStore(redis)
+        app.state.settings = settings
+        app.state.engine_token = engine_token
+        app.state.rest_token = settings.secret("rest_token")
+        app.state.templates = TemplateRegistry.from_dir(PROJECT_ROOT / "responses", strict=settings.strict_templates)
+        app.state.crm = crm
+        app.state.executor = executor
+        app.state.store = store
+        app.state.engine = engine
+        app.state.router = Router(store, crm, engine)
+        app.state.sessions = webchat.Sessions(settings.secret("secret_key"), settings.session_max_age_days * 86400)
+        try:
+            yield
+        finally:
+            await engine.close()
+            await redis.aclose()
+            crm.close()
+
+    app = FastAPI(
+        title="autoresponder",
+        version="0.1.0",
+        description="Omnichannel customer-service auto-responder. The REST channel is for company apps; "
+        "the web chat widget talks over the websocket at /channels/webchat/ws.",
+        lifespan=lifespan,
+    )
+    app.include_router(rest.router)
+    app.include_router(webchat.router)
+    app.include_router(callbacks.router)
+
+    @app.exception_handler(EngineUnavailable)
+    async def _engine_down(request: Request, exc: EngineUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": "the assistant engine is unavailable; try again shortly"}, status_code=503)
+
+    @app.get("/", include_in_schema=False)
+    async def demo_page() -> FileResponse:
+        return FileResponse(STATIC / "demo.html", media_type="text/html; charset=utf-8")
+
+    @app.get("/widget.js", include_in_schema=False)
+    async def widget() -> FileResponse:
+        return FileResponse(
+            STATIC / "widget.js",
+            media_type="text/javascript; charset=utf-8",
+            headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"},
+        )
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz(request: Request) -> Response:
+        """Liveness and readiness: Redis reachable and the engine answering."""
+        redis_ok = bool(await request.app.state.store.redis.ping())
+        engine_ok = await request.app.state.engine.ready()
+        status = 200 if redis_ok and engine_ok else 503
+        return JSONResponse({"redis": redis_ok, "engine": engine_ok}, status_code=status)
+
+    return app

@@ -1,0 +1,78 @@
+"""Settings, read once from `AUTORESPONDER_*` environment variables and an optional `.env` file."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every setting of the app; see the table in the README."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AUTORESPONDER_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    public_url: str | None = Field(
+        default=None, description="Base URL customers reach the app at (default http://HOST:PORT)."
+    )
+    redis_url: str | None = None
+    rest_token: str | None = None
+    crm_url: str | None = None
+    engine_port: int | None = None
+    engine_url: str | None = None
+    engine_token: str | None = None
+    secret_key: str | None = None
+    var_dir: Path = PROJECT_ROOT / "var"
+    model_dir: Path = PROJECT_ROOT / "models"
+    engine_dir: Path = PROJECT_ROOT / "engine"
+    max_text_chars: int = 5000
+    session_max_age_days: int = 30
+    dedupe_ttl_seconds: int = 7 * 24 * 3600
+    engine_timeout_seconds: float = 60.0
+    strict_templates: bool = False
+    log_level: str = "info"
+    # Handoff thresholds (read by the engine-side decision through the action endpoint).
+    followup_limit: int = 3
+    sentiment_threshold: float = 0.75
+
+    @property
+    def base_url(self) -> str:
+        """URL of the app as customers and the engine reach it."""
+        return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
+
+    @property
+    def resolved_engine_port(self) -> int:
+        """Engine port: explicit, or the app's port plus one so two stacks can sit side by side."""
+        return self.engine_port or self.http_port + 1
+
+    @property
+    def resolved_engine_url(self) -> str:
+        """Base URL of the engine's HTTP API."""
+        return (self.engine_url or f"http://127.0.0.1:{self.resolved_engine_port}").rstrip("/")
+
+    @property
+    def resolved_crm_url(self) -> str:
+        """Database URL of the CRM: SQLite under var/ unless configured."""
+        return self.crm_url or f"sqlite:///{self.var_dir / 'crm.sqlite3'}"
+
+    def secret(self, name: str) -> str:
+        """A persistent random secret under var/ (created on first use) unless set explicitly."""
+        explicit = {"rest_token": self.rest_token, "secret_key": self.secret_key}.get(name)
+        if explicit:
+            return explicit
+        path = self.var_dir / "secrets" / name
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(24)
+        path.write_text(value)
+        path.chmod(0o600)
+        return value

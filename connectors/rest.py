@@ -1,0 +1,129 @@
+"""The REST channel for company apps (contract in ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from pydantic import BaseModel, Field, field_validator
+
+from bot.router import Router
+from connectors.base import InboundMessage
+
+CHANNEL = "rest"
+
+
+class RestIn(BaseModel):
+    """A customer message posted by a company app."""
+
+    sender: str = Field(
+        min_length=1,
+        max_length=256,
+        description="The customer's id within this channel; a CRM customer id, email or phone links the customer.",
+    )
+    text: str = Field(description="What the customer wrote; longer than AUTORESPONDER_MAX_TEXT_CHARS gets 413.")
+    metadata: dict[str, Any] | None = Field(default=None, description='Optional, e.g. {"locale": "zh-CN"}.')
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text must not be blank")
+        return value
+
+
+class ButtonOut(BaseModel):
+    """A quick reply the app may show."""
+
+    title: str
+    payload: str
+
+
+class ReplyOut(BaseModel):
+    """One bot reply."""
+
+    text: str
+    buttons: list[ButtonOut] = []
+
+
+class HandoffOut(BaseModel):
+    """Why and where the conversation waits for a human."""
+
+    reason: str
+    skill: str
+    priority: int = Field(description="Higher is more urgent.")
+
+
+class RestOut(BaseModel):
+    """The conversation after this message, and the bot's replies to it."""
+
+    conversation_id: str
+    mode: Literal["bot", "waiting", "agent"]
+    replies: list[ReplyOut]
+    handoff: HandoffOut | None
+
+
+def _bearer(request: Request, authorization: str = Header(default="", include_in_schema=False)) -> None:
+    expected: str = request.app.state.rest_token
+    supplied = authorization[7:] if authorization.startswith("Bearer ") else ""
+    if not supplied or not hmac.compare_digest(supplied.encode(), expected.encode()):
+        raise HTTPException(
+            status_code=401,
+            detail="missing or wrong token: send Authorization: Bearer $AUTORESPONDER_REST_TOKEN",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def _size_limit(request: Request) -> None:
+    # A body far beyond the text limit is refused before it is parsed.
+    limit = request.app.state.settings.max_text_chars * 4 + 16_384
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > limit:
+        raise HTTPException(status_code=413, detail=f"request body over {limit} bytes")
+
+
+router = APIRouter(prefix="/channels/rest", tags=["REST channel"])
+
+
+@router.post(
+    "/messages",
+    response_model=RestOut,
+    dependencies=[Depends(_bearer), Depends(_size_limit)],
+    responses={
+        401: {"description": "Missing or wrong bearer token."},
+        413: {"description": "Text longer than AUTORESPONDER_MAX_TEXT_CHARS characters."},
+        422: {"description": "Malformed body; `detail` names the offending field."},
+    },
+)
+async def post_message(
+    body: RestIn,
+    request: Request,
+    idempotency_key: str | None = Header(
+        default=None, description="Optional: a retried request with the same key is not processed twice."
+    ),
+) -> RestOut:
+    """Send a customer message through the router and return the bot's replies."""
+    settings = request.app.state.settings
+    if len(body.text) > settings.max_text_chars:
+        raise HTTPException(status_code=413, detail=f"text longer than {settings.max_text_chars} characters")
+    meta = body.metadata or {}
+    router_: Router = request.app.state.router
+    result = await router_.handle(
+        InboundMessage(
+            channel=CHANNEL,
+            thread_id=body.sender,
+            sender=body.sender,
+            text=body.text,
+            idempotency_key=idempotency_key,
+            locale_hint=str(meta["locale"]) if meta.get("locale") else None,
+            metadata={k: v for k, v in meta.items() if k in ("customer_id",)},
+        )
+    )
+    conv = result.conversation
+    return RestOut(
+        conversation_id=conv.id,
+        mode=conv.mode,  # type: ignore[arg-type]  # store only writes the three modes
+        replies=[ReplyOut(text=r.text, buttons=[ButtonOut(**b) for b in r.buttons]) for r in result.replies],
+        handoff=HandoffOut(**conv.handoff.public()) if conv.handoff and conv.mode != "bot" else None,
+    )

@@ -1,0 +1,1 @@
+"""Rasa-side plugin code for autoresponder (custom input channel, NLU components)."""

@@ -1,0 +1,93 @@
+"""The engine's input channel for the app: one authenticated webhook, replies returned whole.
+
+Rasa's stock REST channel has no authentication, splits texts on blank lines and drops the
+template metadata the app's NLG endpoint attaches; this channel keeps each reply as one message.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+logger = logging.getLogger(__name__)
+
+TOKEN_ENV = "AUTORESPONDER_ENGINE_TOKEN"
+# Keys a reply may carry besides Rasa's own: what the app's NLG endpoint adds.
+_DROP = {"recipient_id", "timestamp", "utter_action"}
+
+
+class AppOutput(CollectingOutputChannel):
+    """Collects each bot message as one dict, metadata included."""
+
+    @classmethod
+    def name(cls) -> str:
+        """Name Rasa records as the output channel."""
+        return "app"
+
+    async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        """Keep the message whole instead of splitting it into text, buttons and custom parts."""
+        kept = {k: v for k, v in message.items() if v not in (None, [], {}) and k not in _DROP}
+        await self._persist_message(kept)
+
+
+class AppInput(InputChannel):
+    """POST /webhooks/app/webhook with a bearer token; body: sender, message, metadata."""
+
+    def __init__(self, token: str | None = None) -> None:
+        self.token = token or os.environ.get(TOKEN_ENV, "")
+        if not self.token:
+            raise ValueError(f"Set {TOKEN_ENV} (or `token` in credentials.yml) to protect the engine webhook.")
+
+    @classmethod
+    def name(cls) -> str:
+        """URL segment of the channel: /webhooks/app/."""
+        return "app"
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
+        """Build from credentials.yml; the token may also come from the environment."""
+        return cls((credentials or {}).get("token"))
+
+    def _authorised(self, request: Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        supplied = header[7:] if header.startswith("Bearer ") else ""
+        return bool(supplied) and hmac.compare_digest(supplied, self.token)
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        """Routes of the channel."""
+        hook = Blueprint("autoresponder_app_webhook", __name__)
+
+        @hook.route("/", methods=["GET"])
+        async def health(request: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @hook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            if not self._authorised(request):
+                return response.json({"error": "missing or wrong engine token"}, status=401)
+            body = request.json if isinstance(request.json, dict) else None
+            if body is None or not isinstance(body.get("sender"), str) or not isinstance(body.get("message"), str):
+                return response.json({"error": "body needs string fields sender and message"}, status=422)
+            metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+            collector = AppOutput()
+            await on_new_message(
+                UserMessage(
+                    body["message"],
+                    collector,
+                    body["sender"],
+                    input_channel=str(metadata.get("channel", self.name())),
+                    metadata=metadata,
+                )
+            )
+            messages: list[dict[str, Any]] = collector.messages
+            return response.json(messages)
+
+        return hook

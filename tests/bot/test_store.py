@@ -1,0 +1,65 @@
+"""Conversation store against a real Redis."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from bot import keys
+from bot.store import ConversationStore, Handoff
+
+
+async def test_find_or_open_returns_the_same_conversation_for_a_thread(redis: Redis) -> None:
+    store = ConversationStore(redis)
+    first, new = await store.find_or_open("rest", "alice", None)
+    again, new_again = await store.find_or_open("rest", "alice", None)
+    other, _ = await store.find_or_open("webchat", "alice", None)
+    assert new
+    assert not new_again
+    assert first.id == again.id
+    assert other.id != first.id
+
+
+async def test_transcript_history_after_a_seq(redis: Redis) -> None:
+    store = ConversationStore(redis)
+    conv, _ = await store.find_or_open("rest", "bob", None)
+    a = await store.append(conv.id, "customer", "你好", client_id="c1")
+    b = await store.append(
+        conv.id,
+        "bot",
+        "您好",
+        buttons=[{"title": "查订单", "payload": "/order_status"}],
+        template="utter_greet",
+        template_version=1,
+    )
+    everything = await store.history(conv.id)
+    assert [e.seq for e in everything] == [a.seq, b.seq]
+    after = await store.history(conv.id, after=a.seq)
+    assert [e.text for e in after] == ["您好"]
+    assert after[0].buttons[0]["payload"] == "/order_status"
+    assert after[0].template == "utter_greet"
+    assert after[0].template_version == 1
+    assert everything[0].frame()["client_id"] == "c1"
+
+
+async def test_idempotency_keys_claim_once(redis: Redis) -> None:
+    store = ConversationStore(redis)
+    assert await store.claim_idempotency_key("email", "<m1@example.com>")
+    assert not await store.claim_idempotency_key("email", "<m1@example.com>")
+    assert await redis.ttl(keys.seen("email", "<m1@example.com>")) > 0
+    await store.release_idempotency_key("email", "<m1@example.com>")
+    assert await store.claim_idempotency_key("email", "<m1@example.com>")
+
+
+async def test_handoff_queue_orders_by_priority_then_wait(redis: Redis) -> None:
+    store = ConversationStore(redis)
+    convs = [(await store.find_or_open("rest", f"c{i}", None))[0] for i in range(3)]
+    await store.start_handoff(convs[0], Handoff("requested", "logistics", 1, "s0", queued_at=100.0))
+    await store.start_handoff(convs[1], Handoff("vip_complaint", "logistics", 9, "s1", queued_at=200.0))
+    await store.start_handoff(convs[2], Handoff("requested", "logistics", 1, "s2", queued_at=50.0))
+    queue = await store.queue("logistics")
+    assert [cid for cid, _ in queue] == [convs[1].id, convs[2].id, convs[0].id]
+    reloaded = await store.get(convs[1].id)
+    assert reloaded is not None
+    assert reloaded.mode == "waiting"
+    assert reloaded.handoff is not None
+    assert reloaded.handoff.reason == "vip_complaint"

@@ -1,0 +1,113 @@
+"""Response templates: complete, sandboxed, escaped where HTML, strict about variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.errors import TemplateError
+from bot.settings import PROJECT_ROOT
+from bot.templates import TemplateRegistry
+
+SAMPLE = {
+    "name": "王先生",
+    "order_id": "DD202405001",
+    "status": "shipped",
+    "carrier": "SF",
+    "tracking_number": "SF1234567890123",
+    "eta": "2024-05-20",
+    "product": "无线蓝牙耳机",
+}
+
+
+@pytest.fixture(scope="module")
+def registry() -> TemplateRegistry:
+    return TemplateRegistry.from_dir(PROJECT_ROOT / "responses", strict=True)
+
+
+def test_every_domain_response_has_a_template_and_back(registry: TemplateRegistry) -> None:
+    domain = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))
+    assert set(domain["responses"]) == set(registry.templates)
+
+
+@pytest.mark.parametrize("channel", ["webchat", "rest", "email", "telegram"])
+@pytest.mark.parametrize("locale", ["zh-CN", "zh-TW", "en"])
+def test_every_template_renders_in_every_channel_and_locale(
+    registry: TemplateRegistry, channel: str, locale: str
+) -> None:
+    for name in registry.templates:
+        rendered = registry.render(name, channel, locale, SAMPLE)
+        assert rendered.text.strip(), name
+        assert rendered.version >= 1
+        if locale == "en":
+            assert "订单" not in rendered.text
+            assert "訂單" not in rendered.text
+        if channel == "email":
+            assert rendered.html
+            assert rendered.html.startswith("<p>")
+
+
+@pytest.mark.parametrize(
+    "status", ["paid", "shipped", "delayed", "delivered", "returned", "refunding", "refunded", "cancelled"]
+)
+def test_order_status_covers_every_status(registry: TemplateRegistry, status: str) -> None:
+    for locale in ("zh-CN", "zh-TW", "en"):
+        text = registry.render("utter_order_status", "rest", locale, {**SAMPLE, "status": status}).text
+        assert "DD202405001" in text
+        assert "当前状态" not in text
+        assert "目前狀態" not in text
+        assert "currently:" not in text
+        if status in ("shipped", "delayed", "delivered"):
+            assert "SF1234567890123" in text
+
+
+def test_traditional_reply_is_in_traditional_script(registry: TemplateRegistry) -> None:
+    text = registry.render("utter_order_status", "rest", "zh-TW", SAMPLE).text
+    assert "訂單" in text
+    assert "订单" not in text
+    assert "順豐" in text
+
+
+def test_html_channels_escape_variables_and_text_channels_do_not(registry: TemplateRegistry) -> None:
+    evil = {**SAMPLE, "order_id": "<script>alert(1)</script>"}
+    tg = registry.render("utter_order_status", "telegram", "en", evil).text
+    assert "<script>" not in tg
+    assert "&lt;script&gt;" in tg
+    assert "<b>" in tg  # the template's own markup stays
+    mail = registry.render("utter_order_status", "email", "en", evil)
+    assert mail.html is not None
+    assert "<script>" not in mail.html
+    assert "<script>" in mail.text  # plain text part: nothing to escape
+
+
+def test_missing_variable_is_an_error_in_strict_mode(registry: TemplateRegistry) -> None:
+    with pytest.raises(TemplateError, match="order_id"):
+        registry.render("utter_order_not_found", "rest", "zh-CN", {})
+
+
+def test_lenient_mode_renders_blank(tmp_path: Path) -> None:
+    (tmp_path / "t.yml").write_text("name: utter_t\ntext:\n  chat:\n    zh-CN: '单号{{ x }}'\n    en: 'id {{ x }}'\n")
+    lenient = TemplateRegistry.from_dir(tmp_path, strict=False)
+    assert lenient.render("utter_t", "rest", "en", {}).text == "id"
+
+
+def test_sandbox_blocks_attribute_escapes(tmp_path: Path) -> None:
+    (tmp_path / "t.yml").write_text(
+        "name: utter_t\ntext:\n  chat:\n    zh-CN: '{{ x.__class__.__mro__ }}'\n    en: '{{ x.__class__.__mro__ }}'\n"
+    )
+    reg = TemplateRegistry.from_dir(tmp_path, strict=True)
+    with pytest.raises(TemplateError):
+        reg.render("utter_t", "rest", "en", {"x": "s"})
+
+
+def test_malformed_template_file_is_reported_with_its_path(tmp_path: Path) -> None:
+    (tmp_path / "broken.yml").write_text("name: utter_b\ntext: [unclosed\n")
+    with pytest.raises(TemplateError, match=r"broken\.yml"):
+        TemplateRegistry.from_dir(tmp_path)
+
+
+def test_unknown_template_is_an_error(registry: TemplateRegistry) -> None:
+    with pytest.raises(TemplateError, match="utter_nope"):
+        registry.render("utter_nope", "rest", "en", {})

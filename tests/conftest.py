@@ -1,0 +1,140 @@
+"""Fixtures that start real peers: a Redis server on a free port, and the whole stack."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from bot.settings import PROJECT_ROOT
+from bot.stack import _redis_ping, free_port, redis_server_binary
+
+REST_TOKEN = "test-rest-token-0123456789"
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    """A stack started by `autoresponder up` for the tests."""
+
+    base_url: str
+    ws_url: str
+    rest_token: str
+    var_dir: Path
+    log: Path
+    engine_url: str
+
+    def rest(self, sender: str, text: str, **extra: object) -> httpx.Response:
+        """POST one message to the REST channel."""
+        body = {"sender": sender, "text": text, **extra}
+        return httpx.post(
+            f"{self.base_url}/channels/rest/messages",
+            json=body,
+            headers={"Authorization": f"Bearer {self.rest_token}"},
+            timeout=90,
+        )
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server of the tests' own on a free loopback port."""
+    port = free_port()
+    data = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [
+            redis_server_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 15
+    while not _redis_ping(port):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail("redis-server did not start")
+        time.sleep(0.1)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+async def redis(redis_server: str) -> AsyncIterator[Redis]:
+    """A client on the tests' Redis, emptied after each test."""
+    client = Redis.from_url(redis_server, decode_responses=True)
+    yield client
+    await client.flushdb()
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """The whole product, started the way `make run` starts it, on free ports with its own Redis."""
+    var_dir = tmp_path_factory.mktemp("var")
+    http_port, engine_port = free_port(), free_port()
+    log = var_dir / "stack.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTORESPONDER_")}
+    env.update(
+        AUTORESPONDER_HTTP_PORT=str(http_port),
+        AUTORESPONDER_ENGINE_PORT=str(engine_port),
+        AUTORESPONDER_VAR_DIR=str(var_dir),
+        AUTORESPONDER_REST_TOKEN=REST_TOKEN,
+        AUTORESPONDER_STRICT_TEMPLATES="true",
+        AUTORESPONDER_LOG_LEVEL="warning",
+    )
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "up"], cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    base = f"http://127.0.0.1:{http_port}"
+    deadline = time.monotonic() + 300
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"`autoresponder up` exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        if "autoresponder is ready" in log.read_text(errors="replace"):
+            break
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"stack not ready in time:\n{log.read_text()[-4000:]}")
+        time.sleep(0.5)
+    yield RunningStack(
+        base,
+        base.replace("http", "ws", 1) + "/channels/webchat/ws",
+        REST_TOKEN,
+        var_dir,
+        log,
+        f"http://127.0.0.1:{engine_port}",
+    )
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("`autoresponder up` did not stop within 30 s of Ctrl-C")
+
+
+def chromium_path() -> str | None:
+    """Debian's Chromium, if installed."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None

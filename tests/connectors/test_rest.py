@@ -1,0 +1,157 @@
+"""The REST channel through the real stack: Redis, the Rasa engine, the app."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from tests.conftest import RunningStack
+
+pytestmark = pytest.mark.stack
+
+
+def sender() -> str:
+    return f"rest-test-{uuid.uuid4().hex[:10]}"
+
+
+def test_chinese_order_question_gets_tracking_number(stack: RunningStack) -> None:
+    resp = stack.rest(sender(), "DD202405001 到哪了")
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["mode"] == "bot"
+    assert body["handoff"] is None
+    text = " ".join(r["text"] for r in body["replies"])
+    assert "DD202405001" in text
+    assert "SF1234567890123" in text or "运单号" in text
+    # The tracking number stored in the CRM is what the reply quotes.
+    from bot.crm import CRM
+
+    crm = CRM.from_url(f"sqlite:///{stack.var_dir / 'crm.sqlite3'}")
+    order = crm.get_order("DD202405001")
+    crm.close()
+    assert order is not None
+    assert order.tracking_number
+    assert order.tracking_number in text
+    assert "运单号" in text  # answered in simplified Chinese
+
+
+def test_english_order_question_is_answered_in_english(stack: RunningStack) -> None:
+    resp = stack.rest(sender(), "where is my order DD202405002")
+    assert resp.status_code == 200, resp.text
+    text = " ".join(r["text"] for r in resp.json()["replies"])
+    assert "DD202405002" in text
+    assert "tracking number" in text.lower()
+    assert not any("\u4e00" <= ch <= "\u9fff" for ch in text.replace("(", "").split("(")[0][:10])
+
+
+def test_order_id_asked_for_then_answered(stack: RunningStack) -> None:
+    who = sender()
+    first = stack.rest(who, "我的快递到哪了").json()
+    asked = " ".join(r["text"] for r in first["replies"])
+    assert "订单号" in asked
+    second = stack.rest(who, "DD202405001").json()
+    answer = " ".join(r["text"] for r in second["replies"])
+    assert "DD202405001" in answer
+    assert "运单号" in answer
+    assert first["conversation_id"] == second["conversation_id"]
+
+
+def test_request_human_hands_off_and_bot_goes_silent(stack: RunningStack) -> None:
+    who = sender()
+    assert stack.rest(who, "DD202405001 到哪了").status_code == 200
+    resp = stack.rest(who, "转人工")
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["mode"] == "waiting"
+    assert body["handoff"]["reason"] == "requested"
+    assert body["handoff"]["skill"] == "logistics"
+    assert isinstance(body["handoff"]["priority"], int)
+    assert len(body["replies"]) <= 1
+    after = stack.rest(who, "你好，在吗？").json()
+    assert after["mode"] == "waiting"
+    assert after["replies"] == []
+    assert after["handoff"]["reason"] == "requested"
+
+
+def test_customer_sender_links_identity_and_guards_other_orders(stack: RunningStack) -> None:
+    # C202405001 owns DD202405001 but not DD202405002: the latter is not disclosed.
+    own = stack.rest("C202405001", "DD202405001 到哪了").json()
+    assert "运单号" in " ".join(r["text"] for r in own["replies"])
+    other = stack.rest("C202405001", "DD202405002 到哪了").json()
+    text = " ".join(r["text"] for r in other["replies"])
+    assert "DD202405002" in text
+    assert "运单号" not in text
+
+
+def test_missing_token_is_401(stack: RunningStack) -> None:
+    url = f"{stack.base_url}/channels/rest/messages"
+    assert httpx.post(url, json={"sender": "x", "text": "hi"}).status_code == 401
+    wrong = httpx.post(url, json={"sender": "x", "text": "hi"}, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"text": "hi"}, "sender"),
+        ({"sender": "x"}, "text"),
+        ({"sender": "x", "text": 5}, "text"),
+        ({"sender": "x", "text": "   "}, "text"),
+        ({"sender": "x", "text": "hi", "metadata": "zh"}, "metadata"),
+    ],
+)
+def test_malformed_body_is_422_naming_the_field(stack: RunningStack, body: dict[str, object], field: str) -> None:
+    resp = httpx.post(
+        f"{stack.base_url}/channels/rest/messages",
+        json=body,
+        headers={"Authorization": f"Bearer {stack.rest_token}"},
+    )
+    assert resp.status_code == 422
+    assert any(err["loc"][-1] == field for err in resp.json()["detail"])
+
+
+def test_not_json_is_422(stack: RunningStack) -> None:
+    resp = httpx.post(
+        f"{stack.base_url}/channels/rest/messages",
+        content=b"{not json",
+        headers={"Authorization": f"Bearer {stack.rest_token}", "Content-Type": "application/json"},
+    )
+    assert resp.status_code == 422
+
+
+def test_oversized_text_is_413_and_nothing_is_lost(stack: RunningStack) -> None:
+    who = sender()
+    assert stack.rest(who, "x" * 5001).status_code == 413
+    assert stack.rest(who, "x" * (1024 * 1024)).status_code == 413
+    ok = stack.rest(who, "DD202405001 到哪了")
+    assert ok.status_code == 200
+    assert "DD202405001" in ok.json()["replies"][0]["text"]
+
+
+def test_idempotency_key_processes_a_retry_once(stack: RunningStack) -> None:
+    who = sender()
+    headers = {"Authorization": f"Bearer {stack.rest_token}", "Idempotency-Key": uuid.uuid4().hex}
+    url = f"{stack.base_url}/channels/rest/messages"
+    first = httpx.post(url, json={"sender": who, "text": "你好"}, headers=headers, timeout=60).json()
+    retry = httpx.post(url, json={"sender": who, "text": "你好"}, headers=headers, timeout=60).json()
+    assert first["replies"]
+    assert retry["replies"] == []
+    assert retry["conversation_id"] == first["conversation_id"]
+
+
+def test_openapi_documents_the_rest_channel(stack: RunningStack) -> None:
+    spec = httpx.get(f"{stack.base_url}/openapi.json").json()
+    op = spec["paths"]["/channels/rest/messages"]["post"]
+    assert {"200", "401", "413", "422"} <= set(op["responses"])
+
+
+def test_engine_api_is_protected_by_its_token(stack: RunningStack) -> None:
+    # Rasa's HTTP API and the app webhook refuse callers without the engine token.
+    assert httpx.get(f"{stack.engine_url}/status").status_code == 401
+    hook = httpx.post(f"{stack.engine_url}/webhooks/app/webhook", json={"sender": "x", "message": "hi"})
+    assert hook.status_code == 401
+    # Callbacks into the app need the engine token too.
+    assert httpx.post(f"{stack.base_url}/webhooks/nlg", json={}).status_code == 401
+    assert httpx.post(f"{stack.base_url}/webhooks/actions", json={}).status_code == 401
