@@ -81,7 +81,8 @@ class ActionInform(Action):
         """Run the pending action, or treat an order id on its own as an order-status question."""
         pending = tracker.get_slot("pending_action") or "action_order_status"
         action = ACTIONS_WAITING_FOR_ORDER.get(str(pending), ActionOrderStatus)()
-        return await action.run(dispatcher, tracker, domain)
+        events: list[EventType] = await action.run(dispatcher, tracker, domain)
+        return events
 
 
 ACTIONS_WAITING_FOR_ORDER: dict[str, type[Action]] = {"action_order_status": ActionOrderStatus}

@@ -30,8 +30,8 @@ router = APIRouter(prefix="/webhooks", include_in_schema=False, dependencies=[De
 
 def _latest_user_event(tracker: dict[str, Any]) -> dict[str, Any]:
     for event in reversed(tracker.get("events") or []):
-        if event.get("event") == "user":
-            return event
+        if isinstance(event, dict) and event.get("event") == "user":
+            return {str(k): v for k, v in event.items()}
     return {}
 
 

@@ -105,8 +105,8 @@ class Router:
                 await on_typing(conv.id, False)
         handoff: Handoff | None = None
         for m in messages:
-            custom = m.get("custom") if isinstance(m.get("custom"), dict) else {}
-            if isinstance(custom.get("handoff"), dict):
+            custom = m.get("custom")
+            if isinstance(custom, dict) and isinstance(custom.get("handoff"), dict):
                 h = custom["handoff"]
                 handoff = Handoff(
                     reason=str(h.get("reason", "requested")),

@@ -107,7 +107,9 @@ class ConversationStore:
     """Reads and writes conversations; the one place that touches their Redis keys."""
 
     def __init__(self, redis: Redis) -> None:
-        self.redis = redis
+        # Typed loosely on purpose: redis-py's stubs type every reply as `bytes | str` even with
+        # decode_responses=True, which is how the app always connects.
+        self.redis: Any = redis
 
     async def claim_idempotency_key(self, channel: str, key: str, conv_hint: str = "") -> bool:
         """True when this key is new; False when it was processed before (a duplicate)."""
@@ -176,7 +178,7 @@ class ConversationStore:
             fields["template_version"] = str(template_version)
         if agent_name:
             fields["agent_name"] = agent_name
-        seq = await self.redis.xadd(keys.transcript(conv_id), fields)  # type: ignore[arg-type]  # redis stubs want bytes-typed keys
+        seq = await self.redis.xadd(keys.transcript(conv_id), fields)
         await self.redis.expire(keys.transcript(conv_id), keys.CONVERSATION_TTL_SECONDS)
         entry = LogEntry(
             seq=seq,

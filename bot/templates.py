@@ -71,10 +71,10 @@ def _localdate(ctx: Context, value: Any) -> str:
         try:
             value = dt.date.fromisoformat(value[:10])
         except ValueError:
-            return value
+            return str(value)
     locale = ctx.get("locale", "zh-CN")
     if locale == "en":
-        return value.strftime("%d %b %Y").lstrip("0")
+        return str(value.strftime("%d %b %Y").lstrip("0"))
     return f"{value.year}年{value.month}月{value.day}日"
 
 

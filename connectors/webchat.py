@@ -51,7 +51,7 @@ class Sessions:
             raise BadInput("bad_session", "session token not valid; a new conversation was started") from exc
         if not isinstance(data, dict) or not isinstance(data.get("v"), str):
             raise BadInput("bad_session", "session token not valid; a new conversation was started")
-        return data["v"]
+        return str(data["v"])
 
 
 @dataclass
