@@ -14,15 +14,18 @@ from redis.asyncio import Redis
 
 import actions
 from actions.deps import ActionServices, configure
-from bot import callbacks
+from bot import agent_api, callbacks
+from bot.agents import AgentDesk
 from bot.crm import CRM
 from bot.engine_client import EngineClient
 from bot.errors import AutoresponderError, EngineUnavailable
 from bot.router import Router
+from bot.services import Services
 from bot.settings import PROJECT_ROOT, Settings
 from bot.store import ConversationStore
 from bot.templates import TemplateRegistry
-from connectors import rest, webchat
+from connectors import enabled_connectors, rest, webchat
+from connectors.base import Connector
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -50,19 +53,41 @@ def create_app(settings: Settings, *, engine_token: str) -> FastAPI:
         )
         engine = EngineClient(settings.resolved_engine_url, engine_token, settings.engine_timeout_seconds)
         store = ConversationStore(redis)
+        templates = TemplateRegistry.from_dir(PROJECT_ROOT / "responses", strict=settings.strict_templates)
+        router = Router(store, crm, engine)
+        connectors = enabled_connectors(settings)
+        services = Services(
+            settings=settings,
+            redis=redis,
+            store=store,
+            router=router,
+            crm=crm,
+            templates=templates,
+            engine=engine,
+            desk=AgentDesk(store, templates, engine, connectors),
+            connectors=connectors,
+        )
+        app.state.services = services
         app.state.settings = settings
         app.state.engine_token = engine_token
         app.state.rest_token = settings.secret("rest_token")
-        app.state.templates = TemplateRegistry.from_dir(PROJECT_ROOT / "responses", strict=settings.strict_templates)
+        app.state.templates = templates
         app.state.crm = crm
         app.state.executor = executor
         app.state.store = store
         app.state.engine = engine
-        app.state.router = Router(store, crm, engine)
+        app.state.router = router
         app.state.sessions = webchat.Sessions(settings.secret("secret_key"), settings.session_max_age_days * 86400)
+        started: list[Connector] = []
         try:
+            for connector in connectors.values():
+                await connector.start(services)
+                started.append(connector)
+                log.info("channel %s started", connector.name())
             yield
         finally:
+            for connector in reversed(started):
+                await connector.stop()
             await engine.close()
             await redis.aclose()
             crm.close()
@@ -77,6 +102,7 @@ def create_app(settings: Settings, *, engine_token: str) -> FastAPI:
     app.include_router(rest.router)
     app.include_router(webchat.router)
     app.include_router(callbacks.router)
+    app.include_router(agent_api.router)
 
     @app.exception_handler(EngineUnavailable)
     async def _engine_down(request: Request, exc: EngineUnavailable) -> JSONResponse:

@@ -14,6 +14,7 @@ class EngineClient:
 
     def __init__(self, base_url: str, token: str, timeout: float = 60.0) -> None:
         self.base_url = base_url.rstrip("/")
+        self._token = token
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {token}"},
@@ -44,16 +45,18 @@ class EngineClient:
             return False
         return resp.status_code == 200
 
-    async def reset(self, conversation_id: str, token: str) -> None:
-        """Restart the engine's tracker of a conversation (after an agent hands it back)."""
+    async def reset(self, conversation_id: str) -> None:
+        """Restart the engine's tracker of a conversation, so a handed-back conversation starts afresh."""
         try:
-            await self._client.post(
+            resp = await self._client.post(
                 f"/conversations/{conversation_id}/tracker/events",
-                params={"token": token},
+                params={"token": self._token},
                 json=[{"event": "restart"}, {"event": "action", "name": "action_listen"}],
             )
         except httpx.HTTPError as exc:
             raise EngineUnavailable(f"engine at {self.base_url} unreachable: {exc!r}") from exc
+        if resp.status_code != 200:
+            raise EngineUnavailable(f"engine refused the tracker reset: {resp.status_code} {resp.text[:200]}")
 
     async def close(self) -> None:
         """Close the connection pool."""

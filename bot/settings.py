@@ -39,6 +39,29 @@ class Settings(BaseSettings):
     engine_timeout_seconds: float = 60.0
     strict_templates: bool = False
     log_level: str = "info"
+    agent_token: str | None = None
+    # Email channel: on when imap_host is set.
+    imap_host: str | None = None
+    imap_port: int | None = None
+    imap_security: str = "ssl"
+    imap_user: str | None = None
+    imap_password: str | None = None
+    imap_folder: str = "INBOX"
+    imap_processed_folder: str | None = None
+    imap_poll_seconds: float = 30.0
+    smtp_host: str | None = None
+    smtp_port: int | None = None
+    smtp_security: str = "starttls"
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    support_address: str | None = None
+    email_max_bytes: int = 10 * 1024 * 1024
+    email_replies_per_sender_per_hour: int = 5
+    # Telegram channel: on when telegram_token is set.
+    telegram_token: str | None = None
+    telegram_mode: str = "polling"
+    telegram_webhook_secret: str | None = None
+    telegram_api_base: str | None = None
     # Handoff thresholds (read by the engine-side decision through the action endpoint).
     followup_limit: int = 3
     sentiment_threshold: float = 0.75
@@ -65,7 +88,12 @@ class Settings(BaseSettings):
 
     def secret(self, name: str) -> str:
         """A persistent random secret under var/ (created on first use) unless set explicitly."""
-        explicit = {"rest_token": self.rest_token, "secret_key": self.secret_key}.get(name)
+        explicit = {
+            "rest_token": self.rest_token,
+            "secret_key": self.secret_key,
+            "agent_token": self.agent_token,
+            "telegram_webhook_secret": self.telegram_webhook_secret,
+        }.get(name)
         if explicit:
             return explicit
         path = self.var_dir / "secrets" / name

@@ -217,6 +217,11 @@ class ConversationStore:
         await self.save(conv)
         await self.publish(conv.id, {"type": "mode", "mode": conv.mode})
 
+    async def dequeue(self, conv: Conversation) -> None:
+        """Take a conversation out of its skill's queue (an agent took it, or it went back to the bot)."""
+        if conv.handoff is not None:
+            await self.redis.zrem(keys.handoff_queue(conv.handoff.skill), conv.id)
+
     async def queue(self, skill: str) -> list[tuple[str, Handoff]]:
         """Waiting conversations of a skill, most urgent first."""
         ids = await self.redis.zrange(keys.handoff_queue(skill), 0, -1)

@@ -60,6 +60,8 @@ class Template:
     text: dict[str, dict[str, str]]
     buttons: list[dict[str, Any]]
     path: Path
+    # "engine": a Rasa response (declared in domain.yml); "app": a notice the app sends itself.
+    rendered_by: str = "engine"
 
 
 @pass_context
@@ -112,6 +114,7 @@ class TemplateRegistry:
                     },
                     buttons=list(raw.get("buttons") or []),
                     path=path,
+                    rendered_by=str(raw.get("rendered_by", "engine")),
                 )
             except (KeyError, TypeError, ValueError, AttributeError, yaml.YAMLError) as exc:
                 raise TemplateError(f"{path}: not a valid response template ({exc!r})") from exc

@@ -7,15 +7,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from bot.services import Services
     from bot.settings import Settings
-
-
-@dataclass(frozen=True)
-class Button:
-    """A quick reply: the title shown and the payload sent back when pressed."""
-
-    title: str
-    payload: str
+    from bot.store import Conversation
 
 
 @dataclass(frozen=True)
@@ -44,11 +38,11 @@ class InboundMessage:
 
 @dataclass(frozen=True)
 class OutboundMessage:
-    """One reply to deliver: text, quick replies, and the template that produced it."""
+    """One message to deliver to a customer outside a request/response cycle (agent answers, notices)."""
 
     text: str
     role: str = "bot"
-    buttons: tuple[Button, ...] = ()
+    buttons: tuple[dict[str, str], ...] = ()
     template: str | None = None
     template_version: int | None = None
     html: str | None = None
@@ -56,21 +50,28 @@ class OutboundMessage:
 
 
 class Connector:
-    """Base class of a channel connector; rich content falls back to text."""
+    """A channel with a life of its own (a mailbox reader, a Telegram poller).
+
+    Request/response channels (REST, web chat) are plain routes; a Connector is for channels that
+    must run in the background and push messages to the customer (an agent's answer, say).
+    """
 
     @classmethod
     def name(cls) -> str:
-        """The channel name used in conversations and templates."""
+        """The channel name used in conversations, keys and templates."""
         raise NotImplementedError
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Connector | None:
         """Build the connector, or None when the channel is not configured."""
-        return cls()
+        raise NotImplementedError
 
-    async def deliver(self, conversation_id: str, thread_id: str, message: OutboundMessage) -> None:
-        """Deliver a reply produced outside a customer request (an agent's answer, say)."""
-        await self.send_text(conversation_id, thread_id, message.text)
+    async def start(self, services: Services) -> None:
+        """Start background work (polling, IDLE, outbox workers)."""
 
-    async def send_text(self, conversation_id: str, thread_id: str, text: str) -> None:
-        """Deliver plain text; channels that answer inline (REST) need not do anything."""
+    async def stop(self) -> None:
+        """Stop background work; called once at shutdown."""
+
+    async def deliver(self, conversation: Conversation, message: OutboundMessage) -> None:
+        """Push a message to the customer of a conversation on this channel."""
+        raise NotImplementedError

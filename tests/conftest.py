@@ -20,6 +20,7 @@ from bot.settings import PROJECT_ROOT
 from bot.stack import _redis_ping, free_port, redis_server_binary
 
 REST_TOKEN = "test-rest-token-0123456789"
+AGENT_TOKEN = "test-agent-token-0123456789"
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,16 @@ class RunningStack:
     var_dir: Path
     log: Path
     engine_url: str
+
+    def agent(self, method: str, path: str, **body: object) -> httpx.Response:
+        """Call the agent API."""
+        return httpx.request(
+            method,
+            f"{self.base_url}/agent{path}",
+            json=body or None,
+            headers={"Authorization": f"Bearer {AGENT_TOKEN}"},
+            timeout=60,
+        )
 
     def rest(self, sender: str, text: str, **extra: object) -> httpx.Response:
         """POST one message to the REST channel."""
@@ -97,6 +108,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         AUTORESPONDER_ENGINE_PORT=str(engine_port),
         AUTORESPONDER_VAR_DIR=str(var_dir),
         AUTORESPONDER_REST_TOKEN=REST_TOKEN,
+        AUTORESPONDER_AGENT_TOKEN=AGENT_TOKEN,
         AUTORESPONDER_STRICT_TEMPLATES="true",
         AUTORESPONDER_LOG_LEVEL="warning",
     )
