@@ -5,6 +5,8 @@ from __future__ import annotations
 PREFIX = "ar"
 
 SEEN_TTL_SECONDS = 7 * 24 * 3600
+# A message being processed holds its key this long; a crash mid-way frees it for the retry.
+CLAIM_TTL_SECONDS = 180
 CONVERSATION_TTL_SECONDS = 90 * 24 * 3600
 
 

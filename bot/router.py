@@ -59,18 +59,19 @@ class Router:
         """Process one inbound message end to end."""
         customer = await self.identify(msg)
         conv, _ = await self.store.find_or_open(msg.channel, msg.thread_id, customer.id if customer else None)
-        if msg.idempotency_key and not await self.store.claim_idempotency_key(
-            msg.channel, msg.idempotency_key, conv.id
-        ):
+        if msg.idempotency_key and not await self.store.claim_idempotency_key(msg.channel, msg.idempotency_key):
             return RouterResult(conversation=conv, duplicate=True)
         lock = self._locks.setdefault(conv.id, asyncio.Lock())
         async with lock:
             try:
-                return await self._handle_locked(msg, conv.id, customer, on_typing)
+                result = await self._handle_locked(msg, conv.id, customer, on_typing)
             except BaseException:
                 if msg.idempotency_key:
                     await self.store.release_idempotency_key(msg.channel, msg.idempotency_key)
                 raise
+            if msg.idempotency_key:
+                await self.store.complete_idempotency_key(msg.channel, msg.idempotency_key)
+            return result
 
     async def _handle_locked(
         self, msg: InboundMessage, conv_id: str, customer: CustomerInfo | None, on_typing: TypingHook | None
@@ -126,6 +127,7 @@ class Router:
                         ],
                         template=m.get("ar_template"),
                         template_version=m.get("ar_template_version"),
+                        html=m.get("ar_html"),
                     )
                 )
         if handoff is not None:

@@ -85,6 +85,7 @@ class LogEntry:
     template: str | None = None
     template_version: int | None = None
     agent_name: str | None = None
+    html: str | None = None
 
     def frame(self) -> dict[str, Any]:
         """The web chat / agent console frame for this entry."""
@@ -111,10 +112,18 @@ class ConversationStore:
         # decode_responses=True, which is how the app always connects.
         self.redis: Any = redis
 
-    async def claim_idempotency_key(self, channel: str, key: str, conv_hint: str = "") -> bool:
-        """True when this key is new; False when it was processed before (a duplicate)."""
-        created = await self.redis.set(keys.seen(channel, key), conv_hint or "1", nx=True, ex=keys.SEEN_TTL_SECONDS)
+    async def claim_idempotency_key(self, channel: str, key: str) -> bool:
+        """True when this key is new (or its earlier processing died); False for a duplicate.
+
+        The claim is short-lived until `complete_idempotency_key` makes it permanent, so a process
+        killed mid-message does not turn the channel's retry into a silently dropped duplicate.
+        """
+        created = await self.redis.set(keys.seen(channel, key), "pending", nx=True, ex=keys.CLAIM_TTL_SECONDS)
         return bool(created)
+
+    async def complete_idempotency_key(self, channel: str, key: str) -> None:
+        """The message was fully processed: remember its key for the dedupe period."""
+        await self.redis.set(keys.seen(channel, key), "done", ex=keys.SEEN_TTL_SECONDS)
 
     async def release_idempotency_key(self, channel: str, key: str) -> None:
         """Forget a key whose processing failed, so that a retry is processed."""
@@ -164,6 +173,7 @@ class ConversationStore:
         template: str | None = None,
         template_version: int | None = None,
         agent_name: str | None = None,
+        html: str | None = None,
     ) -> LogEntry:
         """Append a transcript line and publish it to the conversation's watchers."""
         ts = time.time()
@@ -178,6 +188,8 @@ class ConversationStore:
             fields["template_version"] = str(template_version)
         if agent_name:
             fields["agent_name"] = agent_name
+        if html:
+            fields["html"] = html
         seq = await self.redis.xadd(keys.transcript(conv_id), fields)
         await self.redis.expire(keys.transcript(conv_id), keys.CONVERSATION_TTL_SECONDS)
         entry = LogEntry(
@@ -190,6 +202,7 @@ class ConversationStore:
             template=template,
             template_version=template_version,
             agent_name=agent_name,
+            html=html,
         )
         await self.publish(conv_id, entry.frame())
         return entry
@@ -255,4 +268,5 @@ def _entry(seq: str, data: dict[str, str]) -> LogEntry:
         template=data.get("template"),
         template_version=int(data["template_version"]) if data.get("template_version") else None,
         agent_name=data.get("agent_name"),
+        html=data.get("html"),
     )

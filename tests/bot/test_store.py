@@ -45,7 +45,10 @@ async def test_idempotency_keys_claim_once(redis: Redis) -> None:
     store = ConversationStore(redis)
     assert await store.claim_idempotency_key("email", "<m1@example.com>")
     assert not await store.claim_idempotency_key("email", "<m1@example.com>")
-    assert await redis.ttl(keys.seen("email", "<m1@example.com>")) > 0
+    assert 0 < await redis.ttl(keys.seen("email", "<m1@example.com>")) <= keys.CLAIM_TTL_SECONDS
+    await store.complete_idempotency_key("email", "<m1@example.com>")
+    assert await redis.ttl(keys.seen("email", "<m1@example.com>")) > keys.CLAIM_TTL_SECONDS
+    assert not await store.claim_idempotency_key("email", "<m1@example.com>")
     await store.release_idempotency_key("email", "<m1@example.com>")
     assert await store.claim_idempotency_key("email", "<m1@example.com>")
 
