@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "$$HOME/.local/bin/uv")
 RUN := $(UV) run --frozen
 
-.PHONY: help setup run test lint train status browser clean
+.PHONY: help setup run test lint train status eval clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -23,8 +23,12 @@ status: ## Show whether the running stack is healthy
 
 test: setup ## Install what the tests need, then run the whole suite against real Redis, Rasa and Chromium
 	@bash scripts/browser.sh
+	@cd engine && $(RUN) pytest
 	@$(RUN) autoresponder train
 	@$(RUN) pytest
+
+eval: setup ## Evaluate the assistant (held-out NLU, conversation tests, sentiment); fails under target
+	@$(RUN) autoresponder eval
 
 lint: setup ## ruff and mypy
 	@$(RUN) ruff check .

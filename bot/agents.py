@@ -59,6 +59,7 @@ class AgentDesk:
                 html=rendered.html,
                 template=rendered.name,
                 template_version=rendered.version,
+                text_format=rendered.text_format,
             ),
         )
         return entry

@@ -57,6 +57,7 @@ async def render_nlg(templates: TemplateRegistry, crm: CRM, body: dict[str, Any]
         "buttons": rendered.buttons,
         "ar_template": rendered.name,
         "ar_template_version": rendered.version,
+        "ar_format": rendered.text_format,
     }
     if rendered.html:
         reply["ar_html"] = rendered.html

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import sys
 import time
 from typing import Annotated
@@ -11,8 +12,9 @@ from typing import Annotated
 import httpx
 import typer
 
+from bot.locale import detect_locale
 from bot.settings import Settings
-from bot.stack import Stack, StackError, model_path, train
+from bot.stack import Stack, StackError, engine_env, model_path, train
 
 app = typer.Typer(help="Omnichannel customer-service auto-responder.", no_args_is_help=True)
 
@@ -69,6 +71,62 @@ def train_cmd(force: Annotated[bool, typer.Option(help="Train even when the mode
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(1) from exc
+
+
+@app.command()
+def parse(
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to parse; none: one per line on stdin.")] = None,
+) -> None:
+    """Print one JSON line per text: intent, confidence, entities, sentiment score and detected locale."""
+    settings = Settings()
+    model = model_path(settings)
+    if not model.exists():
+        print(f"error: no model for the current data ({model.name}); run `autoresponder train`", file=sys.stderr)
+        raise typer.Exit(1)
+    lines = texts if texts else [line.rstrip("\n") for line in sys.stdin]
+    lines = [line.replace("\n", " ") for line in lines if line.strip()]
+    python = settings.engine_dir / ".venv" / "bin" / "python"
+    proc = subprocess.run(
+        [str(python), "-m", "ar_engine.parse_cli", "--model", str(model)],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        env=engine_env(settings, ""),
+        check=False,
+    )
+    if proc.returncode != 0:
+        print(proc.stderr[-2000:], file=sys.stderr)
+        raise typer.Exit(proc.returncode)
+    for text, line in zip(lines, proc.stdout.splitlines(), strict=False):
+        result = json.loads(line)
+        result["locale"] = detect_locale(text)
+        print(json.dumps(result, ensure_ascii=False))
+
+
+@app.command("eval")
+def eval_cmd() -> None:
+    """Evaluate the current model (training it if stale); write var/eval/report.md; fail under target."""
+    from bot.evaluation import report, run_conversation_tests, run_nlu_and_sentiment, targets
+
+    settings = Settings()
+    try:
+        model = train(settings)
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from exc
+    out = settings.var_dir / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = run_nlu_and_sentiment(settings, model, out)
+    metrics["conversation_tests"] = run_conversation_tests(settings, model, out)
+    found = targets(metrics)
+    (out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2))
+    (out / "report.md").write_text(report(metrics, found))
+    width = max(len(t.name) for t in found)
+    for t in found:
+        print(f"  {t.name:<{width}}  {t.value:6.3f}  (min {t.minimum:.2f})  {'ok' if t.met else 'UNDER TARGET'}")
+    print(f"report: {out / 'report.md'}")
+    if not all(t.met for t in found):
+        raise typer.Exit(1)
 
 
 @app.command()

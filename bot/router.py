@@ -128,6 +128,7 @@ class Router:
                         template=m.get("ar_template"),
                         template_version=m.get("ar_template_version"),
                         html=m.get("ar_html"),
+                        text_format=m.get("ar_format"),
                     )
                 )
         if handoff is not None:

@@ -80,7 +80,7 @@ def train(settings: Settings, *, force: bool = False) -> Path:
         "--config", "config.yml", "--domain", "domain.yml", "--data", "data",
         "--out", str(settings.model_dir), "--fixed-model-name", target.name.removesuffix(".tar.gz"),
     ]  # fmt: skip
-    result = subprocess.run(cmd, cwd=PROJECT_ROOT, env=_engine_env(settings, ""), check=False)
+    result = subprocess.run(cmd, cwd=PROJECT_ROOT, env=engine_env(settings, ""), check=False)
     if result.returncode != 0 or not target.exists():
         raise StackError(f"training failed (exit {result.returncode}); see Rasa's output above")
     for old in settings.model_dir.glob("autoresponder-*.tar.gz"):
@@ -90,9 +90,12 @@ def train(settings: Settings, *, force: bool = False) -> Path:
     return target
 
 
-def _engine_env(settings: Settings, engine_token: str) -> dict[str, str]:
+def engine_env(settings: Settings, engine_token: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
     env["AUTORESPONDER_ENGINE_TOKEN"] = engine_token
+    # Handoff thresholds are read by the engine's HandoffPolicy at prediction time.
+    env["AUTORESPONDER_FOLLOWUP_LIMIT"] = str(settings.followup_limit)
+    env["AUTORESPONDER_SENTIMENT_THRESHOLD"] = str(settings.sentiment_threshold)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["RASA_TELEMETRY_ENABLED"] = "false"
     env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
@@ -198,7 +201,7 @@ class Stack:
             "--endpoints", str(endpoints), "--credentials", str(credentials),
             "--response-timeout", str(int(self.settings.engine_timeout_seconds)),
         ]  # fmt: skip
-        self._spawn("engine", cmd, _engine_env(self.settings, self.engine_token), self.run_dir() / "engine.log")
+        self._spawn("engine", cmd, engine_env(self.settings, self.engine_token), self.run_dir() / "engine.log")
 
     def start_app(self) -> None:
         """Start the app's web server (uvicorn) as a child process."""

@@ -86,6 +86,7 @@ class LogEntry:
     template_version: int | None = None
     agent_name: str | None = None
     html: str | None = None
+    text_format: str | None = None  # "html" when `text` is HTML (Telegram replies), else plain text
 
     def frame(self) -> dict[str, Any]:
         """The web chat / agent console frame for this entry."""
@@ -174,6 +175,7 @@ class ConversationStore:
         template_version: int | None = None,
         agent_name: str | None = None,
         html: str | None = None,
+        text_format: str | None = None,
     ) -> LogEntry:
         """Append a transcript line and publish it to the conversation's watchers."""
         ts = time.time()
@@ -190,6 +192,8 @@ class ConversationStore:
             fields["agent_name"] = agent_name
         if html:
             fields["html"] = html
+        if text_format:
+            fields["text_format"] = text_format
         seq = await self.redis.xadd(keys.transcript(conv_id), fields)
         await self.redis.expire(keys.transcript(conv_id), keys.CONVERSATION_TTL_SECONDS)
         entry = LogEntry(
@@ -203,6 +207,7 @@ class ConversationStore:
             template_version=template_version,
             agent_name=agent_name,
             html=html,
+            text_format=text_format,
         )
         await self.publish(conv_id, entry.frame())
         return entry
@@ -269,4 +274,5 @@ def _entry(seq: str, data: dict[str, str]) -> LogEntry:
         template_version=int(data["template_version"]) if data.get("template_version") else None,
         agent_name=data.get("agent_name"),
         html=data.get("html"),
+        text_format=data.get("text_format"),
     )

@@ -49,6 +49,8 @@ class Rendered:
     text: str
     html: str | None
     buttons: list[dict[str, str]]
+    # "html" when `text` is HTML (Telegram), "text" otherwise.
+    text_format: str = "text"
 
 
 @dataclass(frozen=True)
@@ -144,8 +146,12 @@ class TemplateRegistry:
         source, convert = self._source(tpl, kind, locale)
         context = {**variables, "locale": locale, "channel": kind}
         try:
-            if CHANNEL_FORMAT[kind] == "html":
+            if CHANNEL_FORMAT[kind] == "html" and kind in tpl.text:
                 text = self._html_env.from_string(source).render(context)
+                html = None
+            elif CHANNEL_FORMAT[kind] == "html":
+                # The plain `chat` variant stands in: escape all of it, its own text as well as the variables.
+                text = str(escape(self._text_env.from_string(source).render(context)))
                 html = None
             else:
                 text = self._text_env.from_string(source).render(context)
@@ -156,7 +162,7 @@ class TemplateRegistry:
             text = to_traditional(text)
             html = to_traditional(html) if html else None
         buttons = [{"title": _pick(b["title"], locale), "payload": str(b["payload"])} for b in tpl.buttons]
-        return Rendered(tpl.name, tpl.version, locale, kind, text.strip(), html, buttons)
+        return Rendered(tpl.name, tpl.version, locale, kind, text.strip(), html, buttons, CHANNEL_FORMAT[kind])
 
 
 def _pick(title: Any, locale: str) -> str:

@@ -47,6 +47,7 @@ class OutboundMessage:
     template_version: int | None = None
     html: str | None = None
     agent_name: str | None = None
+    text_format: str = "text"  # "html" when `text` is HTML (a notice rendered for Telegram)
 
 
 class Connector:

@@ -104,16 +104,23 @@ async def test_handoff_carries_reason_skill_priority_and_summary() -> None:
         {"event": "bot", "text": "订单 DD202405001 已发货"},
     ]
     dispatcher = CollectingDispatcher()
+    slots = {
+        "order_id": "DD202405001",
+        "handoff_reason": "requested",
+        "handoff_skill": "logistics",
+        "handoff_priority": 3.0,
+    }
     await ActionHandoff().run(
         dispatcher,
-        tracker("request_human", "转人工", slots={"order_id": "DD202405001"}, metadata={"vip": True}, history=history),
+        tracker("request_human", "转人工", slots=slots, metadata={"vip": True}, history=history),
         {},
     )
     [message] = dispatcher.messages
     handoff = message["custom"]["handoff"]
     assert handoff["reason"] == "requested"
     assert handoff["skill"] == "logistics"
-    assert handoff["priority"] > 1  # VIP customers wait less
+    assert handoff["priority"] == 3
+    assert "VIP" in handoff["summary"]
     assert "DD202405001" in handoff["summary"]
     assert "order_status" in handoff["summary"]
     assert "已发货" in handoff["summary"]

@@ -155,3 +155,29 @@ def test_engine_api_is_protected_by_its_token(stack: RunningStack) -> None:
     # Callbacks into the app need the engine token too.
     assert httpx.post(f"{stack.base_url}/webhooks/nlg", json={}).status_code == 401
     assert httpx.post(f"{stack.base_url}/webhooks/actions", json={}).status_code == 401
+
+
+def test_three_followups_hand_off_on_the_third_not_before(stack: RunningStack) -> None:
+    who = sender()
+    assert "DD202405001" in stack.rest(who, "DD202405001 到哪了").json()["replies"][0]["text"]
+    for n in (1, 2):
+        body = stack.rest(who, "还是没解决").json()
+        assert body["mode"] == "bot", f"handed off after {n} follow-ups"
+        assert body["replies"]
+    third = stack.rest(who, "还是没解决").json()
+    assert third["mode"] == "waiting"
+    assert third["handoff"]["reason"] == "followups"
+    assert third["handoff"]["skill"] == "logistics"
+
+
+def test_angry_message_hands_off_for_sentiment(stack: RunningStack) -> None:
+    body = stack.rest(sender(), "你们这什么破服务！等了两个星期还没到，骗子！我要去12315投诉你们！！").json()
+    assert body["mode"] == "waiting"
+    assert body["handoff"]["reason"] == "sentiment"
+
+
+def test_traditional_question_gets_a_traditional_answer(stack: RunningStack) -> None:
+    text = " ".join(r["text"] for r in stack.rest(sender(), "請問訂單DD202405006到哪裡了？").json()["replies"])
+    assert "DD202405006" in text
+    assert "訂單" in text
+    assert "订单" not in text

@@ -1,0 +1,243 @@
+"""Evaluate a trained model on held-out data: intents per script, entities, sentiment.
+
+Run by `autoresponder eval` in the engine environment; writes metrics.json and a confusion-matrix PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import logging
+import os
+import re
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ar_engine.normalizer import to_simplified_same_length
+from ar_engine.sentiment_lexicon import score
+
+_HAN = re.compile(r"[\u3400-\u9fff]")
+FALLBACK_OK = {"out_of_scope", "nlu_fallback"}
+
+
+def script_of(text: str) -> str:
+    """zh-TW when a traditional-only character appears, zh-CN for other Chinese, else en."""
+    if to_simplified_same_length(text) != text:
+        return "zh-TW"
+    return "zh-CN" if _HAN.search(text) else "en"
+
+
+def f1_scores(gold: Sequence[str], pred: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Precision, recall and F1 per label."""
+    labels = sorted(set(gold) | set(pred))
+    out = {}
+    for label in labels:
+        tp = sum(1 for g, p in zip(gold, pred, strict=False) if g == label and p == label)
+        fp = sum(1 for g, p in zip(gold, pred, strict=False) if g != label and p == label)
+        fn = sum(1 for g, p in zip(gold, pred, strict=False) if g == label and p != label)
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out[label] = {"precision": precision, "recall": recall, "f1": f1, "support": sum(1 for g in gold if g == label)}
+    return out
+
+
+def entity_f1(gold: Iterable[tuple[str, str, str]], pred: Iterable[tuple[str, str, str]]) -> dict[str, float]:
+    """Exact-match F1 of (example, entity, value) triples."""
+    g, p = set(gold), set(pred)
+    tp = len(g & p)
+    precision = tp / len(p) if p else 0.0
+    recall = tp / len(g) if g else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "support": len(g)}
+
+
+def confusion_png(gold: Sequence[str], pred: Sequence[str], path: Path) -> None:
+    """Write a confusion-matrix heat map."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels = sorted(set(gold) | set(pred))
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = np.zeros((len(labels), len(labels)), dtype=int)
+    for g, p in zip(gold, pred, strict=False):
+        matrix[index[g], index[p]] += 1
+    fig, ax = plt.subplots(figsize=(12, 10))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)))
+    ax.set_yticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=90, fontsize=8)
+    ax.set_yticklabels(labels, fontsize=8)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            if matrix[i, j]:
+                ax.text(
+                    j,
+                    i,
+                    str(matrix[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if matrix[i, j] > matrix.max() / 2 else "black",
+                )
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("expected")
+    ax.set_title("Intent confusion matrix (held-out test set)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+async def evaluate_nlu(model: str, test_file: Path, out: Path) -> dict[str, Any]:
+    """Parse every held-out example and score intents, scripts and entities."""
+    from rasa.core.agent import Agent
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    agent = Agent.load(model)
+    data = load_data(str(test_file))
+    gold: list[str] = []
+    pred: list[str] = []
+    scripts: list[str] = []
+    gold_entities: list[tuple[str, str, str]] = []
+    pred_entities: list[tuple[str, str, str]] = []
+    errors = []
+    latencies = []
+    for n, example in enumerate(data.intent_examples):
+        text = example.get("text")
+        started = time.perf_counter()
+        parsed = await agent.parse_message(text)
+        latencies.append(time.perf_counter() - started)
+        expected = example.get("intent")
+        predicted = (parsed.get("intent") or {}).get("name") or "nlu_fallback"
+        gold.append(expected)
+        pred.append(predicted)
+        scripts.append(script_of(text))
+        for e in example.get("entities") or []:
+            gold_entities.append(
+                (str(n), e["entity"], str(e["value"]).upper() if e["entity"] == "order_id" else str(e["value"]))
+            )
+        for e in parsed.get("entities") or []:
+            value = str(e.get("value"))
+            pred_entities.append((str(n), e["entity"], value.upper() if e["entity"] == "order_id" else value))
+        if predicted != expected and not (expected == "out_of_scope" and predicted in FALLBACK_OK):
+            errors.append(
+                {
+                    "text": text,
+                    "expected": expected,
+                    "predicted": predicted,
+                    "confidence": (parsed.get("intent") or {}).get("confidence"),
+                }
+            )
+    # Out of scope answered as fallback is a correct outcome: the assistant does not answer a wrong FAQ.
+    scored = [p if not (g == "out_of_scope" and p in FALLBACK_OK) else g for g, p in zip(gold, pred, strict=False)]
+    correct = [g == p for g, p in zip(gold, scored, strict=False)]
+    per_script = {}
+    for script in ("zh-CN", "zh-TW", "en"):
+        idx = [i for i, s in enumerate(scripts) if s == script]
+        per_script[script] = {"accuracy": sum(correct[i] for i in idx) / len(idx) if idx else 0.0, "n": len(idx)}
+    per_intent = f1_scores(gold, scored)
+    macro_f1 = sum(v["f1"] for k, v in per_intent.items() if v["support"]) / max(
+        1, sum(1 for v in per_intent.values() if v["support"])
+    )
+    entities = {}
+    for name in sorted({e[1] for e in gold_entities}):
+        entities[name] = entity_f1(
+            [e for e in gold_entities if e[1] == name], [e for e in pred_entities if e[1] == name]
+        )
+    oos = [i for i, g in enumerate(gold) if g == "out_of_scope"]
+    answered_wrong_faq = [i for i in oos if pred[i] not in FALLBACK_OK]
+    confusion_png(gold, scored, out / "intent_confusion_matrix.png")
+    latencies.sort()
+    return {
+        "n": len(gold),
+        "accuracy": sum(correct) / len(correct) if correct else 0.0,
+        "macro_f1": macro_f1,
+        "per_script": per_script,
+        "per_intent": per_intent,
+        "entities": entities,
+        "out_of_scope": {"n": len(oos), "answered_as_faq": len(answered_wrong_faq)},
+        "parse_latency_ms": {
+            "p50": 1000 * latencies[len(latencies) // 2],
+            "p95": 1000 * latencies[int(len(latencies) * 0.95)],
+        },
+        "errors": errors,
+        "intent_counts": dict(Counter(gold)),
+    }
+
+
+def evaluate_sentiment(tsv: Path, threshold: float) -> dict[str, Any]:
+    """Precision and recall of "negative enough to hand off" on the project's labelled set."""
+    rows = list(csv.DictReader(tsv.open(encoding="utf-8"), delimiter="\t"))
+    tp = fp = fn = tn = 0
+    misses = []
+    by_locale: dict[str, Counter] = defaultdict(Counter)
+    for row in rows:
+        negative = row["label"].strip() == "negative"
+        flagged = score(to_simplified_same_length(row["text"])) >= threshold
+        tp += negative and flagged
+        fp += (not negative) and flagged
+        fn += negative and not flagged
+        tn += (not negative) and not flagged
+        by_locale[row.get("locale", "?")]["correct" if negative == flagged else "wrong"] += 1
+        if negative != flagged:
+            misses.append(
+                {
+                    "text": row["text"],
+                    "label": row["label"],
+                    "score": round(score(to_simplified_same_length(row["text"])), 3),
+                }
+            )
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    return {
+        "n": len(rows),
+        "threshold": threshold,
+        "precision": precision,
+        "recall": recall,
+        "accuracy": (tp + tn) / len(rows) if rows else 0.0,
+        "by_locale": {k: dict(v) for k, v in by_locale.items()},
+        "errors": misses,
+    }
+
+
+def evaluate_chnsenticorp(tsv: Path) -> dict[str, Any]:
+    """Polarity accuracy on ChnSentiCorp's test split: negative when the anger score passes 0.5."""
+    rows = [line.rstrip("\n").split("\t", 1) for line in tsv.open(encoding="utf-8")]
+    rows = [r for r in rows if len(r) == 2 and r[0] in ("0", "1")]
+    correct = 0
+    for label, text in rows:
+        predicted_negative = score(to_simplified_same_length(text)) >= 0.5
+        correct += predicted_negative == (label == "0")
+    return {"n": len(rows), "accuracy": correct / len(rows) if rows else 0.0}
+
+
+def main() -> None:
+    """Entry point: `python -m ar_engine.evaluate --model M --nlu-test F --sentiment-test F --out DIR`."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--nlu-test", type=Path, required=True)
+    parser.add_argument("--sentiment-test", type=Path, required=True)
+    parser.add_argument("--sentiment-threshold", type=float, default=0.75)
+    parser.add_argument("--chnsenticorp", type=Path, default=None)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.disable(logging.WARNING)
+    args.out.mkdir(parents=True, exist_ok=True)
+    metrics: dict[str, Any] = {"nlu": asyncio.run(evaluate_nlu(args.model, args.nlu_test, args.out))}
+    metrics["sentiment"] = evaluate_sentiment(args.sentiment_test, args.sentiment_threshold)
+    chn: Path | None = args.chnsenticorp
+    metrics["chnsenticorp"] = evaluate_chnsenticorp(chn) if chn and chn.exists() else None
+    (args.out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":
+    main()
