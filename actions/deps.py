@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from rasa_sdk import Tracker
 
-from bot.crm import CRM
+from bot.crm import CRM, SHOP_TZ
+
+
+def _shop_today() -> dt.date:
+    return dt.datetime.now(SHOP_TZ).date()
 
 
 @dataclass
@@ -16,7 +22,9 @@ class ActionServices:
 
     crm: CRM
     followup_limit: int = 3
-    sentiment_threshold: float = 0.75
+    sentiment_threshold: float = 0.5
+    # The shop's calendar day; tests pin it so warranty answers are stable.
+    today: Callable[[], dt.date] = field(default=_shop_today)
 
 
 _services: ActionServices | None = None
@@ -42,6 +50,16 @@ def message_metadata(tracker: Tracker) -> dict[str, Any]:
             meta = event.get("metadata") or {}
             return meta if isinstance(meta, dict) else {}
     return {}
+
+
+def message_locale(tracker: Tracker) -> str:
+    """The locale the app resolved for the customer's latest message."""
+    return str(message_metadata(tracker).get("locale") or "zh-CN")
+
+
+def latest_text(tracker: Tracker) -> str:
+    """The customer's latest message."""
+    return str(tracker.latest_message.get("text") or "")
 
 
 def latest_intent(tracker: Tracker) -> str:

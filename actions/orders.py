@@ -80,9 +80,19 @@ class ActionInform(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         """Run the pending action, or treat an order id on its own as an order-status question."""
         pending = tracker.get_slot("pending_action") or "action_order_status"
-        action = ACTIONS_WAITING_FOR_ORDER.get(str(pending), ActionOrderStatus)()
+        action = _actions_waiting_for_order().get(str(pending), ActionOrderStatus)()
         events: list[EventType] = await action.run(dispatcher, tracker, domain)
         return events
 
 
-ACTIONS_WAITING_FOR_ORDER: dict[str, type[Action]] = {"action_order_status": ActionOrderStatus}
+def _actions_waiting_for_order() -> dict[str, type[Action]]:
+    # Imported here: those modules import this one for lookup_order.
+    from actions.after_sales import ActionRefundStatus, ActionRepair, ActionReturnExchange, ActionWarranty
+    from actions.billing import ActionInvoice, ActionPaymentIssue
+    from actions.order_changes import ActionCancelOrder, ActionChangeAddress
+
+    classes: list[type[Action]] = [
+        ActionOrderStatus, ActionRefundStatus, ActionWarranty, ActionRepair, ActionReturnExchange,
+        ActionChangeAddress, ActionCancelOrder, ActionInvoice, ActionPaymentIssue,
+    ]  # fmt: skip
+    return {cls().name(): cls for cls in classes}

@@ -26,6 +26,7 @@ from bot.store import ConversationStore
 from bot.templates import TemplateRegistry
 from connectors import enabled_connectors, rest, webchat
 from connectors.base import Connector
+from connectors.telegram import webhook as telegram_webhook
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -103,6 +104,7 @@ def create_app(settings: Settings, *, engine_token: str) -> FastAPI:
     app.include_router(webchat.router)
     app.include_router(callbacks.router)
     app.include_router(agent_api.router)
+    app.include_router(telegram_webhook.router)
 
     @app.exception_handler(EngineUnavailable)
     async def _engine_down(request: Request, exc: EngineUnavailable) -> JSONResponse:

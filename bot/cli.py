@@ -7,13 +7,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Annotated
 
 import httpx
 import typer
 
 from bot.locale import detect_locale
-from bot.settings import Settings
+from bot.settings import PROJECT_ROOT, Settings
 from bot.stack import Stack, StackError, engine_env, model_path, train
 
 app = typer.Typer(help="Omnichannel customer-service auto-responder.", no_args_is_help=True)
@@ -97,7 +98,9 @@ def parse(
     if proc.returncode != 0:
         print(proc.stderr[-2000:], file=sys.stderr)
         raise typer.Exit(proc.returncode)
-    for text, line in zip(lines, proc.stdout.splitlines(), strict=False):
+    # Rasa and TensorFlow may print to stdout too: the results are the lines that are JSON objects.
+    results = [line for line in proc.stdout.splitlines() if line.startswith('{"text"')]
+    for text, line in zip(lines, results, strict=False):
         result = json.loads(line)
         result["locale"] = detect_locale(text)
         print(json.dumps(result, ensure_ascii=False))
@@ -127,6 +130,37 @@ def eval_cmd() -> None:
     print(f"report: {out / 'report.md'}")
     if not all(t.met for t in found):
         raise typer.Exit(1)
+
+
+@app.command("compare-pipelines")
+def compare_pipelines(folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 3) -> None:
+    """Train each candidate NLU pipeline; report held-out and cross-validated accuracy, time, latency."""
+    settings = Settings()
+    out = settings.var_dir / "compare"
+    python = settings.engine_dir / ".venv" / "bin" / "python"
+    cmd = [str(python), "-m", "ar_engine.compare", "--config", "config.yml", "--nlu", "data/nlu"]
+    cmd += ["--test", "tests/nlu/test_nlu.yml", "--out", str(out), "--folds", str(folds)]
+    raise typer.Exit(subprocess.run(cmd, cwd=PROJECT_ROOT, env=engine_env(settings, ""), check=False).returncode)
+
+
+@app.command("bench-nlu")
+def bench_nlu(
+    dataset: Annotated[str, typer.Argument(help="banking77, clinc150 or smp2017")],
+    data: Annotated[Path, typer.Option(help="The data set's folder, e.g. ../shared/data/banking77")],
+) -> None:
+    """Train the project's pipeline on a public intent set and report its test accuracy (not run in CI)."""
+    settings = Settings()
+    if dataset not in ("banking77", "clinc150", "smp2017"):
+        print("error: dataset must be banking77, clinc150 or smp2017", file=sys.stderr)
+        raise typer.Exit(2)
+    if not data.exists():
+        print(f"error: {data} not found (the data sets live in ../shared/data)", file=sys.stderr)
+        raise typer.Exit(2)
+    out = settings.var_dir / "bench-nlu" / dataset
+    python = settings.engine_dir / ".venv" / "bin" / "python"
+    cmd = [str(python), "-m", "ar_engine.bench_nlu", dataset, "--data", str(data.resolve())]
+    cmd += ["--config", str(PROJECT_ROOT / "config.yml"), "--out", str(out)]
+    raise typer.Exit(subprocess.run(cmd, cwd=PROJECT_ROOT, env=engine_env(settings, ""), check=False).returncode)
 
 
 @app.command()

@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     telegram_api_base: str | None = None
     # Handoff thresholds (read by the engine-side decision through the action endpoint).
     followup_limit: int = 3
-    sentiment_threshold: float = 0.75
+    sentiment_threshold: float = 0.5
 
     @property
     def base_url(self) -> str:

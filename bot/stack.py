@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import importlib.util
 import os
@@ -65,29 +66,33 @@ def rasa_bin(settings: Settings) -> Path:
 
 
 def train(settings: Settings, *, force: bool = False) -> Path:
-    """Train the model when it is missing or its inputs changed; return its path."""
+    """Train the model when it is missing or its inputs changed; return its path.
+
+    A file lock makes concurrent callers (two stacks starting at once) wait for one training.
+    """
     target = model_path(settings)
-    if target.exists() and not force:
-        print(
-            f"model up to date: {target.relative_to(PROJECT_ROOT) if target.is_relative_to(PROJECT_ROOT) else target}"
-        )
-        return target
     settings.model_dir.mkdir(parents=True, exist_ok=True)
-    print(f"training the model ({target.name}); Rasa shows its progress below", flush=True)
-    started = time.monotonic()
-    cmd = [
-        str(rasa_bin(settings)), "train",
-        "--config", "config.yml", "--domain", "domain.yml", "--data", "data",
-        "--out", str(settings.model_dir), "--fixed-model-name", target.name.removesuffix(".tar.gz"),
-    ]  # fmt: skip
-    result = subprocess.run(cmd, cwd=PROJECT_ROOT, env=engine_env(settings, ""), check=False)
-    if result.returncode != 0 or not target.exists():
-        raise StackError(f"training failed (exit {result.returncode}); see Rasa's output above")
-    for old in settings.model_dir.glob("autoresponder-*.tar.gz"):
-        if old != target:
-            old.unlink()
-    print(f"model trained in {time.monotonic() - started:.0f} s: {target.name}", flush=True)
-    return target
+    with open(settings.model_dir / ".train.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.exists() and not force:
+            shown = target.relative_to(PROJECT_ROOT) if target.is_relative_to(PROJECT_ROOT) else target
+            print(f"model up to date: {shown}")
+            return target
+        print(f"training the model ({target.name}); Rasa shows its progress below", flush=True)
+        started = time.monotonic()
+        cmd = [
+            str(rasa_bin(settings)), "train",
+            "--config", "config.yml", "--domain", "domain.yml", "--data", "data",
+            "--out", str(settings.model_dir), "--fixed-model-name", target.name.removesuffix(".tar.gz"),
+        ]  # fmt: skip
+        result = subprocess.run(cmd, cwd=PROJECT_ROOT, env=engine_env(settings, ""), check=False)
+        if result.returncode != 0 or not target.exists():
+            raise StackError(f"training failed (exit {result.returncode}); see Rasa's output above")
+        for old in settings.model_dir.glob("autoresponder-*.tar.gz"):
+            if old != target and time.time() - old.stat().st_mtime > 3600:
+                old.unlink()  # keep recent ones: a running stack may still be loading one
+        print(f"model trained in {time.monotonic() - started:.0f} s: {target.name}", flush=True)
+        return target
 
 
 def engine_env(settings: Settings, engine_token: str) -> dict[str, str]:

@@ -11,7 +11,9 @@ if TYPE_CHECKING:
 
 def connector_classes() -> list[type[Connector]]:
     """Every background connector class (imported here, not at package import, to keep start-up light)."""
-    return []
+    from connectors.telegram.connector import TelegramConnector
+
+    return [TelegramConnector]
 
 
 def enabled_connectors(settings: Settings) -> dict[str, Connector]:

@@ -28,6 +28,8 @@ SESSION_SALT = "autoresponder.webchat.session"
 # past it (and past uvicorn's 16 MiB websocket limit) they are refused unread.
 MAX_PARSED_FRAME_CHARS = 8 * 1024 * 1024
 MAX_QUEUED = 20
+# Workers outlive their connection to finish queued messages; asyncio keeps only weak references.
+_BACKGROUND: set[asyncio.Task[None]] = set()
 
 
 class Sessions:
@@ -96,6 +98,8 @@ class WebchatConnection:
     async def run(self) -> None:
         """Serve the connection until the browser leaves."""
         worker = asyncio.create_task(self._work())
+        _BACKGROUND.add(worker)
+        worker.add_done_callback(_BACKGROUND.discard)
         try:
             while True:
                 raw = await self.ws.receive()

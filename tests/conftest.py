@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -96,9 +97,14 @@ async def redis(redis_server: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    """The whole product, started the way `make run` starts it, on free ports with its own Redis."""
+@contextlib.contextmanager
+def start_stack(
+    tmp_path_factory: pytest.TempPathFactory, extra_env: dict[str, str] | None = None
+) -> Iterator[RunningStack]:
+    """Start the whole product the way `make run` does, on free ports with its own Redis; stop it after.
+
+    `extra_env` adds settings (AUTORESPONDER_*) for a stack with a channel turned on.
+    """
     var_dir = tmp_path_factory.mktemp("var")
     http_port, engine_port = free_port(), free_port()
     log = var_dir / "stack.log"
@@ -112,6 +118,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         AUTORESPONDER_STRICT_TEMPLATES="true",
         AUTORESPONDER_LOG_LEVEL="warning",
     )
+    env.update(extra_env or {})
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "bot.cli", "up"], cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
@@ -124,7 +131,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         if "autoresponder is ready" in log.read_text(errors="replace"):
             break
         if time.monotonic() > deadline:
-            proc.kill()
+            _stop(proc)
             pytest.fail(f"stack not ready in time:\n{log.read_text()[-4000:]}")
         time.sleep(0.5)
     yield RunningStack(
@@ -135,12 +142,27 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         log,
         f"http://127.0.0.1:{engine_port}",
     )
+    if not _stop(proc):
+        pytest.fail("`autoresponder up` did not stop within 30 s of Ctrl-C")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> bool:
+    """Ctrl-C `autoresponder up` so that it stops what it started; kill it after 30 s. True if it stopped."""
     proc.send_signal(signal.SIGINT)
     try:
         proc.wait(30)
     except subprocess.TimeoutExpired:
         proc.kill()
-        pytest.fail("`autoresponder up` did not stop within 30 s of Ctrl-C")
+        proc.wait()
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """The whole product, started the way `make run` starts it, on free ports with its own Redis."""
+    with start_stack(tmp_path_factory) as running:
+        yield running
 
 
 def chromium_path() -> str | None:

@@ -1172,6 +1172,14 @@ button { font: inherit; color: inherit; }
     state.pongTimer = null;
   }
 
+  // Anything sent but not echoed goes back to "queued"; it is resent (same client_id) after the next welcome.
+  function requeueSent() {
+    for (const id of state.outbox) {
+      const entry = state.pending.get(id);
+      if (entry && entry.status === "sent") setPendingStatus(entry, "queued");
+    }
+  }
+
   function ensureConnected() {
     state.stopped = false;
     if (state.ws && (state.ws.readyState === WebSocket.OPEN || state.ws.readyState === WebSocket.CONNECTING)) return;
@@ -1183,6 +1191,13 @@ button { font: inherit; color: inherit; }
     clearTimeout(state.reconnectTimer);
     state.reconnectTimer = null;
     if (state.ws && (state.ws.readyState === WebSocket.OPEN || state.ws.readyState === WebSocket.CONNECTING)) return;
+    if (state.ws) {
+      // Replacing a socket that is still closing (e.g. "online" fired before its close event): its close
+      // event will be ignored, so what it sent but never got echoed must be queued for resending here.
+      state.ws = null;
+      clearTimers();
+      requeueSent();
+    }
     setStatus(state.everConnected ? "reconnecting" : "connecting");
     let ws;
     try {
@@ -1239,11 +1254,7 @@ button { font: inherit; color: inherit; }
       state.ready = false;
       clearTimers();
       setTyping(false);
-      // Anything sent but not echoed goes back to "queued"; it is resent (same client_id) after the next welcome.
-      for (const id of state.outbox) {
-        const entry = state.pending.get(id);
-        if (entry && entry.status === "sent") setPendingStatus(entry, "queued");
-      }
+      requeueSent();
       if (!state.stopped) scheduleReconnect();
     };
     ws.addEventListener("close", onGone);

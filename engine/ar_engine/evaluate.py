@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from ar_engine.normalizer import to_simplified_same_length
-from ar_engine.sentiment_lexicon import score
 
 _HAN = re.compile(r"[\u3400-\u9fff]")
 FALLBACK_OK = {"out_of_scope", "nlu_fallback"}
@@ -173,28 +172,33 @@ async def evaluate_nlu(model: str, test_file: Path, out: Path) -> dict[str, Any]
     }
 
 
-def evaluate_sentiment(tsv: Path, threshold: float) -> dict[str, Any]:
+async def anger_scores(agent: Any, texts: list[str]) -> list[float]:
+    """The model's anger score of each text (the pipeline's SentimentScorer)."""
+    scores = []
+    for text in texts:
+        parsed = await agent.parse_message(text)
+        scores.append(float((parsed.get("sentiment") or {}).get("score") or 0.0))
+    return scores
+
+
+async def evaluate_sentiment(agent: Any, tsv: Path, threshold: float) -> dict[str, Any]:
     """Precision and recall of "negative enough to hand off" on the project's labelled set."""
-    rows = list(csv.DictReader(tsv.open(encoding="utf-8"), delimiter="\t"))
+    with tsv.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    values = await anger_scores(agent, [row["text"] for row in rows])
     tp = fp = fn = tn = 0
     misses = []
     by_locale: dict[str, Counter] = defaultdict(Counter)
-    for row in rows:
+    for row, value in zip(rows, values, strict=False):
         negative = row["label"].strip() == "negative"
-        flagged = score(to_simplified_same_length(row["text"])) >= threshold
+        flagged = value >= threshold
         tp += negative and flagged
         fp += (not negative) and flagged
         fn += negative and not flagged
         tn += (not negative) and not flagged
         by_locale[row.get("locale", "?")]["correct" if negative == flagged else "wrong"] += 1
         if negative != flagged:
-            misses.append(
-                {
-                    "text": row["text"],
-                    "label": row["label"],
-                    "score": round(score(to_simplified_same_length(row["text"])), 3),
-                }
-            )
+            misses.append({"text": row["text"], "label": row["label"], "score": round(value, 3)})
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     return {
@@ -208,15 +212,26 @@ def evaluate_sentiment(tsv: Path, threshold: float) -> dict[str, Any]:
     }
 
 
-def evaluate_chnsenticorp(tsv: Path) -> dict[str, Any]:
+async def evaluate_chnsenticorp(agent: Any, tsv: Path) -> dict[str, Any]:
     """Polarity accuracy on ChnSentiCorp's test split: negative when the anger score passes 0.5."""
-    rows = [line.rstrip("\n").split("\t", 1) for line in tsv.open(encoding="utf-8")]
+    with tsv.open(encoding="utf-8") as handle:
+        rows = [line.rstrip("\n").split("\t", 1) for line in handle]
     rows = [r for r in rows if len(r) == 2 and r[0] in ("0", "1")]
-    correct = 0
-    for label, text in rows:
-        predicted_negative = score(to_simplified_same_length(text)) >= 0.5
-        correct += predicted_negative == (label == "0")
+    values = await anger_scores(agent, [text for _, text in rows])
+    correct = sum((value >= 0.5) == (label == "0") for (label, _), value in zip(rows, values, strict=False))
     return {"n": len(rows), "accuracy": correct / len(rows) if rows else 0.0}
+
+
+async def evaluate_all(args: argparse.Namespace) -> dict[str, Any]:
+    """Every evaluation, with one loaded model."""
+    from rasa.core.agent import Agent
+
+    agent = Agent.load(args.model)
+    metrics: dict[str, Any] = {"nlu": await evaluate_nlu(agent, args.nlu_test, args.out)}
+    metrics["sentiment"] = await evaluate_sentiment(agent, args.sentiment_test, args.sentiment_threshold)
+    chn: Path | None = args.chnsenticorp
+    metrics["chnsenticorp"] = await evaluate_chnsenticorp(agent, chn) if chn and chn.exists() else None
+    return metrics
 
 
 def main() -> None:
@@ -225,7 +240,7 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--nlu-test", type=Path, required=True)
     parser.add_argument("--sentiment-test", type=Path, required=True)
-    parser.add_argument("--sentiment-threshold", type=float, default=0.75)
+    parser.add_argument("--sentiment-threshold", type=float, default=0.5)
     parser.add_argument("--chnsenticorp", type=Path, default=None)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()

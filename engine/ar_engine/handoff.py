@@ -44,7 +44,7 @@ class Thresholds:
     """Configuration of the decision (from config.yml, overridden by AUTORESPONDER_* variables)."""
 
     followup_limit: int = 3
-    sentiment_threshold: float = 0.75
+    sentiment_threshold: float = 0.5
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ class HandoffPolicy(Policy):
     @staticmethod
     def get_default_config() -> dict[str, Any]:
         """Defaults; AUTORESPONDER_FOLLOWUP_LIMIT and AUTORESPONDER_SENTIMENT_THRESHOLD override them."""
-        return {"priority": 7, "followup_limit": 3, "sentiment_threshold": 0.75}
+        return {"priority": 7, "followup_limit": 3, "sentiment_threshold": 0.5}
 
     def __init__(
         self,

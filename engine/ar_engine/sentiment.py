@@ -1,9 +1,20 @@
-"""SentimentScorer: how angry or distressed each message is, for the handoff decision."""
+"""SentimentScorer: how angry or distressed each message is, for the handoff decision.
+
+A logistic regression over three views of a message: its multilingual USE sentence vector
+(meaning, sarcasm, paraphrase), character n-grams (wording in either script), and the evidence of a
+hand-written anger lexicon. It is trained from the project's own labelled messages
+(`data/sentiment/train.tsv`); without that file the lexicon alone scores.
+"""
 
 from __future__ import annotations
 
+import csv
+import logging
+import pickle
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -13,22 +24,75 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from ar_engine.normalizer import to_simplified_same_length
-from ar_engine.sentiment_lexicon import score
+from ar_engine.sentiment_lexicon import evidence, score
 
 SENTIMENT = "sentiment"
+MODEL_FILE = "sentiment.pkl"
+log = logging.getLogger(__name__)
 
 
-@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False)
+def read_labelled(path: Path) -> list[tuple]:
+    """(text, is_negative) pairs from a `label<TAB>locale<TAB>text` file."""
+    with path.open(encoding="utf-8") as handle:
+        return [(row["text"], row["label"].strip() == "negative") for row in csv.DictReader(handle, delimiter="\t")]
+
+
+class SentimentModel:
+    """The fitted classifier and the feature pipeline it needs."""
+
+    def __init__(self) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        self.chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), min_df=2, sublinear_tf=True)
+        self.classifier = LogisticRegression(C=2.0, class_weight="balanced", max_iter=2000)
+
+    @staticmethod
+    def _dense(texts: list[str]) -> np.ndarray:
+        from ar_engine.use_featurizer import _encoder
+
+        vectors = np.asarray(_encoder().encode(texts), dtype=np.float32)
+        lexicon = np.array([[min(evidence(t), 6.0) / 3.0] for t in texts], dtype=np.float32)
+        return np.hstack([vectors, lexicon])
+
+    def _features(self, texts: list[str], fit: bool = False) -> Any:
+        from scipy.sparse import csr_matrix, hstack
+
+        folded = [to_simplified_same_length(t) for t in texts]
+        chars = self.chars.fit_transform(folded) if fit else self.chars.transform(folded)
+        return hstack([chars, csr_matrix(self._dense(folded))]).tocsr()
+
+    def fit(self, texts: list[str], labels: list[bool]) -> SentimentModel:
+        """Fit on labelled messages."""
+        self.classifier.fit(self._features(texts, fit=True), np.array(labels, dtype=int))
+        return self
+
+    def predict(self, texts: list[str]) -> list[float]:
+        """Probability that each message is negative enough to hand off."""
+        return [float(p) for p in self.classifier.predict_proba(self._features(texts))[:, 1]]
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=True)
 class SentimentScorer(GraphComponent):
-    """Adds `sentiment: {score, negative}` to every parsed message (score in [0, 1), 1 = furious)."""
+    """Adds `sentiment: {score, negative}` to every parsed message (score in [0, 1], 1 = furious)."""
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
-        """`threshold` only labels the output; the handoff policy applies its own threshold."""
-        return {"threshold": 0.75}
+        """`training_file` is relative to the project root; `threshold` only labels the output."""
+        return {"training_file": "data/sentiment/train.tsv", "threshold": 0.5}
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.threshold = float(config.get("threshold", 0.75))
+    def __init__(
+        self,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        model: SentimentModel | None = None,
+    ) -> None:
+        self.config = config
+        self.threshold = float(config.get("threshold", 0.5))
+        self._model_storage = model_storage
+        self._resource = resource
+        self.model = model
 
     @classmethod
     def create(
@@ -38,8 +102,44 @@ class SentimentScorer(GraphComponent):
         resource: Resource,
         execution_context: ExecutionContext,
     ) -> SentimentScorer:
-        """Create the component."""
-        return cls({**cls.get_default_config(), **config})
+        """An untrained scorer."""
+        return cls({**cls.get_default_config(), **config}, model_storage, resource)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        """Fit the classifier on the labelled file, and persist it with the model."""
+        path = Path(str(self.config["training_file"]))
+        if path.exists():
+            rows = read_labelled(path)
+            self.model = SentimentModel().fit([t for t, _ in rows], [n for _, n in rows])
+        else:
+            log.warning("no sentiment training file at %s: the lexicon alone will score", path)
+        with self._model_storage.write_to(self._resource) as directory:
+            (directory / MODEL_FILE).write_bytes(pickle.dumps(self.model))
+        return self._resource
+
+    @classmethod
+    def load(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> SentimentScorer:
+        """Load the fitted classifier (a model trained without one uses the lexicon)."""
+        model = None
+        try:
+            with model_storage.read_from(resource) as directory:
+                model = pickle.loads((directory / MODEL_FILE).read_bytes())  # our own model file
+        except (ValueError, FileNotFoundError):
+            model = None
+        return cls({**cls.get_default_config(), **config}, model_storage, resource, model)
+
+    def scores(self, texts: list[str]) -> list[float]:
+        """Anger scores of texts."""
+        if self.model is None:
+            return [score(to_simplified_same_length(t)) for t in texts]
+        return self.model.predict(texts)
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         """Training examples need no score."""
@@ -47,8 +147,8 @@ class SentimentScorer(GraphComponent):
 
     def process(self, messages: list[Message]) -> list[Message]:
         """Score each message."""
-        for message in messages:
-            text = message.get(TEXT) or ""
-            value = round(score(to_simplified_same_length(str(text))), 4)
+        texts = [str(m.get(TEXT) or "") for m in messages]
+        for message, value in zip(messages, self.scores(texts), strict=False):
+            value = round(value, 4)
             message.set(SENTIMENT, {"score": value, "negative": value >= self.threshold}, add_to_output=True)
         return messages

@@ -5,12 +5,21 @@ Each test uses its own browser context, so its own localStorage: a new visitor a
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Locator, Page, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Locator,
+    Page,
+    WebSocketRoute,
+    async_playwright,
+    expect,
+)
 
 from tests.conftest import RunningStack, chromium_path
 
@@ -201,37 +210,94 @@ async def test_dropped_connection_resends_without_duplicates(open_page: OpenPage
 
 
 @pytest.mark.parametrize("reconnect", ["backoff", "at-once"])
-async def test_connection_dropped_while_a_message_is_in_flight(open_page: OpenPage, reconnect: str) -> None:
+async def test_connection_dropped_while_messages_are_in_flight(open_page: OpenPage, reconnect: str) -> None:
     page = await open_page("zh-CN")
     await type_and_send(page, "你好")
     await expect(messages(page, "bot")).to_have_count(1, timeout=BOT_TIMEOUT_MS)
     await settled(page)
-    sent: list[str] = []
-    page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(str(payload))))
 
-    # The frame leaves on the old socket, which is closed before any echo. The widget reconnects (after its
-    # backoff, or at once on an "online" event, likely before the server has stored the message) and resends
-    # it with the same client_id unless the replayed history already holds it: it must be processed once.
+    # Two frames leave on the old socket, which is closed before any echo. The server answers them one at a
+    # time, so when the widget reconnects (after its backoff, or at once on an "online" event) the second is
+    # usually not in the replayed history yet: the widget resends it with the same client_id, and the server
+    # must still process each message exactly once.
     await page.evaluate(
         """(atOnce) => {
             const w = window.AutoResponderWidget;
             w.send("DD202405001 到哪了");
+            w.send("谢谢");
             w.socket().close();
             if (atOnce) window.dispatchEvent(new Event("online"));
         }""",
         reconnect == "at-once",
     )
     await expect(messages(page, "bot").filter(has_text="DD202405001")).to_have_count(1, timeout=BOT_TIMEOUT_MS)
+    await expect(messages(page, "bot")).to_have_count(3, timeout=BOT_TIMEOUT_MS)
     await settled(page)
-    await page.wait_for_timeout(1500)  # give a duplicate answer time to show up
-    print(f"frames sent after the drop ({reconnect}): {sent}")
+    await page.wait_for_timeout(2000)  # give a duplicate time to show up
 
     shown = await seqs(page)
     assert all(shown), shown
     assert len(shown) == len(set(shown)), f"a message is shown twice: {shown}"
-    assert await texts(page, "customer") == ["你好", "DD202405001 到哪了"]
+    assert await texts(page, "customer") == ["你好", "DD202405001 到哪了", "谢谢"]
     await expect(messages(page, "bot").filter(has_text="DD202405001")).to_have_count(1)
-    assert len(await texts(page, "bot")) == 2
+    assert len(await texts(page, "bot")) == 3
+    # The page shows what the server holds: a reload replays the same messages.
+    await page.reload()
+    await expect(page.get_by_test_id("ar-status")).to_have_attribute("data-state", "online")
+    assert await seqs(page) == shown
+
+
+@pytest.mark.parametrize("reconnect", ["backoff", "at-once"])
+async def test_message_lost_with_the_connection_is_resent(
+    open_page: OpenPage, stack: RunningStack, reconnect: str
+) -> None:
+    page = await open_page("zh-CN")
+    await type_and_send(page, "你好")
+    await expect(messages(page, "bot")).to_have_count(1, timeout=BOT_TIMEOUT_MS)
+    await settled(page)
+
+    # From now on the page's websockets go through a proxy that loses the first "谢谢" frame, the way a
+    # connection that is dying loses what was written to it.
+    lost: list[str] = []
+    forwarded: list[str] = []
+
+    def proxy(route: WebSocketRoute) -> None:
+        server = route.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            frame = json.loads(message)
+            if frame.get("type") == "message" and frame.get("text") == "谢谢" and not lost:
+                lost.append(frame["client_id"])
+                return
+            if frame.get("type") == "message":
+                forwarded.append(frame["client_id"])
+            server.send(message)
+
+        route.on_message(from_page)
+
+    await page.route_web_socket(stack.ws_url, proxy)
+    await page.evaluate("window.AutoResponderWidget.socket().close()")
+    await expect(page.get_by_test_id("ar-status")).not_to_have_attribute("data-state", "online")
+    await expect(page.get_by_test_id("ar-status")).to_have_attribute("data-state", "online")
+
+    # Sent on a socket that then dies: the widget reconnects (after its backoff, or at once when the browser
+    # says it is back online, while the old socket is still closing) and must resend it with the same client_id.
+    await page.evaluate(
+        """(atOnce) => {
+            const w = window.AutoResponderWidget;
+            w.send("谢谢");
+            w.socket().close();
+            if (atOnce) window.dispatchEvent(new Event("online"));
+        }""",
+        reconnect == "at-once",
+    )
+    await expect(messages(page, "bot")).to_have_count(2, timeout=BOT_TIMEOUT_MS)
+    await settled(page)
+    assert len(lost) == 1
+    assert forwarded == lost, "the lost message was not resent with its client_id"
+    assert await texts(page, "customer") == ["你好", "谢谢"]
+    shown = await seqs(page)
+    assert len(shown) == len(set(shown)), f"a message is shown twice: {shown}"
 
 
 async def test_quick_reply_asks_for_the_order_id(open_page: OpenPage) -> None:

@@ -181,3 +181,12 @@ def test_traditional_question_gets_a_traditional_answer(stack: RunningStack) -> 
     assert "DD202405006" in text
     assert "訂單" in text
     assert "订单" not in text
+
+
+def test_vip_complaint_hands_off_at_once_with_the_highest_priority(stack: RunningStack) -> None:
+    # C202405003 is a VIP in the demo CRM.
+    body = stack.rest("C202405003", "你们卖的耳机质量太差了，用了两天就坏了，我很不满意").json()
+    assert body["mode"] == "waiting"
+    assert body["handoff"]["reason"] == "vip_complaint"
+    assert body["handoff"]["priority"] == 9
+    assert body["handoff"]["skill"] == "complaints"

@@ -1,0 +1,74 @@
+"""Order changes: a new delivery address, a cancellation, each only where the status allows it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.deps import latest_text, message_metadata, services
+from actions.orders import lookup_order
+from bot.crm import OrderStatus
+
+IN_TRANSIT = {OrderStatus.SHIPPED, OrderStatus.DELAYED}
+
+
+class ActionChangeAddress(Action):
+    """Change the delivery address: possible before shipping (a ticket records the request)."""
+
+    def name(self) -> str:
+        """Action name in the domain."""
+        return "action_change_address"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        """Accept the change for paid orders, point to the carrier in transit, refuse afterwards."""
+        order, events = await lookup_order(dispatcher, tracker, self.name())
+        if order is None:
+            return events
+        common = {"order_id": order.id, "status": str(order.status), "customer_id": order.customer_id}
+        if order.status == OrderStatus.PAID:
+            customer = message_metadata(tracker).get("customer_id") or order.customer_id
+            ticket = await asyncio.to_thread(
+                services().crm.create_ticket, customer, order.id, "address_change", latest_text(tracker)[:2000]
+            )
+            dispatcher.utter_message(response="utter_change_address_ok", ticket=ticket, **common)
+        elif order.status in IN_TRANSIT:
+            dispatcher.utter_message(
+                response="utter_change_address_in_transit",
+                carrier=order.carrier or "",
+                tracking_number=order.tracking_number or "",
+                **common,
+            )
+        else:
+            dispatcher.utter_message(response="utter_change_address_not_possible", **common)
+        return events
+
+
+class ActionCancelOrder(Action):
+    """Cancel an order: done at once before shipping; otherwise explain the alternatives."""
+
+    def name(self) -> str:
+        """Action name in the domain."""
+        return "action_cancel_order"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        """Cancel paid orders; refuse politely for the other statuses."""
+        order, events = await lookup_order(dispatcher, tracker, self.name())
+        if order is None:
+            return events
+        common = {"order_id": order.id, "status": str(order.status), "customer_id": order.customer_id}
+        if order.status == OrderStatus.PAID:
+            cancelled = await asyncio.to_thread(services().crm.cancel_order, order.id, "customer request")
+            dispatcher.utter_message(
+                response="utter_cancel_done", amount=f"{cancelled.amount:.2f}", currency=cancelled.currency, **common
+            )
+        elif order.status in IN_TRANSIT:
+            dispatcher.utter_message(response="utter_cancel_in_transit", **common)
+        elif order.status == OrderStatus.CANCELLED:
+            dispatcher.utter_message(response="utter_cancel_already", **common)
+        else:
+            dispatcher.utter_message(response="utter_cancel_not_possible", **common)
+        return events

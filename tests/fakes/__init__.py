@@ -1,0 +1,1 @@
+"""Fakes of third-party services that cannot be reached from tests, speaking their real protocols."""
