@@ -95,12 +95,10 @@ def confusion_png(gold: Sequence[str], pred: Sequence[str], path: Path) -> None:
     plt.close(fig)
 
 
-async def evaluate_nlu(model: str, test_file: Path, out: Path) -> dict[str, Any]:
+async def evaluate_nlu(agent: Any, test_file: Path, out: Path) -> dict[str, Any]:
     """Parse every held-out example and score intents, scripts and entities."""
-    from rasa.core.agent import Agent
     from rasa.shared.nlu.training_data.loading import load_data
 
-    agent = Agent.load(model)
     data = load_data(str(test_file))
     gold: list[str] = []
     pred: list[str] = []
@@ -247,10 +245,7 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.disable(logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
-    metrics: dict[str, Any] = {"nlu": asyncio.run(evaluate_nlu(args.model, args.nlu_test, args.out))}
-    metrics["sentiment"] = evaluate_sentiment(args.sentiment_test, args.sentiment_threshold)
-    chn: Path | None = args.chnsenticorp
-    metrics["chnsenticorp"] = evaluate_chnsenticorp(chn) if chn and chn.exists() else None
+    metrics = asyncio.run(evaluate_all(args))
     (args.out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2))
 
 
