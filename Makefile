@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "$$HOME/.local/bin/uv")
 RUN := $(UV) run --frozen
 
-.PHONY: help setup run test lint train status eval clean
+.PHONY: help setup run test lint train status eval bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -23,12 +23,18 @@ status: ## Show whether the running stack is healthy
 
 test: setup ## Install what the tests need, then run the whole suite against real Redis, Rasa and Chromium
 	@bash scripts/browser.sh
+	@bash scripts/mailserver.sh
 	@cd engine && $(RUN) pytest
 	@$(RUN) autoresponder train
 	@$(RUN) pytest
 
 eval: setup ## Evaluate the assistant (held-out NLU, conversation tests, sentiment); fails under target
 	@$(RUN) autoresponder eval
+
+bench: setup ## Run the benchmarks (bench/bench_*.py) and print their tables
+	@bash scripts/mailserver.sh
+	@$(RUN) autoresponder train
+	@$(RUN) python -m bench
 
 lint: setup ## ruff and mypy
 	@$(RUN) ruff check .

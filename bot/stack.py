@@ -135,15 +135,14 @@ class Stack:
     def _spawn(
         self, name: str, cmd: list[str], env: dict[str, str], log: Path | None = None
     ) -> subprocess.Popen[bytes]:
-        out = open(log, "ab") if log else None  # noqa: SIM115  # closed with the process in stop()
-        proc = subprocess.Popen(
-            cmd,
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT if out else None,
-            start_new_session=True,
-        )
+        if log is None:
+            proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, start_new_session=True)
+        else:
+            # The child keeps its own copy of the descriptor; ours is closed as soon as it has started.
+            with open(log, "ab") as out:
+                proc = subprocess.Popen(
+                    cmd, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                )
         self.procs.append((name, proc))
         return proc
 

@@ -11,9 +11,10 @@ if TYPE_CHECKING:
 
 def connector_classes() -> list[type[Connector]]:
     """Every background connector class (imported here, not at package import, to keep start-up light)."""
+    from connectors.email.connector import EmailConnector
     from connectors.telegram.connector import TelegramConnector
 
-    return [TelegramConnector]
+    return [TelegramConnector, EmailConnector]
 
 
 def enabled_connectors(settings: Settings) -> dict[str, Connector]:

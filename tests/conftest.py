@@ -121,7 +121,12 @@ def start_stack(
     env.update(extra_env or {})
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "up"], cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "bot.cli", "up"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own group, so a kill also reaches a `rasa train` it started
         )
     base = f"http://127.0.0.1:{http_port}"
     deadline = time.monotonic() + 300
@@ -152,7 +157,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> bool:
     try:
         proc.wait(30)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         return False
     return True

@@ -1,0 +1,383 @@
+"""One inbound mail, start to finish: decide, route, compose the answer, commit it atomically.
+
+The commit is the exactly-once point. In one MULTI/EXEC, guarded by WATCH on the mail's "done"
+marker, it queues the answer in the outbox, marks the mail processed (by Message-ID, or a hash of
+its bytes when it has none), counts it for the sender's rate limit and records the thread. A process
+killed before the commit leaves no trace that matters: the mail is still unflagged and is processed
+again. Killed after it, the mail is found done and only flagged. Two readers racing on one mail (a
+lease lost during a long pause) cannot both commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from markupsafe import escape
+from redis.exceptions import WatchError
+
+from bot import keys
+from bot.locale import resolve_locale
+from bot.store import Conversation, LogEntry
+from connectors.base import InboundMessage
+from connectors.email.compose import (
+    bare_subject,
+    build_message,
+    domain_of,
+    new_message_id,
+    reply_subject,
+    thread_references,
+    wrap_html,
+)
+from connectors.email.errors import RetryLater
+from connectors.email.loops import ReplyRateLimit, Suppressed, suppression
+from connectors.email.outbox import OutboundMail, Outbox
+from connectors.email.parse import ParsedMail, parse_mail
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "email"
+ENGINE_DOWN_TEMPLATE = "engine_unavailable"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one inbound mail."""
+
+    status: str  # answered, handed_off, to_agent, too_large, suppressed, duplicate
+    reason: str = ""
+    conversation_id: str = ""
+    reply_message_id: str = ""
+    mail_key: str = ""
+
+    @property
+    def answered(self) -> bool:
+        """An answer went to the outbox for this mail."""
+        return bool(self.reply_message_id)
+
+
+@dataclass(frozen=True)
+class ThreadState:
+    """How to reply in an email conversation's thread (kept per conversation in Redis)."""
+
+    root: str
+    last_message_id: str
+    references: tuple[str, ...]
+    subject: str
+    address: str
+
+    def to_hash(self) -> dict[str, str]:
+        """Flatten for HSET."""
+        data = asdict(self)
+        data["references"] = json.dumps(list(self.references))
+        return {k: str(v) for k, v in data.items()}
+
+    @classmethod
+    def from_hash(cls, raw: dict[str, str]) -> ThreadState | None:
+        """Rebuild from HGETALL output, or None when the conversation did not come by email."""
+        if not raw.get("address"):
+            return None
+        return cls(
+            root=raw.get("root", ""),
+            last_message_id=raw.get("last_message_id", ""),
+            references=tuple(json.loads(raw.get("references") or "[]")),
+            subject=raw.get("subject", ""),
+            address=raw["address"],
+        )
+
+
+def _size_mb(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f}".rstrip("0").rstrip(".")
+
+
+class MailProcessor:
+    """Turns inbound mail into at most one committed answer each."""
+
+    def __init__(self, services: Services, *, support_address: str, max_bytes: int, replies_per_hour: int) -> None:
+        self.services = services
+        self.redis: Any = services.redis
+        self.support_address = support_address
+        self.max_bytes = max_bytes
+        self.rate = ReplyRateLimit(self.redis, replies_per_hour)
+        self._sender_locks: dict[str, asyncio.Lock] = {}
+
+    async def process(self, raw: bytes, *, size: int | None = None, uid: int | None = None) -> Outcome:
+        """Process one mail; RetryLater when it must stay unprocessed for now."""
+        full_size = size if size is not None else len(raw)
+        mail = parse_mail(raw, size=full_size)
+        done = await self.redis.get(keys.mail_done(mail.key))
+        if done:
+            return Outcome("duplicate", mail_key=mail.key)
+        reason = suppression(mail, self.support_address)
+        if reason is not None:
+            outcome = Outcome("suppressed", reason=reason.value, mail_key=mail.key)
+            await self._commit(mail, outcome, None, None, uid)
+            return outcome
+        address = mail.reply_address
+        assert address is not None  # suppression() returned NO_SENDER otherwise
+        if len(self._sender_locks) > 10_000:
+            self._sender_locks = {a: lk for a, lk in self._sender_locks.items() if lk.locked()}
+        # One mail per sender at a time: the rate limit counts committed answers, so it must not race.
+        async with self._sender_locks.setdefault(address, asyncio.Lock()):
+            if await self.redis.exists(keys.mail_done(mail.key)):
+                return Outcome("duplicate", mail_key=mail.key)  # the same mail twice in the folder, one done
+            root = await self._thread_root(mail)
+            if not await self.rate.allowed(address, mail.key):
+                # No answer, but a person may still need to read it: it goes to the transcript.
+                conv_id = await self._record_unanswered(mail, root, address)
+                outcome = Outcome(
+                    "suppressed", reason=Suppressed.RATE_LIMITED.value, conversation_id=conv_id, mail_key=mail.key
+                )
+                await self._commit(mail, outcome, None, self._state(mail, root, address), uid)
+                return outcome
+            outbound: OutboundMail | None
+            if full_size > self.max_bytes:
+                outcome, outbound, state = await self._too_large(mail, root, address)
+            else:
+                outcome, outbound, state = await self._route(mail, root, address)
+            committed = await self._commit(mail, outcome, outbound, state, uid)
+            return outcome if committed else Outcome("duplicate", mail_key=mail.key)
+
+    async def _thread_root(self, mail: ParsedMail) -> str:
+        """The conversation's thread: a known id this mail answers, else the headers' own root."""
+        candidates = list(reversed(mail.thread_candidates))
+        if candidates:
+            roots = await self.redis.mget([keys.mail_thread(m) for m in candidates])
+            for root in roots:
+                if root:
+                    return str(root)
+        return mail.natural_root
+
+    def _inbound(self, mail: ParsedMail, root: str, address: str) -> InboundMessage:
+        limit = self.services.settings.max_text_chars
+        text = mail.text or bare_subject(mail.subject) or mail.body.strip()
+        text = (text or "?")[:limit]
+        shown = text
+        if mail.attachments:
+            shown += "\n" + "\n".join(
+                f"📎 {a.name} · {a.content_type} · {max(1, a.size // 1024)} KB" for a in mail.attachments
+            )
+        return InboundMessage(
+            channel=CHANNEL,
+            thread_id=root,
+            sender=address,
+            text=text,
+            idempotency_key=mail.key,
+            attachments=mail.attachments,
+            locale_hint=mail.locale_hint,
+            metadata={"display_text": shown, "message_id": mail.message_id or "", "subject": mail.subject},
+        )
+
+    async def _route(
+        self, mail: ParsedMail, root: str, address: str
+    ) -> tuple[Outcome, OutboundMail | None, ThreadState]:
+        router = self.services.router
+        msg = self._inbound(mail, root, address)
+        result = await router.handle(msg)
+        if result.duplicate:
+            if await self.redis.exists(keys.mail_done(mail.key)):
+                raise RetryLater(f"mail {mail.key} was committed meanwhile")  # next round: flagged as done
+            # The router's claim outlived a process killed mid-message (this replica holds the mailbox
+            # lease, so no live one is working on it); our own done marker says it was never committed.
+            await self.services.store.release_idempotency_key(CHANNEL, mail.key)
+            result = await router.handle(msg)
+            if result.duplicate:
+                raise RetryLater(f"mail {mail.key} is being processed elsewhere")
+        if any(r.template == ENGINE_DOWN_TEMPLATE for r in result.replies):
+            await self.services.store.release_idempotency_key(CHANNEL, mail.key)
+            raise RetryLater("the engine is unavailable; the mail stays unprocessed until it is back")
+        conv = result.conversation
+        state = self._state(mail, root, address)
+        replies = list(result.replies)
+        if not replies and conv.mode == "bot":
+            # The engine said nothing: the customer still gets an answer, never silence.
+            replies = [await self._fallback_reply(conv)]
+        if not replies:
+            return Outcome("to_agent", conversation_id=conv.id, mail_key=mail.key), None, state
+        outbound = await self._answer(mail, conv, state, replies)
+        status = "answered" if conv.mode == "bot" else "handed_off"
+        return (
+            Outcome(status, conversation_id=conv.id, reply_message_id=outbound.message_id, mail_key=mail.key),
+            outbound,
+            state,
+        )
+
+    async def _record_unanswered(self, mail: ParsedMail, root: str, address: str) -> str:
+        store = self.services.store
+        msg = self._inbound(mail, root, address)
+        customer = await self.services.router.identify(msg)
+        conv, _ = await store.find_or_open(CHANNEL, root, customer.id if customer else None)
+        await store.append(conv.id, "customer", str(msg.metadata["display_text"]))
+        await store.append(
+            conv.id,
+            "system",
+            f"No automatic answer: {address} already had {self.rate.limit} in the last hour "
+            "(AUTORESPONDER_EMAIL_REPLIES_PER_SENDER_PER_HOUR).",
+        )
+        return conv.id
+
+    async def _fallback_reply(self, conv: Conversation) -> LogEntry:
+        rendered = self.services.templates.render("utter_default", CHANNEL, conv.locale or "zh-CN", {})
+        return await self.services.store.append(
+            conv.id, "bot", rendered.text, template=rendered.name, template_version=rendered.version, html=rendered.html
+        )
+
+    async def _too_large(self, mail: ParsedMail, root: str, address: str) -> tuple[Outcome, OutboundMail, ThreadState]:
+        store = self.services.store
+        msg = self._inbound(mail, root, address)
+        customer = await self.services.router.identify(msg)
+        conv, _ = await store.find_or_open(CHANNEL, root, customer.id if customer else None)
+        hint = mail.locale_hint or (customer.locale if customer else None)
+        conv.locale = resolve_locale(mail.subject, conv.locale, hint)
+        await store.save(conv)
+        await store.append(conv.id, "customer", f"{mail.subject}\n[{_size_mb(mail.size)} MB, not read: over the limit]")
+        name = await self.customer_name(conv)
+        rendered = self.services.templates.render(
+            "email_too_large",
+            CHANNEL,
+            conv.locale or "zh-CN",
+            {"name": name, "size_mb": _size_mb(mail.size), "limit_mb": _size_mb(self.max_bytes)},
+        )
+        await store.append(
+            conv.id, "bot", rendered.text, template=rendered.name, template_version=rendered.version, html=rendered.html
+        )
+        state = self._state(mail, root, address)
+        outbound = self.outbound_mail(mail, conv, state, rendered.text, rendered.html or "", kind="auto")
+        return (
+            Outcome("too_large", conversation_id=conv.id, reply_message_id=outbound.message_id, mail_key=mail.key),
+            outbound,
+            state,
+        )
+
+    def _state(self, mail: ParsedMail, root: str, address: str) -> ThreadState:
+        return ThreadState(
+            root=root,
+            last_message_id=mail.message_id or "",
+            references=tuple(thread_references(mail.references, mail.message_id)),
+            subject=mail.subject,
+            address=address,
+        )
+
+    async def customer_name(self, conv: Conversation) -> str:
+        """The customer's masked name in the conversation's locale, or "" for a guest."""
+        if not conv.customer_id:
+            return ""
+        customer = await asyncio.to_thread(self.services.crm.get_customer, conv.customer_id)
+        return customer.masked_name(conv.locale) if customer else ""
+
+    def _is_letter(self, template: str | None) -> bool:
+        tpl = self.services.templates.templates.get(template or "")
+        return tpl is not None and "email" in tpl.text
+
+    async def _answer(
+        self, mail: ParsedMail, conv: Conversation, state: ThreadState, replies: Sequence[LogEntry]
+    ) -> OutboundMail:
+        """One mail for all of the engine's replies to this message."""
+        if all(self._is_letter(r.template) for r in replies):
+            text = "\n\n".join(r.text for r in replies)
+            html = "\n".join(r.html or str(escape(r.text)) for r in replies)
+        else:
+            rendered = self.services.templates.render(
+                "email_reply",
+                CHANNEL,
+                conv.locale or "zh-CN",
+                {"name": await self.customer_name(conv), "body": "\n\n".join(r.text for r in replies)},
+            )
+            text, html = rendered.text, rendered.html or ""
+        return self.outbound_mail(mail, conv, state, text, html, kind="auto")
+
+    def outbound_mail(
+        self, mail: ParsedMail | None, conv: Conversation, state: ThreadState, text: str, html: str, *, kind: str
+    ) -> OutboundMail:
+        """A composed mail in the conversation's thread; kind auto/notice are marked Auto-Submitted, agent not."""
+        message_id = new_message_id(domain_of(self.support_address))
+        data = build_message(
+            sender=self.support_address,
+            sender_name="",
+            to=state.address,
+            subject=reply_subject(state.subject, conv.locale),
+            text=text,
+            html=wrap_html(html, conv.locale) if html else None,
+            message_id=message_id,
+            in_reply_to=state.last_message_id or None,
+            references=state.references,
+            auto_submitted="auto-replied" if kind == "auto" else ("auto-generated" if kind == "notice" else None),
+            locale=conv.locale,
+        )
+        return OutboundMail(
+            message_id=message_id,
+            envelope_from=self.support_address,
+            recipients=(state.address,),
+            data=data,
+            conversation_id=conv.id,
+            kind=kind,
+            source=mail.key if mail else "",
+        )
+
+    async def _commit(
+        self,
+        mail: ParsedMail,
+        outcome: Outcome,
+        outbound: OutboundMail | None,
+        state: ThreadState | None,
+        uid: int | None,
+    ) -> bool:
+        """Queue the answer and mark the mail processed, atomically; False when it was done already."""
+        done_key = keys.mail_done(mail.key)
+        now = time.time()
+        record = {
+            "status": outcome.status,
+            "reason": outcome.reason,
+            "conversation_id": outcome.conversation_id,
+            "reply_message_id": outcome.reply_message_id,
+            "at": now,
+        }
+        async with self.redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(done_key)
+                if await pipe.exists(done_key):
+                    return False
+                pipe.multi()
+                if outbound is not None and state is not None:
+                    Outbox.add(pipe, outbound)
+                    self.rate.record(pipe, state.address, mail.key, now)
+                    pipe.set(keys.mail_thread(outbound.message_id), state.root, ex=keys.MAIL_DONE_TTL_SECONDS)
+                if state is not None:
+                    if mail.message_id:
+                        pipe.set(keys.mail_thread(mail.message_id), state.root, ex=keys.MAIL_DONE_TTL_SECONDS)
+                    if outcome.conversation_id:
+                        conv_key = keys.mail_conversation(outcome.conversation_id)
+                        pipe.hset(conv_key, mapping=state.to_hash())
+                        pipe.expire(conv_key, keys.CONVERSATION_TTL_SECONDS)
+                pipe.set(done_key, json.dumps(record), ex=keys.MAIL_DONE_TTL_SECONDS)
+                pipe.xadd(
+                    keys.mail_log(),
+                    {
+                        "key": mail.key,
+                        "message_id": mail.message_id or "",
+                        "uid": str(uid or ""),
+                        "from": mail.sender or "",
+                        "subject": mail.subject[:200],
+                        **{k: str(v) for k, v in record.items()},
+                    },
+                    maxlen=keys.MAIL_LOG_MAXLEN,
+                    approximate=True,
+                )
+                await pipe.execute()
+            except WatchError:
+                return False
+        log.info("mail %s (uid %s): %s %s", mail.key, uid, outcome.status, outcome.reason)
+        return True
+
+
+async def thread_state(redis: Any, conversation_id: str) -> ThreadState | None:
+    """The reply state of an email conversation, or None when it did not come by email."""
+    return ThreadState.from_hash(await redis.hgetall(keys.mail_conversation(conversation_id)))
