@@ -17,7 +17,9 @@ from rasa.shared.core.events import SlotSet, UserUttered
 from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from ar_engine import sentiment_lexicon
 from ar_engine.handoff import Thresholds, Turn, decide
+from ar_engine.normalizer import to_simplified_same_length
 
 HANDOFF_ACTION = "action_handoff"
 
@@ -30,14 +32,28 @@ def _env_number(name: str, default: float) -> float:
         return default
 
 
+def sentiment_of(event: UserUttered) -> float:
+    """The message's anger score from the NLU pipeline's SentimentScorer.
+
+    A message that reached the tracker without going through the pipeline (an event posted to the
+    HTTP API, a test story's scripted user turn) has no score; its text is then scored by the lexicon,
+    so anger never goes unnoticed just because the parse data lacks the field.
+    """
+    sentiment = (event.parse_data or {}).get("sentiment")
+    if isinstance(sentiment, dict) and "score" in sentiment:
+        return float(sentiment["score"])
+    if event.text:
+        return sentiment_lexicon.score(to_simplified_same_length(event.text))
+    return 0.0
+
+
 def turns_of(tracker: DialogueStateTracker) -> list[Turn]:
     """The customer's messages since the last restart, with intent and sentiment."""
-    turns = []
-    for event in tracker.applied_events():
-        if isinstance(event, UserUttered):
-            sentiment = (event.parse_data or {}).get("sentiment") or {}
-            turns.append(Turn(intent=event.intent_name or "", sentiment=float(sentiment.get("score", 0.0))))
-    return turns
+    return [
+        Turn(intent=event.intent_name or "", sentiment=sentiment_of(event))
+        for event in tracker.applied_events()
+        if isinstance(event, UserUttered)
+    ]
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT, is_trainable=True)

@@ -22,3 +22,17 @@ def test_anger_scores_order_messages() -> None:
     assert score("没问题，谢谢") < 0.2
     assert score("This is the WORST service ever, I want my money back NOW!!") > 0.75
     assert score("where is my order") < 0.1
+
+
+def test_policy_uses_the_pipeline_score_when_present_and_the_lexicon_otherwise() -> None:
+    from rasa.shared.core.events import UserUttered
+
+    from ar_engine.policy import sentiment_of
+
+    scored = UserUttered("你们这些骗子", parse_data={"intent": {"name": "complaint_service"}, "sentiment": {"score": 0.1}})
+    assert sentiment_of(scored) == 0.1  # the trained scorer's value wins
+    unscored_angry = UserUttered("還是沒解決，氣死我了，你們這些騙子！", intent={"name": "followup_unresolved"})
+    assert sentiment_of(unscored_angry) > 0.9  # traditional text folded, then the lexicon
+    unscored_calm = UserUttered("請問我的訂單到哪了", intent={"name": "order_status"})
+    assert sentiment_of(unscored_calm) < 0.2
+    assert sentiment_of(UserUttered(None, intent={"name": "greet"})) == 0.0
