@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from ar_engine.logs import quiet_structlog
+
 Example = tuple[str, str]  # (text, label)
 
 
@@ -139,6 +141,7 @@ def main() -> None:
     if not model:
         raise SystemExit("training failed")
     logging.disable(logging.WARNING)
+    quiet_structlog()
     result = asyncio.run(evaluate(model, test))
     result.update(train_seconds=train_seconds, n_train=float(len(train)))
     summary = {"dataset": args.dataset, **result, "published": PUBLISHED[args.dataset]}

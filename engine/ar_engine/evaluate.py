@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ar_engine.logs import quiet_structlog
 from ar_engine.normalizer import to_simplified_same_length
 
 _HAN = re.compile(r"[\u3400-\u9fff]")
@@ -244,6 +245,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.disable(logging.WARNING)
+    quiet_structlog()
     args.out.mkdir(parents=True, exist_ok=True)
     metrics = asyncio.run(evaluate_all(args))
     (args.out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2))

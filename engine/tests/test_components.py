@@ -29,7 +29,8 @@ def test_policy_uses_the_pipeline_score_when_present_and_the_lexicon_otherwise()
 
     from ar_engine.policy import sentiment_of
 
-    scored = UserUttered("你们这些骗子", parse_data={"intent": {"name": "complaint_service"}, "sentiment": {"score": 0.1}})
+    parse_data = {"intent": {"name": "complaint_service"}, "sentiment": {"score": 0.1}}
+    scored = UserUttered("你们这些骗子", parse_data=parse_data)
     assert sentiment_of(scored) == 0.1  # the trained scorer's value wins
     unscored_angry = UserUttered("還是沒解決，氣死我了，你們這些騙子！", intent={"name": "followup_unresolved"})
     assert sentiment_of(unscored_angry) > 0.9  # traditional text folded, then the lexicon
