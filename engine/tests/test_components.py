@@ -37,3 +37,12 @@ def test_policy_uses_the_pipeline_score_when_present_and_the_lexicon_otherwise()
     unscored_calm = UserUttered("請問我的訂單到哪了", intent={"name": "order_status"})
     assert sentiment_of(unscored_calm) < 0.2
     assert sentiment_of(UserUttered(None, intent={"name": "greet"})) == 0.0
+
+
+def test_entities_are_scored_on_the_customers_own_words() -> None:
+    from ar_engine.evaluate import surface
+
+    text = "智慧手錶S3防水嗎"
+    # The extractor saw the folded text and reports its value in simplified script; the span is what was written.
+    assert surface(text, {"entity": "product", "value": "智慧手表S3", "start": 0, "end": 6}) == "智慧手錶s3"
+    assert surface("where is dd202405001", {"entity": "order_id", "value": "DD202405001"}) == "dd202405001"
