@@ -11,24 +11,40 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.deps import latest_text, message_metadata, services
 from actions.orders import lookup_order
-from bot.crm import OrderStatus
+from bot.crm import OrderInfo, OrderStatus
 
 IN_TRANSIT = {OrderStatus.SHIPPED, OrderStatus.DELAYED}
 
 
-class ActionChangeAddress(Action):
+class OrderChangeAction(Action):
+    """A change to one order: find the order (asking for its id when missing), then `answer`."""
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        """Look the order up, then let the subclass decide by its status."""
+        order, events = await lookup_order(dispatcher, tracker, self.name())
+        if order is not None:
+            common = {"order_id": order.id, "status": str(order.status), "customer_id": order.customer_id}
+            await self.answer(dispatcher, tracker, order, common)
+        return events
+
+    async def answer(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, order: OrderInfo, common: dict[str, Any]
+    ) -> None:
+        """Reply for this order; `common` holds the template variables every answer uses."""
+        raise NotImplementedError
+
+
+class ActionChangeAddress(OrderChangeAction):
     """Change the delivery address: possible before shipping (a ticket records the request)."""
 
     def name(self) -> str:
         """Action name in the domain."""
         return "action_change_address"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+    async def answer(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, order: OrderInfo, common: dict[str, Any]
+    ) -> None:
         """Accept the change for paid orders, point to the carrier in transit, refuse afterwards."""
-        order, events = await lookup_order(dispatcher, tracker, self.name())
-        if order is None:
-            return events
-        common = {"order_id": order.id, "status": str(order.status), "customer_id": order.customer_id}
         if order.status == OrderStatus.PAID:
             customer = message_metadata(tracker).get("customer_id") or order.customer_id
             ticket = await asyncio.to_thread(
@@ -44,22 +60,19 @@ class ActionChangeAddress(Action):
             )
         else:
             dispatcher.utter_message(response="utter_change_address_not_possible", **common)
-        return events
 
 
-class ActionCancelOrder(Action):
+class ActionCancelOrder(OrderChangeAction):
     """Cancel an order: done at once before shipping; otherwise explain the alternatives."""
 
     def name(self) -> str:
         """Action name in the domain."""
         return "action_cancel_order"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+    async def answer(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, order: OrderInfo, common: dict[str, Any]
+    ) -> None:
         """Cancel paid orders; refuse politely for the other statuses."""
-        order, events = await lookup_order(dispatcher, tracker, self.name())
-        if order is None:
-            return events
-        common = {"order_id": order.id, "status": str(order.status), "customer_id": order.customer_id}
         if order.status == OrderStatus.PAID:
             cancelled = await asyncio.to_thread(services().crm.cancel_order, order.id, "customer request")
             dispatcher.utter_message(
@@ -71,4 +84,3 @@ class ActionCancelOrder(Action):
             dispatcher.utter_message(response="utter_cancel_already", **common)
         else:
             dispatcher.utter_message(response="utter_cancel_not_possible", **common)
-        return events
