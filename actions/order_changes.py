@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -16,8 +17,11 @@ from bot.crm import OrderInfo, OrderStatus
 IN_TRANSIT = {OrderStatus.SHIPPED, OrderStatus.DELAYED}
 
 
-class OrderChangeAction(Action):
-    """A change to one order: find the order (asking for its id when missing), then `answer`."""
+class OrderChangeAction(Action, ABC):
+    """A change to one order: find the order (asking for its id when missing), then `answer`.
+
+    Abstract, so rasa-sdk's executor does not register it as an action of its own.
+    """
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         """Look the order up, then let the subclass decide by its status."""
@@ -27,11 +31,11 @@ class OrderChangeAction(Action):
             await self.answer(dispatcher, tracker, order, common)
         return events
 
+    @abstractmethod
     async def answer(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, order: OrderInfo, common: dict[str, Any]
     ) -> None:
         """Reply for this order; `common` holds the template variables every answer uses."""
-        raise NotImplementedError
 
 
 class ActionChangeAddress(OrderChangeAction):
