@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import html
+import re
+import time
+from collections.abc import Iterable
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from bot.agents import AgentDesk, ConversationNotFound, WrongMode
+from bot.crm import CRM, CustomerInfo, OrderInfo
+from bot.store import MAX_PRIORITY, Conversation, LogEntry
 
 SKILLS = ("logistics", "after_sales", "billing", "complaints", "general")
 
@@ -51,38 +58,127 @@ async def _guard(coro: Any) -> Any:
         raise HTTPException(409, str(exc)) from exc
 
 
+def _customers(crm: CRM, ids: Iterable[str]) -> dict[str, CustomerInfo]:
+    found = {cid: crm.get_customer(cid) for cid in ids}
+    return {cid: c for cid, c in found.items() if c is not None}
+
+
+def _customer_card(customer: CustomerInfo | None, locale: str | None) -> dict[str, Any] | None:
+    """What agents see of a customer: the masked name, never the full name, phone or address."""
+    if customer is None:
+        return None
+    return {
+        "id": customer.id,
+        "name": customer.masked_name(locale),
+        "vip": customer.vip,
+        "vip_level": customer.vip_level,
+        "locale": customer.locale,
+    }
+
+
+def _order(order: OrderInfo, locale: str | None) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "status": str(order.status),
+        "product": order.product_name(locale),
+        "quantity": order.quantity,
+        "carrier": order.carrier_name(locale),
+        "tracking_number": order.tracking_number,
+        "amount": str(order.amount),
+        "currency": order.currency,
+        "purchase_date": order.purchase_date.isoformat(),
+    }
+
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _line(entry: LogEntry) -> dict[str, Any]:
+    """A transcript line for agents; `display_text` is the text without markup (Telegram replies are HTML)."""
+    display = html.unescape(_TAG.sub("", entry.text)) if entry.text_format == "html" else entry.text
+    return entry.frame() | {
+        "display_text": display,
+        "template": entry.template,
+        "template_version": entry.template_version,
+    }
+
+
+async def _cards(request: Request, convs: list[Conversation]) -> dict[str, dict[str, Any] | None]:
+    """The customer card of each conversation, looked up in the CRM in one go."""
+    crm: CRM = request.app.state.services.crm
+    customers = await asyncio.to_thread(_customers, crm, {c.customer_id for c in convs if c.customer_id})
+    return {c.id: _customer_card(customers.get(c.customer_id), c.locale) if c.customer_id else None for c in convs}
+
+
 @router.get("/queue")
 async def queue(request: Request, skill: str | None = None) -> list[dict[str, Any]]:
-    """Waiting conversations, most urgent first (per skill, or all skills)."""
+    """Waiting conversations, most urgent first (per skill, or all skills), with channel and customer."""
     store = request.app.state.services.store
-    out: list[dict[str, Any]] = []
+    now = time.time()
+    waiting = []
     for s in [skill] if skill else SKILLS:
-        out.extend({"conversation_id": cid, **asdict(h)} for cid, h in await store.queue(s))
+        for cid, handoff in await store.queue(s):
+            conv = await store.get(cid)
+            if conv is not None:
+                waiting.append((conv, handoff))
+    cards = await _cards(request, [conv for conv, _ in waiting])
+    out = [
+        {
+            "conversation_id": conv.id,
+            **asdict(handoff),
+            "top_priority": handoff.priority >= MAX_PRIORITY,
+            "waited_seconds": max(0.0, now - handoff.queued_at),
+            "channel": conv.channel,
+            "locale": conv.locale,
+            "customer": cards[conv.id],
+        }
+        for conv, handoff in waiting
+    ]
     return sorted(out, key=lambda e: (-e["priority"], e["queued_at"]))
+
+
+@router.get("/conversations")
+async def held(
+    request: Request, agent: Annotated[str, Query(min_length=1, max_length=80, description="The agent's name.")]
+) -> list[dict[str, Any]]:
+    """The conversations an agent holds (taken and not handed back), most recently active first."""
+    convs: list[Conversation] = await request.app.state.services.store.held_by(agent)
+    cards = await _cards(request, convs)
+    return [
+        {
+            "conversation_id": conv.id,
+            "channel": conv.channel,
+            "mode": conv.mode,
+            "agent": conv.agent,
+            "locale": conv.locale,
+            "updated_at": conv.updated_at,
+            "handoff": asdict(conv.handoff) if conv.handoff else None,
+            "customer": cards[conv.id],
+        }
+        for conv in convs
+    ]
 
 
 @router.get("/conversations/{conv_id}")
 async def conversation(conv_id: str, request: Request) -> dict[str, Any]:
-    """A conversation's state, its customer and its whole transcript."""
+    """A conversation's state, its customer, the customer's orders and the whole transcript."""
     services = request.app.state.services
     conv = await services.store.get(conv_id)
     if conv is None:
         raise HTTPException(404, f"no conversation {conv_id}")
-    customer = services.crm.get_customer(conv.customer_id) if conv.customer_id else None
+    customer_id = conv.customer_id
+    customer: CustomerInfo | None = None
+    orders: list[OrderInfo] = []
+    if customer_id:
+        customer = await asyncio.to_thread(services.crm.get_customer, customer_id)
+        orders = await asyncio.to_thread(services.crm.orders_for, customer_id)
     history = await services.store.history(conv_id, count=2000)
+    locale = conv.locale or (customer.locale if customer else None)
     return {
         "conversation": {**asdict(conv)},
-        "customer": (
-            {
-                "id": customer.id,
-                "name": customer.masked_name(conv.locale),
-                "vip": customer.vip,
-                "locale": customer.locale,
-            }
-            if customer
-            else None
-        ),
-        "transcript": [e.frame() | {"template": e.template, "template_version": e.template_version} for e in history],
+        "customer": _customer_card(customer, conv.locale),
+        "orders": [_order(o, locale) for o in orders],
+        "transcript": [_line(e) for e in history],
     }
 
 

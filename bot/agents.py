@@ -78,6 +78,7 @@ class AgentDesk:
         conv.mode = "agent"
         conv.agent = agent
         await self.store.save(conv)
+        await self.store.hold(agent, conv.id)
         await self.store.publish(conv.id, {"type": "mode", "mode": "agent", "agent_name": agent})
         await self._notify(conv, "utter_agent_joined", agent_name=agent)
         return conv
@@ -87,6 +88,8 @@ class AgentDesk:
         conv = await self._get(conv_id)
         if conv.mode == "bot":
             raise WrongMode(f"conversation {conv_id} is with the bot; take it first")
+        if conv.mode == "agent" and conv.agent and conv.agent != agent:
+            raise WrongMode(f"conversation {conv_id} is with {conv.agent}")
         if conv.mode == "waiting":
             conv = await self.take(conv_id, agent)
         entry = await self.store.append(conv.id, "agent", text, agent_name=agent)
@@ -99,10 +102,13 @@ class AgentDesk:
         if conv.mode == "bot":
             return conv
         await self.store.dequeue(conv)
+        holder = conv.agent
         conv.mode = "bot"
         conv.agent = None
         conv.handoff = None
         await self.store.save(conv)
+        if holder:
+            await self.store.release(holder, conv.id)
         await self.engine.reset(conv.id)
         await self.store.publish(conv.id, {"type": "mode", "mode": "bot"})
         await self._notify(conv, "utter_bot_back")

@@ -1,4 +1,4 @@
-"""The app's web server: channels, engine callbacks, widget and demo page."""
+"""The app's web server: channels, engine callbacks, widget, demo page and agent console."""
 
 from __future__ import annotations
 
@@ -30,6 +30,19 @@ from connectors.telegram import webhook as telegram_webhook
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
+# The agent console runs only its own script and stylesheet and talks only to this app: no inline
+# script or style, no other origin, no framing, no form posts (the sign-in form is handled in script).
+CONSOLE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+CONSOLE_HEADERS = {
+    "Content-Security-Policy": CONSOLE_CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
 
 
 def create_app(settings: Settings, *, engine_token: str) -> FastAPI:
@@ -121,6 +134,18 @@ def create_app(settings: Settings, *, engine_token: str) -> FastAPI:
             media_type="text/javascript; charset=utf-8",
             headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"},
         )
+
+    @app.get("/console", include_in_schema=False)
+    async def console_page() -> FileResponse:
+        return FileResponse(STATIC / "console.html", media_type="text/html; charset=utf-8", headers=CONSOLE_HEADERS)
+
+    @app.get("/console.js", include_in_schema=False)
+    async def console_script() -> FileResponse:
+        return FileResponse(STATIC / "console.js", media_type="text/javascript; charset=utf-8", headers=CONSOLE_HEADERS)
+
+    @app.get("/console.css", include_in_schema=False)
+    async def console_style() -> FileResponse:
+        return FileResponse(STATIC / "console.css", media_type="text/css; charset=utf-8", headers=CONSOLE_HEADERS)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> Response:

@@ -40,6 +40,11 @@ def handoff_entry(conv_id: str) -> str:
     return f"{PREFIX}:handoff:entry:{conv_id}"
 
 
+def agent_conversations(agent: str) -> str:
+    """Set: ids of the conversations an agent holds (added on take, removed on hand back)."""
+    return f"{PREFIX}:agent:conversations:{agent}"
+
+
 def seen(channel: str, key: str) -> str:
     """String with TTL: an idempotency key already processed (value: conversation id)."""
     return f"{PREFIX}:seen:{channel}:{key}"

@@ -240,6 +240,35 @@ class ConversationStore:
         if conv.handoff is not None:
             await self.redis.zrem(keys.handoff_queue(conv.handoff.skill), conv.id)
 
+    async def hold(self, agent: str, conv_id: str) -> None:
+        """Record that an agent holds a conversation (for the agent's "mine" list)."""
+        pipe = self.redis.pipeline()
+        pipe.sadd(keys.agent_conversations(agent), conv_id)
+        pipe.expire(keys.agent_conversations(agent), keys.CONVERSATION_TTL_SECONDS)
+        await pipe.execute()
+
+    async def release(self, agent: str, conv_id: str) -> None:
+        """The agent no longer holds the conversation."""
+        await self.redis.srem(keys.agent_conversations(agent), conv_id)
+
+    async def held_by(self, agent: str) -> list[Conversation]:
+        """The conversations an agent holds, most recently active first.
+
+        Only conversations still with that agent count; ids of conversations that expired are dropped.
+        """
+        key = keys.agent_conversations(agent)
+        held: list[Conversation] = []
+        gone: list[str] = []
+        for conv_id in sorted(await self.redis.smembers(key)):
+            conv = await self.get(conv_id)
+            if conv is None:
+                gone.append(conv_id)
+            elif conv.mode == "agent" and conv.agent == agent:
+                held.append(conv)
+        if gone:
+            await self.redis.srem(key, *gone)
+        return sorted(held, key=lambda c: c.updated_at, reverse=True)
+
     async def queue(self, skill: str) -> list[tuple[str, Handoff]]:
         """Waiting conversations of a skill, most urgent first."""
         ids = await self.redis.zrange(keys.handoff_queue(skill), 0, -1)

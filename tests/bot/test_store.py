@@ -66,3 +66,26 @@ async def test_handoff_queue_orders_by_priority_then_wait(redis: Redis) -> None:
     assert reloaded.mode == "waiting"
     assert reloaded.handoff is not None
     assert reloaded.handoff.reason == "vip_complaint"
+
+
+async def test_an_agents_conversations_are_those_still_with_them(redis: Redis) -> None:
+    store = ConversationStore(redis)
+    convs = [(await store.find_or_open("rest", f"held{i}", None))[0] for i in range(4)]
+    for i, conv in enumerate(convs):
+        conv.mode, conv.agent = "agent", "小李" if i < 3 else "小王"
+        await store.save(conv)
+        await store.hold(conv.agent, conv.id)
+    assert 0 < await redis.ttl(keys.agent_conversations("小李")) <= keys.CONVERSATION_TTL_SECONDS
+    # The most recently active comes first.
+    await store.save(convs[0])
+    assert [c.id for c in await store.held_by("小李")] == [convs[0].id, convs[2].id, convs[1].id]
+    assert [c.id for c in await store.held_by("小王")] == [convs[3].id]
+
+    await store.release("小李", convs[1].id)
+    # A conversation that went back to the bot behind the set's back is not listed, nor one that expired.
+    convs[2].mode, convs[2].agent = "bot", None
+    await store.save(convs[2])
+    await redis.delete(keys.conversation(convs[0].id))
+    assert await store.held_by("小李") == []
+    assert await redis.smembers(keys.agent_conversations("小李")) == {convs[2].id}
+    assert await store.held_by("nobody") == []

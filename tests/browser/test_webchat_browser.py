@@ -6,7 +6,6 @@ Each test uses its own browser context, so its own localStorage: a new visitor a
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -17,44 +16,15 @@ from playwright.async_api import (
     Locator,
     Page,
     WebSocketRoute,
-    async_playwright,
     expect,
 )
 
-from tests.conftest import RunningStack, chromium_path
+from tests.browser.conftest import BOT_TIMEOUT_MS, UI_TIMEOUT_MS
+from tests.conftest import RunningStack
 
 pytestmark = [pytest.mark.browser, pytest.mark.stack]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-quic",
-]
-# The engine may take a few seconds on the first message of a run.
-BOT_TIMEOUT_MS = 60_000
-UI_TIMEOUT_MS = 15_000
-
 OpenPage = Callable[[str], Awaitable[Page]]
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    """Headless Debian Chromium driven by Playwright; skipped without Chromium, except under CI."""
-    path = chromium_path()
-    if path is None:
-        message = "no Chromium: install Debian's chromium package (make test does it where apt-get is usable)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message}; CI must run the browser test")
-        pytest.skip(message)
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 @pytest.fixture

@@ -1,0 +1,860 @@
+/*
+ * The agent console: sign in with a name and the agent token, watch the handoff queue and the
+ * conversations you hold, read a conversation with its customer and orders, take it, answer, hand it back.
+ *
+ * Plain JavaScript, no build step. Everything that comes from the server (customer messages above all)
+ * is put into the page with textContent / DOM APIs, never as markup.
+ */
+(function () {
+  "use strict";
+
+  const LIST_POLL_MS = 3000;
+  const CONV_POLL_MS = 2000;
+  const TOP_PRIORITY = 9; // bot.store.MAX_PRIORITY: the queue marks it as top_priority
+  const SKILLS = ["logistics", "after_sales", "billing", "complaints", "general"];
+  const STORE = { token: "ar-console-token", agent: "ar-console-agent", skill: "ar-console-skill" };
+  const LANG_KEY = "ar-console-lang";
+
+  const I18N = {
+    zh: {
+      title: "客服工作台",
+      signInTitle: "登录客服工作台",
+      signInHint: "请输入您的姓名和客服令牌（AUTORESPONDER_AGENT_TOKEN）。令牌只保存在当前标签页中。",
+      agentName: "姓名",
+      agentToken: "客服令牌",
+      signIn: "登录",
+      signingIn: "正在登录…",
+      signOut: "退出",
+      signedInAs: "客服：{agent}",
+      needName: "请输入您的姓名。",
+      needToken: "请输入客服令牌。",
+      badToken: "客服令牌错误，请检查后重新输入。",
+      sessionExpired: "客服令牌已失效或不正确，请重新登录。",
+      networkError: "无法连接服务器，请稍后再试。",
+      queue: "排队中",
+      mine: "我的会话",
+      allSkills: "全部技能组",
+      queueEmpty: "暂无排队的会话",
+      mineEmpty: "您还没有接入的会话",
+      pickConversation: "从左侧选择一个会话",
+      loading: "正在加载…",
+      guest: "访客",
+      topPriority: "最高优先级",
+      priority: "优先级 {p}",
+      waited: "已等待 {t}",
+      lastActive: "最近活动 {t}",
+      updated: "已更新 {t}",
+      offline: "连接中断，正在重试…",
+      take: "接入",
+      handBack: "交还机器人",
+      send: "发送",
+      sending: "发送中…",
+      replyPlaceholder: "输入回复…",
+      replyHint: "Enter 发送，Shift+Enter 换行",
+      replyHintWaiting: "Enter 发送，Shift+Enter 换行；发送即接入此会话",
+      replyBot: "会话由机器人处理中",
+      replyOther: "会话正由 {agent} 处理",
+      reason: "原因",
+      skill: "技能组",
+      summary: "摘要",
+      customer: "客户",
+      customerId: "客户编号",
+      locale: "语言",
+      channel: "渠道",
+      guestCard: "访客，未关联 CRM 客户",
+      orders: "订单",
+      noOrders: "该客户没有订单",
+      guestOrders: "访客没有关联的订单",
+      carrier: "承运商",
+      tracking: "运单号",
+      amount: "金额",
+      purchased: "下单日期",
+      quantity: "数量",
+      modeBot: "机器人处理中",
+      modeWaiting: "排队中",
+      modeAgent: "人工：{agent}",
+      role_customer: "客户",
+      role_bot: "机器人",
+      role_agent: "客服",
+      role_system: "系统",
+      errorStatus: "操作失败（{status}）：{detail}",
+      errorConflict: "冲突（409）：{detail}",
+      errorNotFound: "会话不存在（404）",
+      seconds: "{n} 秒",
+      minutes: "{n} 分钟",
+      hours: "{h} 小时 {m} 分",
+      langToggle: "EN",
+      langToggleTitle: "Switch to English",
+      reasons: {
+        requested: "客户要求人工",
+        followups: "多次追问未解决",
+        sentiment: "客户情绪激动",
+        vip_complaint: "VIP 客户投诉",
+      },
+      skills: { logistics: "物流", after_sales: "售后", billing: "支付与发票", complaints: "投诉", general: "综合" },
+      channels: { webchat: "网页聊天", telegram: "Telegram", email: "邮件", rest: "应用 (REST)" },
+      statuses: {
+        paid: "已付款",
+        shipped: "已发货",
+        delayed: "配送延误",
+        delivered: "已签收",
+        returned: "已退货",
+        refunding: "退款中",
+        refunded: "已退款",
+        cancelled: "已取消",
+      },
+      locales: { "zh-CN": "简体中文", "zh-TW": "繁體中文", en: "English" },
+    },
+    en: {
+      title: "Agent console",
+      signInTitle: "Sign in to the agent console",
+      signInHint: "Enter your name and the agent token (AUTORESPONDER_AGENT_TOKEN). The token is kept in this tab only.",
+      agentName: "Your name",
+      agentToken: "Agent token",
+      signIn: "Sign in",
+      signingIn: "Signing in…",
+      signOut: "Sign out",
+      signedInAs: "Agent: {agent}",
+      needName: "Please enter your name.",
+      needToken: "Please enter the agent token.",
+      badToken: "The agent token is wrong. Check it and try again.",
+      sessionExpired: "The agent token is no longer valid or is wrong. Please sign in again.",
+      networkError: "The server cannot be reached. Try again shortly.",
+      queue: "Queue",
+      mine: "Mine",
+      allSkills: "All skills",
+      queueEmpty: "Nobody is waiting",
+      mineEmpty: "You hold no conversation",
+      pickConversation: "Pick a conversation on the left",
+      loading: "Loading…",
+      guest: "Guest",
+      topPriority: "Top priority",
+      priority: "Priority {p}",
+      waited: "waiting {t}",
+      lastActive: "active {t}",
+      updated: "Updated {t}",
+      offline: "Connection lost, retrying…",
+      take: "Take",
+      handBack: "Hand back to bot",
+      send: "Send",
+      sending: "Sending…",
+      replyPlaceholder: "Type your answer…",
+      replyHint: "Enter sends, Shift+Enter starts a new line",
+      replyHintWaiting: "Enter sends, Shift+Enter starts a new line; sending takes the conversation",
+      replyBot: "The bot is handling this conversation",
+      replyOther: "{agent} is handling this conversation",
+      reason: "Reason",
+      skill: "Skill",
+      summary: "Summary",
+      customer: "Customer",
+      customerId: "Customer id",
+      locale: "Language",
+      channel: "Channel",
+      guestCard: "Guest, not linked to a CRM customer",
+      orders: "Orders",
+      noOrders: "This customer has no orders",
+      guestOrders: "Guests have no linked orders",
+      carrier: "Carrier",
+      tracking: "Tracking no.",
+      amount: "Amount",
+      purchased: "Purchased",
+      quantity: "Quantity",
+      modeBot: "With the bot",
+      modeWaiting: "Waiting",
+      modeAgent: "With {agent}",
+      role_customer: "Customer",
+      role_bot: "Bot",
+      role_agent: "Agent",
+      role_system: "System",
+      errorStatus: "Failed ({status}): {detail}",
+      errorConflict: "Conflict (409): {detail}",
+      errorNotFound: "No such conversation (404)",
+      seconds: "{n} s",
+      minutes: "{n} min",
+      hours: "{h} h {m} min",
+      langToggle: "中文",
+      langToggleTitle: "切换到中文",
+      reasons: {
+        requested: "Asked for an agent",
+        followups: "Repeated follow-ups",
+        sentiment: "Upset customer",
+        vip_complaint: "VIP complaint",
+      },
+      skills: {
+        logistics: "Logistics",
+        after_sales: "After-sales",
+        billing: "Billing",
+        complaints: "Complaints",
+        general: "General",
+      },
+      channels: { webchat: "Web chat", telegram: "Telegram", email: "Email", rest: "App (REST)" },
+      statuses: {
+        paid: "Paid",
+        shipped: "Shipped",
+        delayed: "Delayed",
+        delivered: "Delivered",
+        returned: "Returned",
+        refunding: "Refunding",
+        refunded: "Refunded",
+        cancelled: "Cancelled",
+      },
+      locales: { "zh-CN": "Simplified Chinese", "zh-TW": "Traditional Chinese", en: "English" },
+    },
+  };
+
+  // --- small helpers ---------------------------------------------------------------------------
+
+  function storedLang() {
+    try {
+      const saved = localStorage.getItem(LANG_KEY);
+      if (saved === "zh" || saved === "en") return saved;
+    } catch (e) {
+      /* storage may be off */
+    }
+    return /^zh\b/i.test(navigator.language || "") ? "zh" : "en";
+  }
+
+  let lang = storedLang();
+
+  function t(key, vars) {
+    const table = I18N[lang];
+    let text = key in table ? table[key] : I18N.en[key] !== undefined ? I18N.en[key] : key;
+    if (vars) {
+      for (const name of Object.keys(vars)) text = text.split("{" + name + "}").join(String(vars[name]));
+    }
+    return text;
+  }
+
+  /** A label from one of the translated tables, or the raw value when unknown. */
+  function label(table, value) {
+    const names = I18N[lang][table];
+    return value != null && Object.prototype.hasOwnProperty.call(names, value) ? names[value] : String(value ?? "");
+  }
+
+  /** Build an element; `text` is always set as textContent. */
+  function el(tag, opts, children) {
+    const node = document.createElement(tag);
+    const o = opts || {};
+    if (o.cls) node.className = o.cls;
+    if (o.text !== undefined && o.text !== null) node.textContent = String(o.text);
+    if (o.title) node.title = String(o.title);
+    if (o.testid) node.dataset.testid = o.testid;
+    if (o.data) for (const k of Object.keys(o.data)) node.dataset[k] = String(o.data[k]);
+    if (o.attrs) for (const k of Object.keys(o.attrs)) node.setAttribute(k, String(o.attrs[k]));
+    for (const child of children || []) if (child) node.append(child);
+    return node;
+  }
+
+  const $ = (id) => document.getElementById(id);
+
+  function storage(key, value) {
+    try {
+      if (value === undefined) return sessionStorage.getItem(key);
+      if (value === null) sessionStorage.removeItem(key);
+      else sessionStorage.setItem(key, value);
+    } catch (e) {
+      /* storage may be off: the session then lasts as long as the page */
+    }
+    return null;
+  }
+
+  function duration(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    if (s < 60) return t("seconds", { n: s });
+    if (s < 3600) return t("minutes", { n: Math.floor(s / 60) });
+    return t("hours", { h: Math.floor(s / 3600), m: Math.floor((s % 3600) / 60) });
+  }
+
+  function clock(ts) {
+    const when = new Date(ts * 1000);
+    const tag = lang === "zh" ? "zh-CN" : "en-GB";
+    const time = when.toLocaleTimeString(tag, { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+    if (when.toDateString() === new Date().toDateString()) return time;
+    return when.toLocaleDateString(tag, { month: "2-digit", day: "2-digit" }) + " " + time;
+  }
+
+  function clip(text, max) {
+    const s = String(text || "");
+    return s.length > max ? s.slice(0, max - 1) + "…" : s;
+  }
+
+  // --- state -----------------------------------------------------------------------------------
+
+  const state = {
+    token: storage(STORE.token) || "",
+    agent: storage(STORE.agent) || "",
+    skill: storage(STORE.skill) || "",
+    queue: [],
+    queueAt: 0,
+    mine: [],
+    selected: null, // conversation id
+    detail: null, // last GET /agent/conversations/{id}
+    shownSeqs: new Set(),
+    busy: false,
+    run: 0, // bumped at every sign-in and sign-out: stale polls stop themselves
+    timers: { lists: 0, conv: 0 },
+    convRun: 0,
+  };
+
+  class AuthError extends Error {}
+
+  class ApiError extends Error {
+    constructor(status, detail) {
+      super(detail);
+      this.status = status;
+      this.detail = detail;
+    }
+  }
+
+  function detailOf(data) {
+    if (!data || data.detail === undefined) return "";
+    if (typeof data.detail === "string") return data.detail;
+    if (Array.isArray(data.detail)) return data.detail.map((d) => (d && d.msg) || JSON.stringify(d)).join("; ");
+    return JSON.stringify(data.detail);
+  }
+
+  async function request(token, method, path, body) {
+    const headers = { Authorization: "Bearer " + token, Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    let resp;
+    try {
+      resp = await fetch(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        cache: "no-store",
+        credentials: "omit",
+      });
+    } catch (e) {
+      throw new ApiError(0, t("networkError"));
+    }
+    let data = null;
+    try {
+      data = await resp.json();
+    } catch (e) {
+      data = null;
+    }
+    if (resp.status === 401) throw new AuthError(detailOf(data));
+    if (!resp.ok) throw new ApiError(resp.status, detailOf(data) || resp.statusText);
+    return data;
+  }
+
+  /** Call the agent API with the signed-in token; a 401 sends the agent back to the sign-in form. */
+  async function api(method, path, body) {
+    try {
+      return await request(state.token, method, path, body);
+    } catch (e) {
+      if (e instanceof AuthError) signOut(t("sessionExpired"));
+      throw e;
+    }
+  }
+
+  function describeError(e) {
+    if (e instanceof ApiError) {
+      if (e.status === 0) return e.detail;
+      if (e.status === 404) return t("errorNotFound");
+      if (e.status === 409) return t("errorConflict", { detail: e.detail });
+      return t("errorStatus", { status: e.status, detail: e.detail });
+    }
+    return String((e && e.message) || e);
+  }
+
+  // --- sign in / out ---------------------------------------------------------------------------
+
+  function showSignIn(message) {
+    $("desk").hidden = true;
+    $("signin-view").hidden = false;
+    $("sign-out").hidden = true;
+    $("whoami").hidden = true;
+    $("agent-name").value = state.agent;
+    $("agent-token").value = "";
+    const error = $("signin-error");
+    error.textContent = message || "";
+    error.hidden = !message;
+    (state.agent ? $("agent-token") : $("agent-name")).focus();
+  }
+
+  function stopPolling() {
+    state.run += 1;
+    clearTimeout(state.timers.lists);
+    clearTimeout(state.timers.conv);
+  }
+
+  function signOut(message) {
+    stopPolling();
+    state.token = "";
+    storage(STORE.token, null);
+    state.selected = null;
+    state.detail = null;
+    showSignIn(message);
+  }
+
+  async function onSignIn(event) {
+    event.preventDefault();
+    const name = $("agent-name").value.trim();
+    const token = $("agent-token").value.trim();
+    const error = $("signin-error");
+    error.hidden = true;
+    if (!name || !token) {
+      error.textContent = t(name ? "needToken" : "needName");
+      error.hidden = false;
+      return;
+    }
+    const button = $("sign-in");
+    button.disabled = true;
+    button.textContent = t("signingIn");
+    try {
+      await request(token, "GET", "/agent/queue"); // checks the token before anything is kept
+    } catch (e) {
+      error.textContent = e instanceof AuthError ? t("badToken") : describeError(e);
+      error.hidden = false;
+      return;
+    } finally {
+      button.disabled = false;
+      button.textContent = t("signIn");
+    }
+    state.agent = name;
+    state.token = token;
+    storage(STORE.agent, name);
+    storage(STORE.token, token);
+    startDesk();
+  }
+
+  function startDesk() {
+    stopPolling();
+    $("signin-view").hidden = true;
+    $("desk").hidden = false;
+    $("sign-out").hidden = false;
+    $("whoami").hidden = false;
+    $("whoami").textContent = t("signedInAs", { agent: state.agent });
+    renderConversation();
+    listsLoop(state.run);
+  }
+
+  // --- polling ---------------------------------------------------------------------------------
+
+  async function refreshLists() {
+    const run = state.run;
+    const queuePath = "/agent/queue" + (state.skill ? "?skill=" + encodeURIComponent(state.skill) : "");
+    const minePath = "/agent/conversations?agent=" + encodeURIComponent(state.agent);
+    try {
+      const [queue, mine] = await Promise.all([api("GET", queuePath), api("GET", minePath)]);
+      if (run !== state.run) return;
+      state.queue = queue;
+      state.queueAt = Date.now();
+      state.mine = mine;
+      renderLists();
+      const status = $("poll-status");
+      status.classList.remove("offline");
+      status.textContent = t("updated", { t: clock(Date.now() / 1000) });
+    } catch (e) {
+      if (e instanceof AuthError || run !== state.run) return;
+      const status = $("poll-status");
+      status.classList.add("offline");
+      status.textContent = e instanceof ApiError && e.status === 0 ? t("offline") : describeError(e);
+    }
+  }
+
+  async function listsLoop(run) {
+    if (run !== state.run) return;
+    await refreshLists();
+    if (run !== state.run) return;
+    clearTimeout(state.timers.lists);
+    state.timers.lists = setTimeout(() => listsLoop(run), LIST_POLL_MS);
+  }
+
+  async function refreshConversation() {
+    const id = state.selected;
+    const run = state.run;
+    if (!id) return;
+    try {
+      const detail = await api("GET", "/agent/conversations/" + encodeURIComponent(id));
+      if (run !== state.run || id !== state.selected) return;
+      state.detail = detail;
+      renderConversation();
+    } catch (e) {
+      if (e instanceof AuthError || run !== state.run || id !== state.selected) return;
+      showConvError(describeError(e));
+    }
+  }
+
+  async function convLoop(run, convRun) {
+    if (run !== state.run || convRun !== state.convRun) return;
+    await refreshConversation();
+    if (run !== state.run || convRun !== state.convRun) return;
+    clearTimeout(state.timers.conv);
+    state.timers.conv = setTimeout(() => convLoop(run, convRun), CONV_POLL_MS);
+  }
+
+  function select(id) {
+    if (state.selected !== id) {
+      state.selected = id;
+      state.detail = null;
+      state.shownSeqs = new Set();
+      $("transcript").replaceChildren();
+      $("reply-text").value = "";
+      showConvError("");
+    }
+    renderLists();
+    renderConversation();
+    state.convRun += 1;
+    clearTimeout(state.timers.conv);
+    convLoop(state.run, state.convRun);
+  }
+
+  // --- lists -----------------------------------------------------------------------------------
+
+  function priorityChip(priority, top) {
+    return el("span", {
+      cls: "chip priority" + (top ? " top" : ""),
+      text: top ? "P" + priority + " · " + t("topPriority") : "P" + priority,
+      title: top ? t("topPriority") : t("priority", { p: priority }),
+      testid: "priority",
+    });
+  }
+
+  function vipChip(customer) {
+    if (!customer || !customer.vip) return null;
+    return el("span", { cls: "chip vip", text: "VIP", testid: "vip", title: "VIP " + (customer.vip_level || "") });
+  }
+
+  function listItem(id, testid, top, rows) {
+    const li = el("li", {
+      cls: "item" + (id === state.selected ? " selected" : "") + (top ? " top" : ""),
+      testid,
+      data: { conversationId: id },
+    });
+    const button = el("button", { cls: "item-btn", attrs: { type: "button" } }, rows);
+    button.addEventListener("click", () => select(id));
+    li.append(button);
+    return li;
+  }
+
+  function renderLists() {
+    const elapsed = (Date.now() - state.queueAt) / 1000;
+    const queue = state.queue.map((e) => {
+      const li = listItem(e.conversation_id, "queue-item", e.top_priority, [
+        el("div", { cls: "row" }, [
+          priorityChip(e.priority, e.top_priority),
+          vipChip(e.customer),
+          el("span", { cls: "name", text: e.customer ? e.customer.name : t("guest"), testid: "name" }),
+          el("span", { cls: "waited", text: t("waited", { t: duration(e.waited_seconds + elapsed) }), testid: "waited" }),
+        ]),
+        el("div", { cls: "row" }, [
+          el("span", { cls: "chip", text: label("channels", e.channel), testid: "channel", data: { value: e.channel } }),
+          el("span", { cls: "chip", text: label("skills", e.skill), testid: "skill", data: { value: e.skill } }),
+          el("span", { cls: "chip reason", text: label("reasons", e.reason), testid: "reason", data: { value: e.reason } }),
+        ]),
+        el("div", { cls: "summary", text: clip(e.summary, 160), title: e.summary, testid: "summary" }),
+      ]);
+      li.dataset.priority = String(e.priority);
+      li.dataset.vip = String(Boolean(e.customer && e.customer.vip));
+      return li;
+    });
+    $("queue-list").replaceChildren(...queue);
+    $("queue-count").textContent = String(state.queue.length);
+    $("queue-empty").hidden = state.queue.length > 0;
+
+    const mine = state.mine.map((c) => {
+      const h = c.handoff;
+      return listItem(c.conversation_id, "mine-item", false, [
+        el("div", { cls: "row" }, [
+          vipChip(c.customer),
+          el("span", { cls: "name", text: c.customer ? c.customer.name : t("guest"), testid: "name" }),
+          el("span", { cls: "waited", text: t("lastActive", { t: clock(c.updated_at) }) }),
+        ]),
+        el("div", { cls: "row" }, [
+          el("span", { cls: "chip", text: label("channels", c.channel), testid: "channel" }),
+          h ? el("span", { cls: "chip", text: label("skills", h.skill) }) : null,
+          h ? el("span", { cls: "chip reason", text: label("reasons", h.reason) }) : null,
+        ]),
+      ]);
+    });
+    $("mine-list").replaceChildren(...mine);
+    $("mine-count").textContent = String(state.mine.length);
+    $("mine-empty").hidden = state.mine.length > 0;
+  }
+
+  // --- conversation ----------------------------------------------------------------------------
+
+  function showConvError(message) {
+    const box = $("conv-error");
+    box.textContent = message || "";
+    box.hidden = !message;
+  }
+
+  function messageItem(m) {
+    const role = ["customer", "bot", "agent", "system"].includes(m.role) ? m.role : "system";
+    const who = role === "agent" && m.agent_name ? t("role_agent") + " · " + m.agent_name : t("role_" + role);
+    const meta = el("div", { cls: "meta" }, [
+      el("span", { cls: "who", text: who }),
+      el("time", { text: clock(m.ts), attrs: { datetime: new Date(m.ts * 1000).toISOString() } }),
+    ]);
+    if (role === "bot" && m.template) {
+      const version = m.template_version != null ? " v" + m.template_version : "";
+      meta.append(el("span", { cls: "template", text: m.template + version, testid: "template" }));
+    }
+    const text = m.display_text !== undefined && m.display_text !== null ? m.display_text : m.text;
+    const li = el("li", { cls: "msg " + role, testid: "message", data: { role, seq: m.seq } }, [
+      meta,
+      el("div", { cls: "bubble", text, testid: "message-text" }),
+    ]);
+    if (Array.isArray(m.buttons) && m.buttons.length) {
+      li.append(el("div", { cls: "buttons" }, m.buttons.map((b) => el("span", { cls: "chip", text: b.title }))));
+    }
+    return li;
+  }
+
+  function renderTranscript(transcript) {
+    const list = $("transcript");
+    const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+    const seqs = new Set(transcript.map((m) => m.seq));
+    const stale = [...state.shownSeqs].some((s) => !seqs.has(s));
+    const first = stale || state.shownSeqs.size === 0;
+    if (stale) {
+      list.replaceChildren();
+      state.shownSeqs = new Set();
+    }
+    let added = false;
+    for (const m of transcript) {
+      if (state.shownSeqs.has(m.seq)) continue;
+      list.append(messageItem(m));
+      state.shownSeqs.add(m.seq);
+      added = true;
+    }
+    if (added && (nearBottom || first)) list.scrollTop = list.scrollHeight;
+  }
+
+  function renderHandoff(h) {
+    const box = $("handoff");
+    if (!h) {
+      box.hidden = true;
+      return;
+    }
+    box.hidden = false;
+    $("handoff-tags").replaceChildren(
+      el("span", { cls: "chip reason", text: t("reason") + ": " + label("reasons", h.reason), testid: "handoff-reason" }),
+      el("span", { cls: "chip", text: t("skill") + ": " + label("skills", h.skill), testid: "handoff-skill" }),
+      priorityChip(h.priority, h.priority >= TOP_PRIORITY),
+    );
+    $("handoff-summary").textContent = h.summary ? t("summary") + ": " + h.summary : "";
+  }
+
+  function renderCustomer(detail) {
+    const conv = detail.conversation;
+    const customer = detail.customer;
+    const card = $("customer-card");
+    const rows = [];
+    const kv = (key, value, testid) => {
+      rows.push(el("dt", { text: t(key) }), el("dd", { text: value, testid }));
+    };
+    const head = el("p", { cls: "customer-name", testid: "customer-name" }, [
+      el("span", { text: customer ? customer.name : t("guest") }),
+      vipChip(customer),
+    ]);
+    if (customer) kv("customerId", customer.id, "customer-id");
+    kv("channel", label("channels", conv.channel), "customer-channel");
+    kv("locale", label("locales", conv.locale || (customer && customer.locale) || "zh-CN"), "customer-locale");
+    const children = [head];
+    if (!customer) children.push(el("p", { cls: "muted", text: t("guestCard") }));
+    children.push(el("dl", { cls: "kv" }, rows));
+    card.replaceChildren(...children);
+    card.dataset.vip = String(Boolean(customer && customer.vip));
+
+    const orders = detail.orders || [];
+    $("orders").replaceChildren(
+      ...orders.map((o) => {
+        const facts = [];
+        const fact = (key, value) => {
+          if (value === null || value === undefined || value === "") return;
+          facts.push(el("dt", { text: t(key) }), el("dd", { text: value }));
+        };
+        fact("quantity", o.quantity);
+        fact("carrier", o.carrier);
+        fact("tracking", o.tracking_number);
+        fact("amount", o.amount + " " + o.currency);
+        fact("purchased", o.purchase_date);
+        return el("li", { cls: "order", testid: "order", data: { orderId: o.id, status: o.status } }, [
+          el("div", { cls: "row" }, [
+            el("span", { cls: "order-id", text: o.id }),
+            el("span", { cls: "chip status", text: label("statuses", o.status) }),
+          ]),
+          el("div", { cls: "product", text: o.product }),
+          el("dl", { cls: "kv" }, facts),
+        ]);
+      }),
+    );
+    $("orders-count").textContent = String(orders.length);
+    const empty = $("orders-empty");
+    empty.hidden = orders.length > 0;
+    empty.textContent = customer ? t("noOrders") : t("guestOrders");
+  }
+
+  function renderConversation() {
+    const detail = state.detail;
+    $("conv-placeholder").hidden = Boolean(state.selected);
+    $("conv-placeholder").textContent = t("pickConversation");
+    $("conv-view").hidden = !state.selected;
+    $("context").hidden = !state.selected;
+    if (!state.selected) return;
+    if (!detail) {
+      $("conv-title").textContent = t("loading");
+      $("conv-sub").textContent = "";
+      $("conv-mode").textContent = "";
+      $("take").hidden = true;
+      $("handback").hidden = true;
+      $("handoff").hidden = true;
+      $("customer-card").replaceChildren();
+      $("orders").replaceChildren();
+      $("reply-text").disabled = true;
+      $("reply-send").disabled = true;
+      return;
+    }
+    const conv = detail.conversation;
+    const customer = detail.customer;
+    const view = $("conv-view");
+    view.dataset.conversationId = conv.id;
+    view.dataset.mode = conv.mode;
+    const title = $("conv-title");
+    const titleParts = [el("span", { text: customer ? customer.name : t("guest") }), vipChip(customer)];
+    title.replaceChildren(...titleParts.filter(Boolean));
+    $("conv-sub").textContent = [label("channels", conv.channel), label("locales", conv.locale || ""), conv.id]
+      .filter(Boolean)
+      .join(" · ");
+    const mode = $("conv-mode");
+    mode.dataset.mode = conv.mode;
+    if (conv.mode === "agent") mode.textContent = t("modeAgent", { agent: conv.agent || "?" });
+    else mode.textContent = t(conv.mode === "waiting" ? "modeWaiting" : "modeBot");
+    $("take").hidden = conv.mode !== "waiting";
+    $("handback").hidden = conv.mode !== "agent";
+    renderHandoff(conv.mode !== "bot" ? conv.handoff : null);
+    renderTranscript(detail.transcript || []);
+    renderCustomer(detail);
+
+    const mineOrWaiting = conv.mode === "waiting" || (conv.mode === "agent" && conv.agent === state.agent);
+    const text = $("reply-text");
+    text.disabled = !mineOrWaiting || state.busy;
+    $("reply-send").disabled = !mineOrWaiting || state.busy;
+    text.placeholder = t("replyPlaceholder");
+    $("reply-hint").textContent = mineOrWaiting
+      ? t(conv.mode === "waiting" ? "replyHintWaiting" : "replyHint")
+      : conv.mode === "bot"
+        ? t("replyBot")
+        : t("replyOther", { agent: conv.agent || "?" });
+  }
+
+  // --- actions ---------------------------------------------------------------------------------
+
+  async function act(run) {
+    if (state.busy || !state.selected) return;
+    state.busy = true;
+    renderConversation();
+    const id = state.selected;
+    try {
+      await run(id);
+      if (id === state.selected) showConvError("");
+      await Promise.all([refreshConversation(), refreshLists()]);
+      return true;
+    } catch (e) {
+      if (!(e instanceof AuthError) && id === state.selected) showConvError(describeError(e));
+      return false;
+    } finally {
+      state.busy = false;
+      if (state.token) renderConversation();
+    }
+  }
+
+  function take() {
+    return act((id) => api("POST", "/agent/conversations/" + encodeURIComponent(id) + "/take", { agent: state.agent }));
+  }
+
+  function handBack() {
+    return act((id) => api("POST", "/agent/conversations/" + encodeURIComponent(id) + "/handback"));
+  }
+
+  async function sendReply() {
+    const box = $("reply-text");
+    const text = box.value;
+    if (!text.trim() || state.busy) return;
+    const button = $("reply-send");
+    button.textContent = t("sending");
+    const ok = await act((id) =>
+      api("POST", "/agent/conversations/" + encodeURIComponent(id) + "/messages", { agent: state.agent, text }),
+    );
+    button.textContent = t("send");
+    if (ok && box.value === text) box.value = "";
+    box.focus();
+  }
+
+  // --- language --------------------------------------------------------------------------------
+
+  function applyLanguage() {
+    document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+    document.title = t("title") + " · autoresponder";
+    for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+    const toggle = $("lang-toggle");
+    toggle.textContent = t("langToggle");
+    toggle.title = t("langToggleTitle");
+    toggle.setAttribute("aria-label", t("langToggleTitle"));
+    const filter = $("skill-filter");
+    filter.replaceChildren(
+      el("option", { text: t("allSkills"), attrs: { value: "" } }),
+      ...SKILLS.map((s) => el("option", { text: label("skills", s), attrs: { value: s } })),
+    );
+    filter.value = state.skill;
+    if (state.token) {
+      $("whoami").textContent = t("signedInAs", { agent: state.agent });
+      renderLists();
+      // Rebuild the transcript so that role names and times follow the language.
+      state.shownSeqs = new Set();
+      $("transcript").replaceChildren();
+      renderConversation();
+    }
+  }
+
+  // --- wiring ----------------------------------------------------------------------------------
+
+  function init() {
+    $("signin-form").addEventListener("submit", onSignIn);
+    $("sign-out").addEventListener("click", () => signOut(""));
+    $("take").addEventListener("click", take);
+    $("handback").addEventListener("click", handBack);
+    $("reply-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      sendReply();
+    });
+    $("reply-text").addEventListener("keydown", (event) => {
+      // Enter sends; Shift+Enter is a new line; Enter that confirms an input method's candidate is not a send.
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+        event.preventDefault();
+        sendReply();
+      }
+    });
+    $("skill-filter").addEventListener("change", (event) => {
+      state.skill = event.target.value;
+      storage(STORE.skill, state.skill || null);
+      refreshLists();
+    });
+    $("lang-toggle").addEventListener("click", () => {
+      lang = lang === "zh" ? "en" : "zh";
+      try {
+        localStorage.setItem(LANG_KEY, lang);
+      } catch (e) {
+        /* storage may be off */
+      }
+      applyLanguage();
+    });
+    applyLanguage();
+    if (state.token && state.agent) startDesk();
+    else showSignIn("");
+  }
+
+  window.AgentConsole = {
+    get lang() {
+      return lang;
+    },
+  };
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();

@@ -1,0 +1,248 @@
+"""The agent console in headless Chromium against the real stack: customers write through the REST channel.
+
+Every test signs in under an agent name of its own, so that its "mine" list holds only its conversations.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Locator, Page, Route, expect
+
+from tests.browser.conftest import UI_TIMEOUT_MS
+from tests.conftest import AGENT_TOKEN, RunningStack
+
+pytestmark = [pytest.mark.browser, pytest.mark.stack]
+
+OpenConsole = Callable[[str], Awaitable[Page]]
+XSS = '<img src=x onerror="window.__xss=1">'
+
+
+@pytest.fixture
+async def open_console(browser: Browser, stack: RunningStack) -> AsyncIterator[OpenConsole]:
+    """Open /console in a fresh context (empty sessionStorage) with the given browser locale.
+
+    Uncaught page errors and Content-Security-Policy violations fail the test.
+    """
+    contexts: list[BrowserContext] = []
+    problems: list[str] = []
+
+    async def _open(locale: str) -> Page:
+        context = await browser.new_context(locale=locale, viewport={"width": 1280, "height": 800})
+        context.set_default_timeout(UI_TIMEOUT_MS)
+        contexts.append(context)
+        page = await context.new_page()
+        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        page.on(
+            "console",
+            lambda msg: problems.append(f"console: {msg.text}") if "Content Security Policy" in msg.text else None,
+        )
+        await page.goto(stack.base_url + "/console")
+        await expect(page.get_by_test_id("signin")).to_be_visible()
+        return page
+
+    yield _open
+    for context in contexts:
+        await context.close()
+    assert problems == [], problems
+
+
+async def sign_in(page: Page, agent: str, token: str = AGENT_TOKEN) -> None:
+    await page.get_by_test_id("agent-name").fill(agent)
+    await page.get_by_test_id("agent-token").fill(token)
+    await page.get_by_test_id("sign-in").click()
+
+
+def item(page: Page, testid: str, conv_id: str) -> Locator:
+    """The queue or "mine" entry of a conversation."""
+    return page.locator(f'[data-testid="{testid}"][data-conversation-id="{conv_id}"]')
+
+
+def shown(page: Page, role: str) -> Locator:
+    """Transcript messages of one role in the open conversation."""
+    return page.locator(f'[data-testid="message"][data-role="{role}"]')
+
+
+def agent_name() -> str:
+    return f"小王-{uuid.uuid4().hex[:6]}"
+
+
+async def test_agent_takes_answers_and_hands_back(
+    open_console: OpenConsole, stack: RunningStack, tmp_path: Path
+) -> None:
+    who = f"console-{uuid.uuid4().hex[:10]}"
+    vip = {"metadata": {"customer_id": "C202405010"}}  # a VIP, owner of DD202405010
+    stack.rest(who, "DD202405010 到哪了", **vip)
+    handed = stack.rest(who, "转人工", **vip).json()
+    assert handed["mode"] == "waiting"
+    conv_id = handed["conversation_id"]
+    agent = agent_name()
+
+    page = await open_console("zh-CN")
+    await expect(page.get_by_test_id("sign-in")).to_have_text("登录")
+    await sign_in(page, agent)
+    await expect(page.get_by_test_id("whoami")).to_contain_text(agent)
+    assert await page.evaluate("sessionStorage.getItem('ar-console-token')") == AGENT_TOKEN
+
+    # The queue shows the conversation with its channel, skill, reason, priority, VIP mark and summary.
+    queued = item(page, "queue-item", conv_id)
+    await expect(queued).to_be_visible()
+    await expect(queued.get_by_test_id("reason")).to_have_text("客户要求人工")
+    await expect(queued.get_by_test_id("channel")).to_have_attribute("data-value", "rest")
+    await expect(queued.get_by_test_id("skill")).to_have_attribute("data-value", "logistics")
+    await expect(queued.get_by_test_id("vip")).to_be_visible()
+    await expect(queued.get_by_test_id("name")).to_have_text("周女士")
+    await expect(queued.get_by_test_id("summary")).to_contain_text("DD202405010")
+    await expect(queued.get_by_test_id("waited")).to_contain_text("已等待")
+    priority = int(await queued.get_attribute("data-priority") or "-1")
+    assert priority == handed["handoff"]["priority"]
+    await expect(queued.get_by_test_id("priority")).to_contain_text(f"P{priority}")
+    await expect(item(page, "mine-item", conv_id)).to_have_count(0)
+
+    # Filtering by another skill hides it; all skills show it again.
+    await page.get_by_test_id("skill-filter").select_option("billing")
+    await expect(queued).to_have_count(0)
+    await page.get_by_test_id("skill-filter").select_option("")
+    await expect(queued).to_be_visible()
+
+    # Open it: transcript, handoff, customer card (masked) and the customer's order.
+    await queued.click()
+    view = page.locator("#conv-view")
+    await expect(view).to_have_attribute("data-conversation-id", conv_id)
+    await expect(page.get_by_test_id("conv-mode")).to_have_attribute("data-mode", "waiting")
+    await expect(shown(page, "customer").first.get_by_test_id("message-text")).to_have_text("DD202405010 到哪了")
+    await expect(shown(page, "bot").first.get_by_test_id("template")).to_contain_text("utter_order_status v")
+    await expect(page.get_by_test_id("handoff-reason")).to_contain_text("客户要求人工")
+    await expect(page.get_by_test_id("handoff-summary")).to_contain_text("DD202405010")
+    card = page.get_by_test_id("customer-card")
+    await expect(card.get_by_test_id("customer-name")).to_contain_text("周女士")
+    await expect(card.get_by_test_id("vip")).to_be_visible()
+    await expect(card.get_by_test_id("customer-channel")).to_have_text("应用 (REST)")
+    order = page.locator('[data-testid="order"][data-order-id="DD202405010"]')
+    await expect(order).to_be_visible()
+    await expect(order).to_contain_text("空气净化器 A5")
+    await expect(order).to_contain_text("CNY")
+    context_text = await page.get_by_test_id("context").inner_text()
+    for secret in ("周婷", "13800138010", "zhou.ting@example.com", "珞喻路"):
+        assert secret not in context_text
+
+    # Take it: it leaves the queue and joins "mine".
+    await page.get_by_test_id("take").click()
+    await expect(page.get_by_test_id("conv-mode")).to_have_attribute("data-mode", "agent")
+    await expect(page.get_by_test_id("conv-mode")).to_contain_text(agent)
+    await expect(page.get_by_test_id("take")).to_be_hidden()
+    await expect(item(page, "mine-item", conv_id)).to_be_visible()
+    await expect(item(page, "queue-item", conv_id)).to_have_count(0)
+    await expect(shown(page, "system").filter(has_text=agent)).to_have_count(1)
+
+    # Answer: Shift+Enter is a new line, Enter sends.
+    box = page.get_by_test_id("reply-text")
+    await box.click()
+    await page.keyboard.insert_text("您好，我是客服")
+    await page.keyboard.press("Shift+Enter")
+    await page.keyboard.insert_text("马上为您查询")
+    await page.keyboard.press("Enter")
+    reply = "您好，我是客服\n马上为您查询"
+    await expect(shown(page, "agent")).to_have_count(1)
+    assert await shown(page, "agent").get_by_test_id("message-text").text_content() == reply
+    await expect(box).to_have_value("")
+
+    # The answer is in the customer's conversation, and the customer's next words reach the console.
+    transcript = stack.agent("GET", f"/conversations/{conv_id}").json()["transcript"]
+    answers = [m for m in transcript if m["role"] == "agent"]
+    assert [(m["text"], m["agent_name"]) for m in answers] == [(reply, agent)]
+    assert stack.rest(who, "好的，谢谢", **vip).json()["mode"] == "agent"
+    await expect(shown(page, "customer").filter(has_text="好的，谢谢")).to_have_count(1)
+    await page.screenshot(path=tmp_path / "console-agent-mode.png")
+
+    # Hand back: the bot answers the customer again and the conversation leaves "mine".
+    await page.get_by_test_id("handback").click()
+    await expect(page.get_by_test_id("conv-mode")).to_have_attribute("data-mode", "bot")
+    await expect(page.get_by_test_id("handback")).to_be_hidden()
+    await expect(item(page, "mine-item", conv_id)).to_have_count(0)
+    await expect(page.get_by_test_id("reply-text")).to_be_disabled()
+    back = stack.rest(who, "DD202405010 到哪了", **vip).json()
+    assert back["mode"] == "bot"
+    assert "DD202405010" in back["replies"][0]["text"]
+
+
+async def test_customer_text_is_shown_as_text(open_console: OpenConsole, stack: RunningStack) -> None:
+    who = f"console-xss-{uuid.uuid4().hex[:10]}"
+    conv_id = stack.rest(who, "转人工").json()["conversation_id"]
+    assert stack.rest(who, XSS).json()["mode"] == "waiting"
+
+    page = await open_console("en-US")
+    await sign_in(page, agent_name())
+    await item(page, "queue-item", conv_id).click()
+    literal = shown(page, "customer").filter(has_text="onerror")
+    await expect(literal).to_have_count(1)
+    assert await literal.get_by_test_id("message-text").text_content() == XSS
+    await expect(page.locator("#transcript img")).to_have_count(0)
+    await page.wait_for_timeout(500)  # an injected image would have failed to load by now
+    assert await page.evaluate("window.__xss") is None
+    # A guest: no CRM card, no orders; the interface is in English for an English browser.
+    await expect(page.get_by_test_id("customer-name")).to_have_text("Guest")
+    await expect(page.get_by_test_id("orders")).to_be_empty()
+    await expect(page.get_by_test_id("orders-empty")).to_have_text("Guests have no linked orders")
+    await expect(page.get_by_test_id("take")).to_have_text("Take")
+    assert stack.agent("POST", f"/conversations/{conv_id}/handback").status_code == 200
+
+
+async def test_a_conflict_is_shown_in_the_conversation(open_console: OpenConsole, stack: RunningStack) -> None:
+    who = f"console-409-{uuid.uuid4().hex[:10]}"
+    conv_id = stack.rest(who, "转人工").json()["conversation_id"]
+    page = await open_console("zh-CN")
+    await sign_in(page, agent_name())
+    await item(page, "queue-item", conv_id).click()
+    await expect(page.get_by_test_id("take")).to_be_visible()
+
+    # Keep showing the conversation as it was, while another agent takes it behind the console's back.
+    detail_url = f"{stack.base_url}/agent/conversations/{conv_id}"
+    frozen = json.dumps(stack.agent("GET", f"/conversations/{conv_id}").json())
+
+    async def stale(route: Route) -> None:
+        await route.fulfill(status=200, content_type="application/json", body=frozen)
+
+    await page.route(detail_url, stale)
+    assert stack.agent("POST", f"/conversations/{conv_id}/take", agent="另一位客服").status_code == 200
+    await page.get_by_test_id("take").click()
+    error = page.get_by_test_id("conv-error")
+    await expect(error).to_be_visible()
+    await expect(error).to_contain_text("409")
+    await expect(error).to_contain_text("另一位客服")
+
+    # Once the console sees the real state, it shows who holds the conversation and offers no reply.
+    await page.unroute(detail_url, stale)
+    await expect(page.get_by_test_id("conv-mode")).to_contain_text("另一位客服")
+    await expect(page.get_by_test_id("reply-text")).to_be_disabled()
+    await expect(page.get_by_test_id("reply-hint")).to_contain_text("另一位客服")
+    assert stack.agent("POST", f"/conversations/{conv_id}/handback").status_code == 200
+
+
+async def test_a_wrong_token_is_refused_at_sign_in_and_later(open_console: OpenConsole) -> None:
+    page = await open_console("en-US")
+    await expect(page.get_by_test_id("sign-in")).to_have_text("Sign in")
+    await sign_in(page, agent_name(), token="not-the-agent-token")
+    error = page.get_by_test_id("signin-error")
+    await expect(error).to_be_visible()
+    await expect(error).to_have_text("The agent token is wrong. Check it and try again.")
+    await expect(page.locator("#desk")).to_be_hidden()
+    assert await page.evaluate("sessionStorage.getItem('ar-console-token')") is None
+
+    # The language toggle switches the interface.
+    await page.get_by_test_id("lang-toggle").click()
+    await expect(page.get_by_test_id("sign-in")).to_have_text("登录")
+    await page.get_by_test_id("lang-toggle").click()
+
+    # Signed in, then the token stops working (here: replaced): the first 401 sends the agent back.
+    await sign_in(page, agent_name())
+    await expect(page.locator("#desk")).to_be_visible()
+    await page.evaluate("sessionStorage.setItem('ar-console-token', 'revoked')")
+    await page.reload()
+    await expect(page.get_by_test_id("signin")).to_be_visible()
+    await expect(error).to_have_text("The agent token is no longer valid or is wrong. Please sign in again.")
+    assert await page.evaluate("sessionStorage.getItem('ar-console-token')") is None
