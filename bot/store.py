@@ -135,6 +135,11 @@ class ConversationStore:
         raw = await self.redis.hgetall(keys.conversation(conv_id))
         return Conversation.from_hash(raw) if raw else None
 
+    async def find(self, channel: str, thread_id: str) -> Conversation | None:
+        """The open conversation of a channel thread, or None (never opens one)."""
+        existing = await self.redis.get(keys.thread(channel, thread_id))
+        return await self.get(existing) if existing else None
+
     async def find_or_open(self, channel: str, thread_id: str, customer_id: str | None) -> tuple[Conversation, bool]:
         """The open conversation of a channel thread, or a new one; second item: newly opened."""
         thread_key = keys.thread(channel, thread_id)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import time
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from pydantic import BaseModel, Field, field_validator
 
 from bot.router import Router
@@ -45,6 +47,7 @@ class ReplyOut(BaseModel):
 
     text: str
     buttons: list[ButtonOut] = []
+    seq: str | None = Field(default=None, description="Transcript position, for GET /channels/rest/messages.")
 
 
 class HandoffOut(BaseModel):
@@ -62,6 +65,28 @@ class RestOut(BaseModel):
     mode: Literal["bot", "waiting", "agent"]
     replies: list[ReplyOut]
     handoff: HandoffOut | None
+
+
+class MessageOut(BaseModel):
+    """A message the customer should see: from the bot, an agent, or the system."""
+
+    seq: str = Field(description="Transcript position; pass the last one seen as `after`.")
+    role: Literal["bot", "agent", "system"]
+    text: str
+    buttons: list[ButtonOut] = []
+    agent_name: str | None = None
+    ts: float
+
+
+class MessagesOut(BaseModel):
+    """Messages for the customer after a position, and the conversation's state."""
+
+    conversation_id: str
+    mode: Literal["bot", "waiting", "agent"]
+    messages: list[MessageOut]
+
+
+POLL_INTERVAL_SECONDS = 0.5
 
 
 def _bearer(request: Request, authorization: str = Header(default="", include_in_schema=False)) -> None:
@@ -124,6 +149,53 @@ async def post_message(
     return RestOut(
         conversation_id=conv.id,
         mode=conv.mode,  # type: ignore[arg-type]  # store only writes the three modes
-        replies=[ReplyOut(text=r.text, buttons=[ButtonOut(**b) for b in r.buttons]) for r in result.replies],
+        replies=[ReplyOut(text=r.text, buttons=[ButtonOut(**b) for b in r.buttons], seq=r.seq) for r in result.replies],
         handoff=HandoffOut(**conv.handoff.public()) if conv.handoff and conv.mode != "bot" else None,
     )
+
+
+@router.get(
+    "/messages",
+    response_model=MessagesOut,
+    dependencies=[Depends(_bearer)],
+    responses={
+        401: {"description": "Missing or wrong bearer token."},
+        404: {"description": "This sender has no conversation."},
+        422: {"description": "Malformed query; `detail` names the offending parameter."},
+    },
+)
+async def get_messages(
+    request: Request,
+    sender: str = Query(min_length=1, max_length=256, description="The customer's id within this channel."),
+    after: str | None = Query(
+        default=None, pattern=r"^\d{1,20}-\d{1,20}$", description="Only messages after this `seq` (exclusive)."
+    ),
+    wait: float = Query(default=0, ge=0, le=30, description="Long-poll: wait up to this many seconds for one."),
+) -> MessagesOut:
+    """What the customer should see after `after`: above all agents' answers and notices after a handoff,
+    which no POST response can carry. Poll it, or long-poll with `wait`.
+    """
+    store = request.app.state.services.store
+    deadline = time.monotonic() + wait
+    while True:
+        conv = await store.find(CHANNEL, sender)
+        if conv is None:
+            raise HTTPException(status_code=404, detail=f"no conversation for sender {sender!r}")
+        entries = [e for e in await store.history(conv.id, after=after, count=500) if e.role != "customer"]
+        if entries or time.monotonic() >= deadline or await request.is_disconnected():
+            return MessagesOut(
+                conversation_id=conv.id,
+                mode=conv.mode,
+                messages=[
+                    MessageOut(
+                        seq=e.seq,
+                        role=e.role if e.role in ("bot", "agent") else "system",
+                        text=e.text,
+                        buttons=[ButtonOut(**b) for b in e.buttons],
+                        agent_name=e.agent_name,
+                        ts=e.ts,
+                    )
+                    for e in entries
+                ],
+            )
+        await asyncio.sleep(min(POLL_INTERVAL_SECONDS, max(0.0, deadline - time.monotonic())))

@@ -190,3 +190,70 @@ def test_vip_complaint_hands_off_at_once_with_the_highest_priority(stack: Runnin
     assert body["handoff"]["reason"] == "vip_complaint"
     assert body["handoff"]["priority"] == 9
     assert body["handoff"]["skill"] == "complaints"
+
+
+def messages(stack: RunningStack, who: str, token: str | None = None, **params: object) -> httpx.Response:
+    """GET the customer's messages from the REST channel."""
+    return httpx.get(
+        f"{stack.base_url}/channels/rest/messages",
+        params={"sender": who, **params},
+        headers={"Authorization": f"Bearer {token or stack.rest_token}"},
+        timeout=60,
+    )
+
+
+def test_an_agents_answer_reaches_the_rest_customer(stack: RunningStack) -> None:
+    who = sender()
+    first = stack.rest(who, "DD202405001 到哪了").json()
+    last_seen = first["replies"][-1]["seq"]
+    handed = stack.rest(who, "转人工").json()
+    assert handed["mode"] == "waiting"
+    if handed["replies"]:
+        last_seen = handed["replies"][-1]["seq"]
+    assert messages(stack, who, after=last_seen).json()["messages"] == []  # nothing new yet
+    conv_id = handed["conversation_id"]
+    answered = stack.agent("POST", f"/conversations/{conv_id}/messages", agent="Lin", text="您好，我是客服小林。")
+    assert answered.status_code == 200
+    body = messages(stack, who, after=last_seen).json()
+    assert body["conversation_id"] == conv_id and body["mode"] == "agent"
+    roles = [(m["role"], m["agent_name"]) for m in body["messages"]]
+    assert ("agent", "Lin") in roles  # the answer itself
+    assert roles[0][0] == "system"  # the "an agent has joined" notice came first
+    answer = next(m for m in body["messages"] if m["role"] == "agent")
+    assert answer["text"] == "您好，我是客服小林。"
+    # Nothing is returned twice: after the newest message there is nothing.
+    assert messages(stack, who, after=body["messages"][-1]["seq"]).json()["messages"] == []
+    # Without `after`, the whole conversation as the customer saw it, without the customer's own words.
+    everything = messages(stack, who).json()["messages"]
+    assert [m["role"] for m in everything].count("bot") >= 1
+    assert all(m["role"] != "customer" for m in everything)
+
+
+def test_long_poll_returns_as_soon_as_the_agent_answers(stack: RunningStack) -> None:
+    import threading
+
+    who = sender()
+    handed = stack.rest(who, "我要人工客服").json()
+    conv_id = handed["conversation_id"]
+    stack.agent("POST", f"/conversations/{conv_id}/take", agent="Chen")
+    newest = messages(stack, who).json()["messages"][-1]["seq"]
+    timer = threading.Timer(
+        1.0,
+        lambda: stack.agent("POST", f"/conversations/{conv_id}/messages", agent="Chen", text="Hello, Chen here."),
+    )
+    timer.start()
+    try:
+        body = messages(stack, who, after=newest, wait=20).json()
+    finally:
+        timer.join()
+    assert [m["text"] for m in body["messages"]] == ["Hello, Chen here."]
+
+
+def test_reading_messages_checks_token_sender_and_position(stack: RunningStack) -> None:
+    assert messages(stack, "nobody-" + uuid.uuid4().hex).status_code == 404
+    who = sender()
+    stack.rest(who, "你好")
+    assert messages(stack, who, token="wrong").status_code == 401
+    bad = messages(stack, who, after="not-a-seq")
+    assert bad.status_code == 422 and "after" in bad.text
+    assert messages(stack, who, wait=31).status_code == 422
