@@ -71,13 +71,12 @@ class AgentDesk:
 
     async def take(self, conv_id: str, agent: str) -> Conversation:
         """An agent takes a conversation: it leaves the queue and the customer is told."""
-        conv = await self._get(conv_id)
-        if conv.mode == "agent" and conv.agent and conv.agent != agent:
-            raise WrongMode(f"conversation {conv_id} is already with {conv.agent}")
+        conv, holder = await self.store.claim_for_agent(conv_id, agent)
+        if conv is None:
+            raise ConversationNotFound(f"no conversation {conv_id}")
+        if holder is not None:
+            raise WrongMode(f"conversation {conv_id} is already with {holder}")
         await self.store.dequeue(conv)
-        conv.mode = "agent"
-        conv.agent = agent
-        await self.store.save(conv)
         await self.store.hold(agent, conv.id)
         await self.store.publish(conv.id, {"type": "mode", "mode": "agent", "agent_name": agent})
         await self._notify(conv, "utter_agent_joined", agent_name=agent)

@@ -82,7 +82,7 @@ class Router:
             conv.customer_id = customer.id
         shown = str(msg.metadata.get("display_text") or msg.text)
         conv.locale = resolve_locale(shown, conv.locale, msg.locale_hint or (customer.locale if customer else None))
-        await self.store.save(conv)
+        await self.store.update(conv, "customer_id", "locale")
         entry = await self.store.append(conv.id, "customer", shown, client_id=msg.metadata.get("client_id"))
         result = RouterResult(conversation=conv, customer_entry=entry)
         if conv.mode != "bot":

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
 from bot import keys
 
@@ -167,6 +168,48 @@ class ConversationStore:
         pipe.expire(keys.conversation(conv.id), keys.CONVERSATION_TTL_SECONDS)
         pipe.expire(keys.thread(conv.channel, conv.thread_id), keys.CONVERSATION_TTL_SECONDS)
         await pipe.execute()
+
+    async def update(self, conv: Conversation, *fields: str) -> None:
+        """Write only the named fields (and the activity time), leaving the rest as others wrote it.
+
+        The router uses it for what a customer message changes (customer, locale), so that it never
+        writes back a mode or an agent read before an agent took the conversation.
+        """
+        conv.updated_at = time.time()
+        data = conv.to_hash()
+        pipe = self.redis.pipeline()
+        pipe.hset(keys.conversation(conv.id), mapping={f: data[f] for f in (*fields, "updated_at")})
+        pipe.expire(keys.conversation(conv.id), keys.CONVERSATION_TTL_SECONDS)
+        pipe.expire(keys.thread(conv.channel, conv.thread_id), keys.CONVERSATION_TTL_SECONDS)
+        await pipe.execute()
+
+    async def claim_for_agent(self, conv_id: str, agent: str) -> tuple[Conversation | None, str | None]:
+        """Atomically give the conversation to `agent` unless another agent holds it.
+
+        Returns (conversation, None) when it is now the agent's, (conversation, holder) when another
+        agent holds it, (None, None) when there is no such conversation. WATCH/MULTI makes two agents
+        clicking Take at the same moment end with exactly one holder.
+        """
+        key = keys.conversation(conv_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    raw = await pipe.hgetall(key)
+                    if not raw:
+                        await pipe.unwatch()
+                        return None, None
+                    conv = Conversation.from_hash(raw)
+                    if conv.mode == "agent" and conv.agent and conv.agent != agent:
+                        await pipe.unwatch()
+                        return conv, conv.agent
+                    conv.mode, conv.agent, conv.updated_at = "agent", agent, time.time()
+                    pipe.multi()
+                    pipe.hset(key, mapping={"mode": "agent", "agent": agent, "updated_at": str(conv.updated_at)})
+                    await pipe.execute()
+                    return conv, None
+                except WatchError:
+                    continue
 
     async def append(
         self,

@@ -89,3 +89,31 @@ async def test_an_agents_conversations_are_those_still_with_them(redis: Redis) -
     assert await store.held_by("小李") == []
     assert await redis.smembers(keys.agent_conversations("小李")) == {convs[2].id}
     assert await store.held_by("nobody") == []
+
+
+async def test_two_agents_taking_at_once_leave_exactly_one_holder(redis: Redis) -> None:
+    import asyncio
+
+    store = ConversationStore(redis)
+    conv, _ = await store.find_or_open("rest", "race", None)
+    results = await asyncio.gather(*(store.claim_for_agent(conv.id, f"agent-{n}") for n in range(8)))
+    winners = [c.agent for c, holder in results if c is not None and holder is None]
+    assert len(winners) == 1
+    losers = {holder for _c, holder in results if holder is not None}
+    assert losers == {winners[0]}
+    stored = await store.get(conv.id)
+    assert stored is not None and (stored.mode, stored.agent) == ("agent", winners[0])
+    assert await store.claim_for_agent("no-such-conversation", "agent-0") == (None, None)
+
+
+async def test_a_customer_message_does_not_undo_a_take(redis: Redis) -> None:
+    store = ConversationStore(redis)
+    conv, _ = await store.find_or_open("rest", "carol", None)
+    stale = await store.get(conv.id)  # what the router read before the agent took the conversation
+    assert stale is not None and stale.mode == "bot"
+    await store.claim_for_agent(conv.id, "Lin")
+    stale.locale = "en"
+    await store.update(stale, "customer_id", "locale")
+    now = await store.get(conv.id)
+    assert now is not None
+    assert (now.mode, now.agent, now.locale) == ("agent", "Lin", "en")
