@@ -41,6 +41,7 @@ def up() -> None:
             f"  API docs      : {base}/docs\n"
             f"  REST channel  : POST {base}/channels/rest/messages\n"
             f"  REST token    : {settings.secret('rest_token')}\n"
+            f"  agent console : {base}/console  (agent token: {settings.secret('agent_token')})\n"
             f"  Redis         : {stack.redis_url}\n"
             "Press Ctrl-C to stop.",
             flush=True,
