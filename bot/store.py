@@ -161,13 +161,8 @@ class ConversationStore:
         return conv, True
 
     async def save(self, conv: Conversation) -> None:
-        """Write the conversation hash and refresh TTLs."""
-        conv.updated_at = time.time()
-        pipe = self.redis.pipeline()
-        pipe.hset(keys.conversation(conv.id), mapping=conv.to_hash())
-        pipe.expire(keys.conversation(conv.id), keys.CONVERSATION_TTL_SECONDS)
-        pipe.expire(keys.thread(conv.channel, conv.thread_id), keys.CONVERSATION_TTL_SECONDS)
-        await pipe.execute()
+        """Write the whole conversation hash and refresh TTLs."""
+        await self.update(conv, *conv.to_hash())
 
     async def update(self, conv: Conversation, *fields: str) -> None:
         """Write only the named fields (and the activity time), leaving the rest as others wrote it.
@@ -178,7 +173,7 @@ class ConversationStore:
         conv.updated_at = time.time()
         data = conv.to_hash()
         pipe = self.redis.pipeline()
-        pipe.hset(keys.conversation(conv.id), mapping={f: data[f] for f in (*fields, "updated_at")})
+        pipe.hset(keys.conversation(conv.id), mapping={f: data[f] for f in {*fields, "updated_at"}})
         pipe.expire(keys.conversation(conv.id), keys.CONVERSATION_TTL_SECONDS)
         pipe.expire(keys.thread(conv.channel, conv.thread_id), keys.CONVERSATION_TTL_SECONDS)
         await pipe.execute()

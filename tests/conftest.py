@@ -35,6 +35,19 @@ class RunningStack:
     log: Path
     engine_url: str
 
+    def tracking_number(self, order_id: str) -> str:
+        """The tracking number this stack's CRM holds for an order."""
+        from bot.crm import CRM
+
+        crm = CRM.from_url(f"sqlite:///{self.var_dir / 'crm.sqlite3'}")
+        try:
+            order = crm.get_order(order_id)
+        finally:
+            crm.close()
+        assert order is not None
+        assert order.tracking_number
+        return order.tracking_number
+
     def agent(self, method: str, path: str, **body: object) -> httpx.Response:
         """Call the agent API."""
         return httpx.request(

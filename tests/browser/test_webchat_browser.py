@@ -81,24 +81,10 @@ async def texts(page: Page, role: str) -> list[str]:
     return [t.strip() for t in await messages(page, role).locator(".ar-bubble").all_inner_texts()]
 
 
-def tracking_number(stack: RunningStack, order_id: str) -> str:
-    """The tracking number the CRM of the running stack holds for an order."""
-    from bot.crm import CRM
-
-    crm = CRM.from_url(f"sqlite:///{stack.var_dir / 'crm.sqlite3'}")
-    try:
-        order = crm.get_order(order_id)
-    finally:
-        crm.close()
-    assert order is not None
-    assert order.tracking_number
-    return order.tracking_number
-
-
 async def test_order_question_answered_and_history_replayed_after_reload(
     open_page: OpenPage, stack: RunningStack, tmp_path: Path
 ) -> None:
-    tracking = tracking_number(stack, "DD202405001")
+    tracking = stack.tracking_number("DD202405001")
     question = "DD202405001 到哪了"
     page = await open_page("zh-CN")
     await expect(page.get_by_test_id("ar-input")).to_have_attribute("placeholder", "请输入您的问题…")

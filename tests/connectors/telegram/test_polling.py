@@ -21,18 +21,6 @@ def inline_buttons(message: dict[str, Any]) -> list[tuple[str, str]]:
     return [(b["text"], b["callback_data"]) for row in markup.get("inline_keyboard", []) for b in row]
 
 
-def tracking_number(stack: TelegramStack, order_id: str) -> str:
-    """The tracking number the stack's CRM holds for an order."""
-    crm = CRM.from_url(f"sqlite:///{stack.stack.var_dir / 'crm.sqlite3'}")
-    try:
-        order = crm.get_order(order_id)
-    finally:
-        crm.close()
-    assert order is not None
-    assert order.tracking_number
-    return order.tracking_number
-
-
 def test_polling_starts_with_the_webhook_removed_and_every_update_type_asked_for(tg: TelegramStack) -> None:
     wait_for(lambda: tg.api.calls("getUpdates"), 30, "the first getUpdates")
     assert tg.api.calls("deleteWebhook"), "a leftover webhook would make getUpdates fail with 409"
@@ -68,7 +56,7 @@ def test_start_greets_in_the_language_of_the_telegram_app(
 def test_order_question_is_answered_with_the_tracking_number_in_html(tg: TelegramStack) -> None:
     user = new_user()
     [reply] = tg.say(user, "DD202405001 到哪了")
-    tracking = tracking_number(tg, "DD202405001")
+    tracking = tg.stack.tracking_number("DD202405001")
     assert reply["parse_mode"] == "HTML"
     assert "<b>DD202405001</b>" in reply["raw"]
     assert f"<code>{tracking}</code>" in reply["raw"]
@@ -99,7 +87,7 @@ def test_a_pressed_button_is_answered_and_sends_its_payload(tg: TelegramStack) -
     assert tg.transcript(user.id)[2]["text"] == "查询订单"
     # The order id then completes the question.
     [answer] = tg.say(user, "DD202405001")
-    assert tracking_number(tg, "DD202405001") in answer["text"]
+    assert tg.stack.tracking_number("DD202405001") in answer["text"]
 
 
 def test_handoff_after_human_agent_answers_reach_the_chat_and_the_bot_comes_back(tg: TelegramStack) -> None:
@@ -132,7 +120,7 @@ def test_handoff_after_human_agent_answers_reach_the_chat_and_the_bot_comes_back
     [notice] = tg.api.wait_sent(user.id, before + 3)[before + 2 :]
     assert "智能助手" in notice["text"]
     [again] = tg.say(user, "DD202405001 到哪了")
-    assert tracking_number(tg, "DD202405001") in again["text"]
+    assert tg.stack.tracking_number("DD202405001") in again["text"]
 
 
 def test_a_long_agent_answer_is_split_into_valid_messages(tg: TelegramStack) -> None:
@@ -158,7 +146,7 @@ def test_flood_control_429_is_waited_out_and_the_reply_arrives(tg: TelegramStack
     user = new_user()
     tg.api.fail_next("sendMessage", 429, retry_after=2)
     [reply] = tg.say(user, "DD202405001 到哪了")
-    assert tracking_number(tg, "DD202405001") in reply["text"]
+    assert tg.stack.tracking_number("DD202405001") in reply["text"]
     attempts = [c for c in tg.api.calls("sendMessage") if int(c.params["chat_id"]) == user.id]
     assert [c.status for c in attempts] == [429, 200]
     assert attempts[1].at - attempts[0].at >= 2.0
@@ -248,7 +236,7 @@ def test_a_photo_with_a_caption_gets_the_caption_answered(tg: TelegramStack) -> 
     user = new_user()
     tg.api.push(tg.api.photo(user, caption="DD202405001 到哪了"))
     [reply] = tg.api.wait_sent(user.id, 1)
-    assert tracking_number(tg, "DD202405001") in reply["text"]
+    assert tg.stack.tracking_number("DD202405001") in reply["text"]
     assert tg.transcript(user.id)[0]["text"] == "📷 photo 1280×960: DD202405001 到哪了"
 
 
@@ -262,7 +250,7 @@ def test_an_edited_message_is_answered_again_and_live_location_edits_are_ignored
     tg.api.push(tg.api.edited(user, message_id, text="DD202405001 到哪了"))
     tg.api.push(tg.api.edited(user, message_id + 1, location={"latitude": 31.2, "longitude": 121.4}))
     [second] = tg.api.wait_sent(user.id, 2)[1:]
-    assert tracking_number(tg, "DD202405001") in second["text"]
+    assert tg.stack.tracking_number("DD202405001") in second["text"]
     tg.say(user, "谢谢")
     assert len(tg.api.sent(user.id)) == 3
     assert "✏️ DD202405001 到哪了" in [e["text"] for e in tg.transcript(user.id)]
