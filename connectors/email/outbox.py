@@ -1,14 +1,21 @@
-"""The outbox: composed mails in a Redis stream, sent over SMTP with retries, each at most once.
+"""The outbox: composed mails in a Redis stream, sent over SMTP with retries, each exactly once.
 
 Producers add an entry in the same MULTI/EXEC that records why it exists (an inbound mail marked
 processed, an agent's answer), so nothing is queued twice and nothing queued is lost. The worker
-reads with a consumer group; an entry is acknowledged only after its SMTP transaction completed and
-a "sent" marker keyed by the outgoing Message-ID is written. After a crash the entries the dead
-process had read are still pending: the same replica takes its own back at start, other replicas
-claim them with XAUTOCLAIM once they are idle long enough, and the sent marker stops a re-send of
-a mail whose transaction had completed. The one window left is between the server's final 250 and
-the marker reaching Redis (about a millisecond): a kill exactly there sends that mail twice, with
-the same Message-ID, which receiving clients collapse.
+reads with a consumer group and acknowledges an entry once its SMTP transaction is over. After a
+crash the entries the dead process had read are still pending: the same replica takes its own back
+at start, other replicas claim them with XAUTOCLAIM once they are idle long enough.
+
+Whether a transaction that a crash interrupted delivered its mail is decided by one point in time:
+the final "." of DATA. A server that never saw it drops the message when the connection dies; one
+that saw it delivers. So the worker sends the whole message body, waits until the kernel holds every
+byte of it, and then, with no await in between that could let other work run, writes a "sent"
+marker to Redis on a connection of its own and the final dot to the SMTP socket. A process killed
+before the marker is in the kernel left an unfinished transaction behind and the mail is sent again;
+one killed after the dot left a delivered mail and a marker that stops a second send (the kernel
+delivers both sockets' buffered bytes after the process is gone). Only a kill in the microseconds
+between the two writes loses the answer; no kill sends one twice. An answer refused after the dot
+removes the marker again and is retried or recorded as failed.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import contextlib
 import json
 import logging
 import random
+import re
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +34,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiosmtplib
+from aiosmtplib.protocol import normalize_message_line_endings
+from aiosmtplib.response import SMTPResponse
+from aiosmtplib.typing import Default, SMTPStatus
 from redis.exceptions import ResponseError
 
 from bot import keys
@@ -41,6 +52,9 @@ BACKOFF_MAX_SECONDS = 300.0
 CLAIM_IDLE_MS = 5 * 60 * 1000
 SMTP_TIMEOUT_SECONDS = 30.0
 _IDLE_RECHECK_SECONDS = 20.0
+_LINE_STARTING_WITH_DOT = re.compile(rb"(?m)^\.")
+
+BeforeFinalDot = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -97,18 +111,119 @@ class SmtpConfig:
         check_security(self.security, self.host, "AUTORESPONDER_SMTP_SECURITY")
 
 
+class _CommitPointSMTP(aiosmtplib.SMTP):
+    """aiosmtplib's client with one change: DATA can run a hook just before its final dot.
+
+    `sendmail` keeps doing everything else (EHLO, SIZE, MAIL, RCPT, RSET after an error); only the
+    DATA step is split so that the hook runs once the server holds the whole body and nothing but
+    ".\r\n" is left to write. The hook must not give the event loop a turn after its last write.
+    """
+
+    before_final_dot: BeforeFinalDot | None = None
+
+    async def data(
+        self,
+        message: str | bytes,
+        /,
+        *,
+        timeout: float | Default | None = Default.token,  # noqa: ASYNC109 (aiosmtplib's signature)
+    ) -> SMTPResponse:
+        hook, protocol = self.before_final_dot, self.protocol
+        if hook is None or protocol is None:
+            return await super().data(message, timeout=timeout)
+        wait = self.timeout if isinstance(timeout, Default) else timeout
+        raw = message.encode("ascii") if isinstance(message, str) else message
+        body = _LINE_STARTING_WITH_DOT.sub(b"..", normalize_message_line_endings(raw))
+        try:
+            start = await self.execute_command(b"DATA", timeout=wait)
+            if start.code != SMTPStatus.start_input:
+                raise aiosmtplib.SMTPDataError(start.code, start.message)
+            protocol.write(body)
+            await _written_out(protocol, wait)
+            await hook()
+            protocol.write(b".\r\n")
+            response = await protocol.read_response(timeout=wait)
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+            self.close()
+            raise
+        if response.code != SMTPStatus.completed:
+            raise aiosmtplib.SMTPDataError(response.code, response.message)
+        return response
+
+
+async def _written_out(protocol: Any, seconds: float | None) -> None:
+    """Wait until the transport's buffer is empty: every byte written so far is in the kernel."""
+    transport = protocol.transport
+    deadline = None if seconds is None else time.monotonic() + seconds
+    while transport is not None and transport.get_write_buffer_size() > 0:
+        if transport.is_closing():
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost while sending the message")
+        if deadline is not None and time.monotonic() > deadline:
+            raise aiosmtplib.SMTPTimeoutError("Timed out sending the message")
+        await asyncio.sleep(0.002)
+
+
+class CommitMarker:
+    """A Redis connection of the worker's own for the "sent" marker written before the final dot.
+
+    redis-py's client awaits each reply, which would let other tasks run between the marker and the
+    dot; this connection sends the SET, lets the dot follow at once and reads the reply afterwards.
+    """
+
+    def __init__(self, redis: Any) -> None:
+        pool = redis.connection_pool
+        kwargs = dict(pool.connection_kwargs)
+        kwargs["socket_timeout"] = None  # with a timeout redis-py writes in a task of its own: a loop turn
+        self._connection = pool.connection_class(**kwargs)
+        self._unread = 0
+
+    async def ready(self) -> None:
+        """Before a transaction: connected, caught up with earlier replies, and answering."""
+        try:
+            await self.settle()
+            await self._connection.send_command("PING", check_health=False)
+            await self._connection.read_response()
+        except Exception:
+            await self._reset()
+            raise
+
+    async def mark(self, key: str, value: str, ttl: int) -> None:
+        """Send SET without waiting for its reply (with no timeout configured this never yields)."""
+        await self._connection.send_command("SET", key, value, "EX", str(ttl), check_health=False)
+        self._unread += 1
+
+    async def settle(self) -> None:
+        """Read the replies of earlier marks."""
+        try:
+            while self._unread:
+                await self._connection.read_response()
+                self._unread -= 1
+        except Exception:
+            await self._reset()
+            raise
+
+    async def _reset(self) -> None:
+        self._unread = 0
+        with contextlib.suppress(Exception):
+            await self._connection.disconnect()
+
+    async def close(self) -> None:
+        """Drop the connection."""
+        await self._reset()
+
+
 class SmtpSender:
     """One SMTP connection, reused across mails and reopened when the server drops it."""
 
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
-        self._client: aiosmtplib.SMTP | None = None
+        self._client: _CommitPointSMTP | None = None
         self._last_used = 0.0
         self._lock = asyncio.Lock()
 
-    def _new_client(self) -> aiosmtplib.SMTP:
+    def _new_client(self) -> _CommitPointSMTP:
         c = self.config
-        return aiosmtplib.SMTP(
+        return _CommitPointSMTP(
             hostname=c.host,
             port=c.port,
             username=c.user or None,
@@ -119,7 +234,7 @@ class SmtpSender:
             timeout=c.timeout,
         )
 
-    async def _connected(self) -> aiosmtplib.SMTP:
+    async def _connected(self) -> _CommitPointSMTP:
         client = self._client
         if client is not None and client.is_connected:
             if time.monotonic() - self._last_used < _IDLE_RECHECK_SECONDS:
@@ -141,10 +256,15 @@ class SmtpSender:
         self._client = client
         return client
 
-    async def send(self, mail: OutboundMail) -> None:
-        """One SMTP transaction; SendError tells whether to retry."""
+    async def send(self, mail: OutboundMail, *, before_final_dot: BeforeFinalDot | None = None) -> None:
+        """One SMTP transaction; SendError tells whether to retry.
+
+        `before_final_dot` runs once the server holds the whole message and only the dot that
+        completes it is left to write (see the module's docstring).
+        """
         async with self._lock:
             client = await self._connected()
+            client.before_final_dot = before_final_dot
             try:
                 errors, _ = await client.sendmail(mail.envelope_from, list(mail.recipients), mail.data)
             except aiosmtplib.SMTPRecipientsRefused as exc:
@@ -165,6 +285,8 @@ class SmtpSender:
                 # session may be mid-transaction, so it is dropped rather than reused.
                 self._drop()
                 raise SendError(f"cannot send to {list(mail.recipients)}: {exc}", permanent=True) from exc
+            finally:
+                client.before_final_dot = None
             self._last_used = time.monotonic()
             if errors:  # some recipients refused, at least one accepted: the mail went out
                 log.warning("mail %s: some recipients refused: %s", mail.message_id, errors)
@@ -231,6 +353,7 @@ class OutboxWorker:
         self.sent_count = 0
         self._stopping = asyncio.Event()
         self._last_claim = 0.0
+        self._marker = CommitMarker(redis)
 
     def stop(self) -> None:
         """Ask the loop to end after the current mail."""
@@ -239,18 +362,21 @@ class OutboxWorker:
     async def run(self) -> None:
         """Send until stopped; Redis or SMTP trouble is retried, never fatal."""
         await Outbox(self.redis).ensure_group()
-        while not self._stopping.is_set():
-            try:
-                await self._retry_pending()
-                await self._claim_abandoned()
-                await self._read_new()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the loop must outlive Redis hiccups; the entry stays pending
-                if self._stopping.is_set():
-                    break
-                log.exception("outbox worker error; retrying in 1 s")
-                await asyncio.sleep(1)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self._retry_pending()
+                    await self._claim_abandoned()
+                    await self._read_new()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # the loop must outlive Redis hiccups; the entry stays pending
+                    if self._stopping.is_set():
+                        break
+                    log.exception("outbox worker error; retrying in 1 s")
+                    await asyncio.sleep(1)
+        finally:
+            await self._marker.close()
 
     async def _read_new(self) -> None:
         reply = await self.redis.xreadgroup(
@@ -293,7 +419,8 @@ class OutboxWorker:
 
     async def _handle(self, entry_id: str, fields: dict[str, str]) -> None:
         mail = OutboundMail.from_fields(fields)
-        if await self.redis.exists(keys.mail_sent(mail.message_id)):
+        marker = keys.mail_sent(mail.message_id)
+        if await self.redis.exists(marker):  # sent, or its final dot was on the way when a process died
             await self._finish(entry_id, mail, sent_now=False)
             return
         # Across replicas only one sends an entry at a time (an abandoned entry may be claimed twice). A
@@ -303,13 +430,25 @@ class OutboxWorker:
             if await self.redis.get(lock) != self.consumer:
                 return
             await self.redis.expire(lock, keys.OUTBOX_LOCK_SECONDS)
+        await self._marker.ready()
+        marked = False
+
+        async def before_final_dot() -> None:
+            nonlocal marked
+            await self._marker.mark(marker, f"dot {time.time():.3f}", keys.MAIL_SENT_TTL_SECONDS)
+            marked = True
+
         try:
-            await self.sender.send(mail)
+            await self.sender.send(mail, before_final_dot=before_final_dot)
         except SendError as exc:
+            if marked:  # the server answered the dot with a refusal, or the session died after it
+                await self._marker.settle()
+                await self.redis.delete(marker)
             await self._failed(entry_id, mail, exc)
             return
         finally:
             await self.redis.delete(keys.outbox_lock(entry_id))
+        await self._marker.settle()
         await self._finish(entry_id, mail, sent_now=True)
 
     async def _finish(self, entry_id: str, mail: OutboundMail, *, sent_now: bool) -> None:

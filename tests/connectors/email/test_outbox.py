@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ from bot import keys
 from connectors.email import outbox as outbox_module
 from connectors.email.compose import build_message
 from connectors.email.outbox import OutboundMail, Outbox, OutboxWorker, SmtpConfig, SmtpSender
+from tests.connectors.email import killpoint
 from tests.connectors.email.mails import SUPPORT, guest, new_id
 from tests.connectors.email.servers import Smtp, client_tls, make_certificate, start_smtp, until
 
@@ -238,3 +241,26 @@ async def test_sends_over_starttls_and_tls(redis: Redis, certificate: tuple[Path
         assert received_ids(smtp) == [mail.message_id]
     finally:
         smtp.stop()
+
+
+@pytest.mark.parametrize("moment", killpoint.MOMENTS)
+async def test_a_process_killed_at_any_point_of_the_transaction_sends_the_mail_exactly_once(
+    redis: Redis, redis_server: str, server: Smtp, moment: str
+) -> None:
+    mail = mail_to(guest())
+    await enqueue(redis, mail)
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.connectors.email.killpoint", redis_server, str(server.port), moment
+    )
+    assert await asyncio.wait_for(child.wait(), 60) == -signal.SIGKILL
+    await asyncio.sleep(0.5)  # what the dead process's sockets held reaches the servers
+    # Before the dot the server drops the unfinished transaction; from the dot on it delivers.
+    assert received_ids(server) == ([] if moment == "body_sent" else [mail.message_id])
+    assert await redis.exists(keys.mail_sent(mail.message_id)) == (moment != "body_sent")
+    # The same replica comes back and finishes its pending entry: sent if it was not, never twice.
+    async with running(OutboxWorker(redis, sender_for(server), "replica-k")):
+        await until(lambda: bool(received_ids(server)), 10, "the mail")
+        await asyncio.sleep(1.5)  # the entry is finished, and a second send would show up by now
+    assert received_ids(server) == [mail.message_id]
+    assert await redis.xlen(keys.outbox()) == 0
+    assert (await redis.xpending(keys.outbox(), keys.OUTBOX_GROUP))["pending"] == 0
