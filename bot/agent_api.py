@@ -14,9 +14,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
+from bot import keys
 from bot.agents import AgentDesk, ConversationNotFound, WrongMode
 from bot.crm import CRM, CustomerInfo, OrderInfo
-from bot.store import MAX_PRIORITY, Conversation, LogEntry
+from bot.csat import SCALE
+from bot.sla import SlaPolicy
+from bot.store import MAX_PRIORITY, Conversation, Handoff, LogEntry
 
 SKILLS = ("logistics", "after_sales", "billing", "complaints", "general")
 
@@ -42,6 +45,11 @@ class ReplyIn(BaseModel):
 
     agent: str = Field(min_length=1, max_length=80)
     text: str = Field(min_length=1, max_length=20000)
+
+
+def _sla(request: Request, handoff: Handoff | None, now: float) -> dict[str, Any] | None:
+    policy: SlaPolicy = request.app.state.sla
+    return policy.state(handoff, now) if handoff is not None else None
 
 
 def _desk(request: Request) -> AgentDesk:
@@ -128,6 +136,7 @@ async def queue(request: Request, skill: str | None = None) -> list[dict[str, An
             **asdict(handoff),
             "top_priority": handoff.priority >= MAX_PRIORITY,
             "waited_seconds": max(0.0, now - handoff.queued_at),
+            "sla": _sla(request, handoff, now),
             "channel": conv.channel,
             "locale": conv.locale,
             "customer": cards[conv.id],
@@ -144,6 +153,7 @@ async def held(
     """The conversations an agent holds (taken and not handed back), most recently active first."""
     convs: list[Conversation] = await request.app.state.services.store.held_by(agent)
     cards = await _cards(request, convs)
+    now = time.time()
     return [
         {
             "conversation_id": conv.id,
@@ -153,6 +163,7 @@ async def held(
             "locale": conv.locale,
             "updated_at": conv.updated_at,
             "handoff": asdict(conv.handoff) if conv.handoff else None,
+            "sla": _sla(request, conv.handoff, now),
             "customer": cards[conv.id],
         }
         for conv in convs
@@ -176,6 +187,7 @@ async def conversation(conv_id: str, request: Request) -> dict[str, Any]:
     locale = conv.locale or (customer.locale if customer else None)
     return {
         "conversation": {**asdict(conv)},
+        "sla": _sla(request, conv.handoff, time.time()),
         "customer": _customer_card(customer, conv.locale),
         "orders": [_order(o, locale) for o in orders],
         "transcript": [_line(e) for e in history],
@@ -201,3 +213,76 @@ async def hand_back(conv_id: str, request: Request) -> dict[str, Any]:
     """Give the conversation back to the bot."""
     conv = await _guard(_desk(request).hand_back(conv_id))
     return {"conversation_id": conv.id, "mode": conv.mode}
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _percentile(values: list[float], share: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+@router.get("/stats")
+async def stats(
+    request: Request,
+    hours: Annotated[float, Query(gt=0, le=24 * 90, description="The window the figures cover.")] = 24,
+) -> dict[str, Any]:
+    """Service figures for the console: the queue now, first responses and SLA, satisfaction scores."""
+    services = request.app.state.services
+    store = services.store
+    policy: SlaPolicy = request.app.state.sla
+    now = time.time()
+    since = now - hours * 3600
+    waiting: dict[str, int] = {}
+    overdue = escalated = 0
+    oldest = 0.0
+    for skill in SKILLS:
+        queued = await store.queue(skill)
+        waiting[skill] = len(queued)
+        for _, handoff in queued:
+            state = policy.state(handoff, now)
+            overdue += state["state"] in ("overdue", "escalated")
+            escalated += bool(handoff.escalated_at)
+            oldest = max(oldest, now - handoff.queued_at)
+    firsts = await store.events_since(keys.stats_first_responses(), since)
+    waits = [float(e.get("waited") or 0) for e in firsts]
+    met = sum(1 for e in firsts if e.get("met") == "1")
+    sla_events = await store.events_since(keys.stats_sla(), since)
+    csat = await store.events_since(keys.stats_csat(), since)
+    scores = [int(e["score"]) for e in csat if e.get("event") == "score" and e.get("score", "").isdigit()]
+    asked = sum(1 for e in csat if e.get("event") == "asked")
+    return {
+        "window_hours": hours,
+        "queue": {
+            "waiting": sum(waiting.values()),
+            "by_skill": waiting,
+            "overdue": overdue,
+            "escalated": escalated,
+            "oldest_wait_seconds": round(oldest, 1),
+        },
+        "first_response": {
+            "target_seconds": policy.first_response,
+            "count": len(waits),
+            "median_seconds": _median(waits),
+            "p90_seconds": _percentile(waits, 0.9),
+            "within_target": round(met / len(firsts), 3) if firsts else None,
+            "breached": sum(1 for e in sla_events if e.get("event") == "breached"),
+            "escalated": sum(1 for e in sla_events if e.get("event") == "escalated"),
+        },
+        "csat": {
+            "surveys": asked,
+            "responses": len(scores),
+            "response_rate": round(len(scores) / asked, 3) if asked else None,
+            "average": round(sum(scores) / len(scores), 2) if scores else None,
+            "distribution": {str(n): scores.count(n) for n in SCALE},
+            "low": sum(1 for e in csat if e.get("event") == "score" and e.get("low") == "1"),
+        },
+    }

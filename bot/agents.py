@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING
 
+from bot import keys
+from bot.csat import CsatPolicy
 from bot.errors import AutoresponderError
-from bot.store import Conversation, ConversationStore, LogEntry
+from bot.store import Conversation, ConversationStore, Handoff, LogEntry
 from bot.templates import TemplateRegistry
 from connectors.base import Connector, OutboundMessage
 
 if TYPE_CHECKING:
+    from bot.crm import CRM
     from bot.engine_client import EngineClient
 
 log = logging.getLogger(__name__)
@@ -33,11 +38,16 @@ class AgentDesk:
         templates: TemplateRegistry,
         engine: EngineClient,
         connectors: dict[str, Connector],
+        *,
+        crm: CRM | None = None,
+        csat: CsatPolicy | None = None,
     ) -> None:
         self.store = store
         self.templates = templates
         self.engine = engine
         self.connectors = connectors
+        self.crm = crm
+        self.csat = csat or CsatPolicy()
 
     async def _get(self, conv_id: str) -> Conversation:
         conv = await self.store.get(conv_id)
@@ -47,15 +57,16 @@ class AgentDesk:
 
     async def _notify(self, conv: Conversation, template: str, role: str = "system", **variables: str) -> LogEntry:
         """Tell the customer something in their language, on their channel."""
-        rendered = self.templates.render(template, conv.channel, conv.locale or "zh-CN", dict(variables))
-        entry = await self.store.append(
-            conv.id, role, rendered.text, template=rendered.name, template_version=rendered.version
-        )
+        locale = conv.locale or "zh-CN"
+        context = {"name": await self._masked_name(conv, locale), **variables}
+        rendered = self.templates.render(template, conv.channel, locale, context)
+        entry = await self.store.append_rendered(conv.id, role, rendered)
         await self._deliver(
             conv,
             OutboundMessage(
                 text=rendered.text,
                 role=role,
+                buttons=tuple(rendered.buttons),
                 html=rendered.html,
                 template=rendered.name,
                 template_version=rendered.version,
@@ -63,6 +74,13 @@ class AgentDesk:
             ),
         )
         return entry
+
+    async def _masked_name(self, conv: Conversation, locale: str) -> str:
+        """The customer's surname and title (the seeds' privacy rule), or "" for a guest."""
+        if self.crm is None or not conv.customer_id:
+            return ""
+        customer = await asyncio.to_thread(self.crm.get_customer, conv.customer_id)
+        return customer.masked_name(locale) if customer is not None else ""
 
     async def _deliver(self, conv: Conversation, message: OutboundMessage) -> None:
         connector = self.connectors.get(conv.channel)
@@ -93,22 +111,76 @@ class AgentDesk:
             conv = await self.take(conv_id, agent)
         entry = await self.store.append(conv.id, "agent", text, agent_name=agent)
         await self._deliver(conv, OutboundMessage(text=text, role="agent", agent_name=agent))
+        await self._first_response(conv.id, agent, entry.ts)
         return entry
 
+    async def _first_response(self, conv_id: str, agent: str, at: float) -> None:
+        """Stop the handoff's SLA timer at the first agent answer and record how long the customer waited."""
+
+        def answered(h: Handoff) -> bool:
+            if h.first_response_at:
+                return False
+            h.first_response_at = at
+            return True
+
+        conv = await self.store.change_handoff(conv_id, answered)
+        if conv is None or conv.handoff is None:
+            return
+        h = conv.handoff
+        await self.store.sla_timer(conv_id, None)
+        await self.store.record_event(
+            keys.stats_first_responses(),
+            {
+                "conversation_id": conv_id,
+                "agent": agent,
+                "channel": conv.channel,
+                "skill": h.skill,
+                "reason": h.reason,
+                "waited": round(at - h.queued_at, 1),
+                "met": int(not h.due_at or at <= h.due_at),
+            },
+        )
+
     async def hand_back(self, conv_id: str) -> Conversation:
-        """Give the conversation back to the bot, which starts afresh."""
+        """Give the conversation back to the bot, which starts afresh; ask for a rating if an agent answered."""
         conv = await self._get(conv_id)
         if conv.mode == "bot":
             return conv
         await self.store.dequeue(conv)
         holder = conv.agent
+        handoff = conv.handoff
+        answered_by = (holder or await self._answering_agent(conv)) if handoff and handoff.first_response_at else None
         conv.mode = "bot"
         conv.agent = None
         conv.handoff = None
+        conv.survey = None
+        if self.csat.enabled and answered_by:
+            assert handoff is not None
+            conv.survey = {
+                "asked_at": time.time(),
+                "agent": answered_by,
+                "reason": handoff.reason,
+                "skill": handoff.skill,
+            }
         await self.store.save(conv)
+        await self.store.sla_timer(conv.id, None)
         if holder:
             await self.store.release(holder, conv.id)
         await self.engine.reset(conv.id)
         await self.store.publish(conv.id, {"type": "mode", "mode": "bot"})
-        await self._notify(conv, "utter_bot_back")
+        if conv.survey:
+            await self._notify(conv, "utter_bot_back_csat", role="bot", agent_name=str(conv.survey["agent"]))
+            await self.store.record_event(
+                keys.stats_csat(),
+                {"event": "asked", "conversation_id": conv.id, "agent": conv.survey["agent"], "channel": conv.channel},
+            )
+        else:
+            await self._notify(conv, "utter_bot_back")
         return conv
+
+    async def _answering_agent(self, conv: Conversation) -> str | None:
+        """The agent who last answered in a conversation nobody holds (it was answered while waiting)."""
+        for entry in reversed(await self.store.history(conv.id, count=2000)):
+            if entry.role == "agent" and entry.agent_name:
+                return entry.agent_name
+        return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,11 +18,13 @@ from actions.deps import ActionServices, configure
 from bot import agent_api, callbacks
 from bot.agents import AgentDesk
 from bot.crm import CRM
+from bot.csat import CsatPolicy
 from bot.engine_client import EngineClient
 from bot.errors import AutoresponderError, EngineUnavailable
 from bot.router import Router
 from bot.services import Services
 from bot.settings import PROJECT_ROOT, Settings
+from bot.sla import SlaPolicy, SlaWatcher
 from bot.store import ConversationStore
 from bot.templates import TemplateRegistry
 from connectors import enabled_connectors, rest, webchat
@@ -66,9 +69,18 @@ def create_app(settings: Settings, *, engine_token: str) -> FastAPI:
             )
         )
         engine = EngineClient(settings.resolved_engine_url, engine_token, settings.engine_timeout_seconds)
-        store = ConversationStore(redis)
+        store = ConversationStore(redis, first_response_seconds=settings.sla_first_response_minutes * 60)
         templates = TemplateRegistry.from_dir(PROJECT_ROOT / "responses", strict=settings.strict_templates)
-        router = Router(store, crm, engine)
+        csat = CsatPolicy(
+            enabled=settings.csat_enabled,
+            low_score=settings.csat_low_score,
+            window_seconds=settings.csat_window_hours * 3600,
+        )
+        sla = SlaPolicy(
+            first_response=settings.sla_first_response_minutes * 60,
+            escalate_after=settings.sla_escalate_after_minutes * 60,
+        )
+        router = Router(store, crm, engine, templates=templates, csat=csat)
         connectors = enabled_connectors(settings)
         services = Services(
             settings=settings,
@@ -78,7 +90,7 @@ def create_app(settings: Settings, *, engine_token: str) -> FastAPI:
             crm=crm,
             templates=templates,
             engine=engine,
-            desk=AgentDesk(store, templates, engine, connectors),
+            desk=AgentDesk(store, templates, engine, connectors, crm=crm, csat=csat),
             connectors=connectors,
         )
         app.state.services = services
@@ -92,6 +104,9 @@ def create_app(settings: Settings, *, engine_token: str) -> FastAPI:
         app.state.engine = engine
         app.state.router = router
         app.state.sessions = webchat.Sessions(settings.secret("secret_key"), settings.session_max_age_days * 86400)
+        app.state.sla = sla
+        watcher = SlaWatcher(store, sla, interval=settings.sla_check_seconds)
+        watching = asyncio.create_task(watcher.run(), name="sla-watcher")
         started: list[Connector] = []
         try:
             for connector in connectors.values():
@@ -100,6 +115,8 @@ def create_app(settings: Settings, *, engine_token: str) -> FastAPI:
                 log.info("channel %s started", connector.name())
             yield
         finally:
+            watcher.stop()
+            await watching
             for connector in reversed(started):
                 await connector.stop()
             await engine.close()

@@ -40,6 +40,30 @@ def handoff_entry(conv_id: str) -> str:
     return f"{PREFIX}:handoff:entry:{conv_id}"
 
 
+def sla_timers() -> str:
+    """Sorted set: conversations with a handoff whose first answer is outstanding, by when to check them next."""
+    return f"{PREFIX}:sla:timers"
+
+
+# The agent statistics read these capped streams over a window (stream ids are timestamps).
+STATS_MAXLEN = 100_000
+
+
+def stats_first_responses() -> str:
+    """Stream: one entry per handoff's first agent answer (seconds waited, target met, skill, channel)."""
+    return f"{PREFIX}:stats:first_response"
+
+
+def stats_sla() -> str:
+    """Stream: first-response targets missed and escalations."""
+    return f"{PREFIX}:stats:sla"
+
+
+def stats_csat() -> str:
+    """Stream: satisfaction surveys sent and scores given."""
+    return f"{PREFIX}:stats:csat"
+
+
 def agent_conversations(agent: str) -> str:
     """Set: ids of the conversations an agent holds (added on take, removed on hand back)."""
     return f"{PREFIX}:agent:conversations:{agent}"

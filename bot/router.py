@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot import keys
 from bot.crm import CRM, CustomerInfo
+from bot.csat import CsatPolicy, parse_rating
 from bot.engine_client import EngineClient
 from bot.errors import EngineUnavailable
 from bot.locale import resolve_locale
-from bot.store import Conversation, ConversationStore, Handoff, LogEntry
+from bot.store import MAX_PRIORITY, Conversation, ConversationStore, Handoff, LogEntry
+from bot.templates import TemplateRegistry
 from connectors.base import InboundMessage
 
 log = logging.getLogger(__name__)
@@ -39,10 +43,20 @@ class RouterResult:
 class Router:
     """Routes every inbound message, whatever its channel, through one path."""
 
-    def __init__(self, store: ConversationStore, crm: CRM, engine: EngineClient) -> None:
+    def __init__(
+        self,
+        store: ConversationStore,
+        crm: CRM,
+        engine: EngineClient,
+        *,
+        templates: TemplateRegistry | None = None,
+        csat: CsatPolicy | None = None,
+    ) -> None:
         self.store = store
         self.crm = crm
         self.engine = engine
+        self.templates = templates
+        self.csat = csat or CsatPolicy()
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def identify(self, msg: InboundMessage) -> CustomerInfo | None:
@@ -87,6 +101,8 @@ class Router:
         result = RouterResult(conversation=conv, customer_entry=entry)
         if conv.mode != "bot":
             # Waiting for or talking to an agent: the message goes to the console, not the engine.
+            return result
+        if conv.survey is not None and await self._survey_answer(conv, msg.text, customer, result):
             return result
         metadata: dict[str, Any] = {
             "channel": msg.channel,
@@ -134,3 +150,48 @@ class Router:
         if handoff is not None:
             await self.store.start_handoff(conv, handoff)
         return result
+
+    async def _survey_answer(
+        self, conv: Conversation, text: str, customer: CustomerInfo | None, result: RouterResult
+    ) -> bool:
+        """Read a satisfaction score if this message gives one; True when it did (the engine is skipped).
+
+        The survey is asked once: whatever the customer writes next ends it, a score or not.
+        """
+        survey = conv.survey or {}
+        conv.survey = None
+        await self.store.update(conv, "survey")
+        score = parse_rating(text)
+        asked_at = float(survey.get("asked_at") or 0)
+        if score is None or self.templates is None or time.time() - asked_at > self.csat.window_seconds:
+            return False
+        low = self.csat.is_low(score)
+        await self.store.record_event(
+            keys.stats_csat(),
+            {
+                "event": "score",
+                "score": score,
+                "conversation_id": conv.id,
+                "agent": survey.get("agent", ""),
+                "channel": conv.channel,
+                "skill": survey.get("skill", ""),
+                "low": int(low),
+            },
+        )
+        locale = conv.locale or "zh-CN"
+        name = customer.masked_name(locale) if customer is not None else ""
+        rendered = self.templates.render(
+            "utter_csat_low" if low else "utter_csat_thanks", conv.channel, locale, {"name": name, "score": score}
+        )
+        result.replies.append(await self.store.append_rendered(conv.id, "bot", rendered))
+        if low:
+            summary = (
+                f"Satisfaction follow-up: the customer rated {score}/5 the help {survey.get('agent') or 'an agent'} "
+                f"gave after a '{survey.get('reason', '')}' handoff ({survey.get('skill', '')}). "
+                "A supervisor should review the transcript and contact the customer."
+            )
+            if customer is not None and customer.vip:
+                summary += " VIP customer."
+            handoff = Handoff(reason="low_csat", skill="complaints", priority=MAX_PRIORITY - 1, summary=summary)
+            await self.store.start_handoff(conv, handoff)
+        return True

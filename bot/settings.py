@@ -65,6 +65,16 @@ class Settings(BaseSettings):
     # Handoff thresholds (read by the engine-side decision through the action endpoint).
     followup_limit: int = 3
     sentiment_threshold: float = 0.5
+    # Agent desk service levels: an agent's first answer is due this many minutes after a handoff; a
+    # handoff still unanswered this many minutes after that is escalated to top priority.
+    sla_first_response_minutes: float = 30.0
+    sla_escalate_after_minutes: float = 60.0
+    sla_check_seconds: float = 15.0
+    # Satisfaction survey when an agent hands back: on/off, the score at or below which a supervisor
+    # gets the conversation back as a follow-up, and how long an answer to the survey counts.
+    csat_enabled: bool = True
+    csat_low_score: int = 2
+    csat_window_hours: float = 24.0
 
     @property
     def base_url(self) -> str:

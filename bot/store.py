@@ -5,15 +5,21 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from bot import keys
 
+if TYPE_CHECKING:
+    from bot.templates import Rendered
+
 MODES = ("bot", "waiting", "agent")
+R = TypeVar("R")
+Writes = Callable[[Any], object]  # commands queued on a MULTI pipeline
 # Higher priority first, then longest wait: score = (MAX_PRIORITY - priority) * 1e10 + queued_at.
 MAX_PRIORITY = 9
 _PRIORITY_STRIDE = 1e10
@@ -21,17 +27,50 @@ _PRIORITY_STRIDE = 1e10
 
 @dataclass
 class Handoff:
-    """Why and where a conversation waits for an agent."""
+    """Why and where a conversation waits for an agent, and how its service level is going.
+
+    `due_at` is when an agent's first answer is due (set when the handoff starts); `breached_at` when
+    the SLA watcher found it missed, `escalated_at` when it raised the priority for supervisors;
+    `first_response_at` when an agent first answered.
+    """
 
     reason: str
     skill: str = "general"
     priority: int = 0
     summary: str = ""
     queued_at: float = field(default_factory=time.time)
+    due_at: float = 0.0
+    first_response_at: float = 0.0
+    breached_at: float = 0.0
+    escalated_at: float = 0.0
 
     def public(self) -> dict[str, Any]:
         """The fields the REST contract exposes."""
         return {"reason": self.reason, "skill": self.skill, "priority": self.priority}
+
+    @classmethod
+    def from_fields(cls, raw: dict[str, Any]) -> Handoff:
+        """Rebuild from a JSON object or a Redis hash (strings); fields written by older versions may be missing."""
+
+        def number(name: str) -> float:
+            return float(raw.get(name) or 0)
+
+        return cls(
+            reason=str(raw.get("reason") or "requested"),
+            skill=str(raw.get("skill") or "general"),
+            priority=int(raw.get("priority") or 0),
+            summary=str(raw.get("summary") or ""),
+            queued_at=number("queued_at"),
+            due_at=number("due_at"),
+            first_response_at=number("first_response_at"),
+            breached_at=number("breached_at"),
+            escalated_at=number("escalated_at"),
+        )
+
+    def queue_score(self) -> float:
+        """Sorted-set score: higher priority first, then longest wait."""
+        priority = max(0, min(MAX_PRIORITY, self.priority))
+        return (MAX_PRIORITY - priority) * _PRIORITY_STRIDE + self.queued_at
 
 
 @dataclass
@@ -48,17 +87,20 @@ class Conversation:
     updated_at: float = field(default_factory=time.time)
     handoff: Handoff | None = None
     agent: str | None = None
+    # A satisfaction survey sent when an agent handed back: {asked_at, agent, reason, skill}.
+    survey: dict[str, Any] | None = None
 
     def to_hash(self) -> dict[str, str]:
         """Flatten for HSET; empty strings stand for None."""
         data = asdict(self)
         data["handoff"] = json.dumps(asdict(self.handoff)) if self.handoff else ""
+        data["survey"] = json.dumps(self.survey, ensure_ascii=False) if self.survey else ""
         return {k: "" if v is None else str(v) for k, v in data.items()}
 
     @classmethod
     def from_hash(cls, raw: dict[str, str]) -> Conversation:
         """Rebuild from HGETALL output."""
-        handoff = Handoff(**json.loads(raw["handoff"])) if raw.get("handoff") else None
+        handoff = Handoff.from_fields(json.loads(raw["handoff"])) if raw.get("handoff") else None
         return cls(
             id=raw["id"],
             channel=raw["channel"],
@@ -70,6 +112,7 @@ class Conversation:
             updated_at=float(raw.get("updated_at") or 0),
             handoff=handoff,
             agent=raw.get("agent") or None,
+            survey=json.loads(raw["survey"]) if raw.get("survey") else None,
         )
 
 
@@ -109,10 +152,12 @@ class LogEntry:
 class ConversationStore:
     """Reads and writes conversations; the one place that touches their Redis keys."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, first_response_seconds: float = 30 * 60) -> None:
         # Typed loosely on purpose: redis-py's stubs type every reply as `bytes | str` even with
         # decode_responses=True, which is how the app always connects.
         self.redis: Any = redis
+        # The service level for handoffs: an agent's first answer is due this long after queueing.
+        self.first_response_seconds = first_response_seconds
 
     async def claim_idempotency_key(self, channel: str, key: str) -> bool:
         """True when this key is new (or its earlier processing died); False for a duplicate.
@@ -185,24 +230,38 @@ class ConversationStore:
         agent holds it, (None, None) when there is no such conversation. WATCH/MULTI makes two agents
         clicking Take at the same moment end with exactly one holder.
         """
+
+        def claim(conv: Conversation | None) -> tuple[Writes | None, tuple[Conversation | None, str | None]]:
+            if conv is None:
+                return None, (None, None)
+            if conv.mode == "agent" and conv.agent and conv.agent != agent:
+                return None, (conv, conv.agent)
+            conv.mode, conv.agent, conv.updated_at = "agent", agent, time.time()
+            fields = {"mode": "agent", "agent": agent, "updated_at": str(conv.updated_at)}
+            return (lambda pipe: pipe.hset(keys.conversation(conv_id), mapping=fields)), (conv, None)
+
+        return await self._transaction(conv_id, claim)
+
+    async def _transaction(self, conv_id: str, step: Callable[[Conversation | None], tuple[Writes | None, R]]) -> R:
+        """Read a conversation under WATCH, let `step` decide, and apply its writes in MULTI/EXEC.
+
+        `step` returns the writes (None: nothing to write) and the result; it runs again whenever
+        someone else changed the conversation in between, so it always decides on what is there now.
+        """
         key = keys.conversation(conv_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     await pipe.watch(key)
                     raw = await pipe.hgetall(key)
-                    if not raw:
+                    writes, result = step(Conversation.from_hash(raw) if raw else None)
+                    if writes is None:
                         await pipe.unwatch()
-                        return None, None
-                    conv = Conversation.from_hash(raw)
-                    if conv.mode == "agent" and conv.agent and conv.agent != agent:
-                        await pipe.unwatch()
-                        return conv, conv.agent
-                    conv.mode, conv.agent, conv.updated_at = "agent", agent, time.time()
+                        return result
                     pipe.multi()
-                    pipe.hset(key, mapping={"mode": "agent", "agent": agent, "updated_at": str(conv.updated_at)})
+                    writes(pipe)
                     await pipe.execute()
-                    return conv, None
+                    return result
                 except WatchError:
                     continue
 
@@ -255,6 +314,19 @@ class ConversationStore:
         await self.publish(conv_id, entry.frame())
         return entry
 
+    async def append_rendered(self, conv_id: str, role: str, rendered: Rendered) -> LogEntry:
+        """Append a rendered template (text, buttons, HTML twin, format, name and version)."""
+        return await self.append(
+            conv_id,
+            role,
+            rendered.text,
+            buttons=rendered.buttons,
+            template=rendered.name,
+            template_version=rendered.version,
+            html=rendered.html,
+            text_format=rendered.text_format,
+        )
+
     async def publish(self, conv_id: str, frame: dict[str, Any]) -> None:
         """Fan a frame out to every process watching the conversation."""
         await self.redis.publish(keys.events(conv_id), json.dumps(frame, ensure_ascii=False))
@@ -266,17 +338,65 @@ class ConversationStore:
         return [_entry(seq, data) for seq, data in rows]
 
     async def start_handoff(self, conv: Conversation, handoff: Handoff) -> None:
-        """Switch to waiting and queue the conversation for the skill's agents."""
+        """Switch to waiting, queue the conversation for the skill's agents and start its SLA timer."""
         conv.mode = "waiting"
+        if not handoff.due_at:
+            handoff.due_at = handoff.queued_at + self.first_response_seconds
         conv.handoff = handoff
-        priority = max(0, min(MAX_PRIORITY, handoff.priority))
-        score = (MAX_PRIORITY - priority) * _PRIORITY_STRIDE + handoff.queued_at
         pipe = self.redis.pipeline()
-        pipe.hset(keys.handoff_entry(conv.id), mapping={k: str(v) for k, v in asdict(handoff).items()})
-        pipe.zadd(keys.handoff_queue(handoff.skill), {conv.id: score})
+        pipe.hset(keys.handoff_entry(conv.id), mapping=_handoff_hash(handoff))
+        pipe.zadd(keys.handoff_queue(handoff.skill), {conv.id: handoff.queue_score()})
+        pipe.zadd(keys.sla_timers(), {conv.id: handoff.due_at})
         await pipe.execute()
         await self.save(conv)
         await self.publish(conv.id, {"type": "mode", "mode": conv.mode})
+
+    async def change_handoff(self, conv_id: str, change: Callable[[Handoff], bool]) -> Conversation | None:
+        """Apply `change` to the current handoff of a conversation with an agent or waiting for one.
+
+        Read and written under WATCH, so a take or hand back at the same moment is never undone: the
+        change is applied to what is there now, or not at all when the conversation went back to the
+        bot. `change` returns False when it has nothing to do. Returns the conversation as written, or
+        None when nothing was.
+        """
+
+        def apply(conv: Conversation | None) -> tuple[Writes | None, Conversation | None]:
+            if conv is None or conv.mode == "bot" or conv.handoff is None or not change(conv.handoff):
+                return None, None
+            handoff, waiting = conv.handoff, conv.mode == "waiting"
+
+            def writes(pipe: Any) -> None:
+                pipe.hset(keys.conversation(conv_id), "handoff", json.dumps(asdict(handoff)))
+                pipe.hset(keys.handoff_entry(conv_id), mapping=_handoff_hash(handoff))
+                if waiting:  # still queued: a changed priority changes its place
+                    pipe.zadd(keys.handoff_queue(handoff.skill), {conv_id: handoff.queue_score()}, xx=True)
+
+            return writes, conv
+
+        return await self._transaction(conv_id, apply)
+
+    async def sla_timer(self, conv_id: str, at: float | None) -> None:
+        """When the SLA watcher should next look at a conversation (None: never again)."""
+        if at is None:
+            await self.redis.zrem(keys.sla_timers(), conv_id)
+        else:
+            await self.redis.zadd(keys.sla_timers(), {conv_id: at})
+
+    async def sla_timers_due(self, now: float, count: int = 500) -> list[str]:
+        """Conversations whose SLA timer has run out."""
+        ids: list[str] = await self.redis.zrangebyscore(keys.sla_timers(), "-inf", now, start=0, num=count)
+        return ids
+
+    async def record_event(self, stream: str, fields: dict[str, Any]) -> None:
+        """One service-level or satisfaction fact for the agent statistics (capped stream)."""
+        await self.redis.xadd(
+            stream, {k: "" if v is None else str(v) for k, v in fields.items()}, maxlen=keys.STATS_MAXLEN
+        )
+
+    async def events_since(self, stream: str, since: float) -> list[dict[str, str]]:
+        """Facts recorded since a time (stream ids are milliseconds)."""
+        rows = await self.redis.xrange(stream, min=f"{int(since * 1000)}-0", max="+")
+        return [data for _, data in rows]
 
     async def dequeue(self, conv: Conversation) -> None:
         """Take a conversation out of its skill's queue (an agent took it, or it went back to the bot)."""
@@ -319,19 +439,12 @@ class ConversationStore:
         for conv_id in ids:
             raw = await self.redis.hgetall(keys.handoff_entry(conv_id))
             if raw:
-                result.append(
-                    (
-                        conv_id,
-                        Handoff(
-                            reason=raw["reason"],
-                            skill=raw["skill"],
-                            priority=int(raw["priority"]),
-                            summary=raw.get("summary", ""),
-                            queued_at=float(raw["queued_at"]),
-                        ),
-                    )
-                )
+                result.append((conv_id, Handoff.from_fields(raw)))
         return result
+
+
+def _handoff_hash(handoff: Handoff) -> dict[str, str]:
+    return {k: str(v) for k, v in asdict(handoff).items()}
 
 
 def _entry(seq: str, data: dict[str, str]) -> LogEntry:

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from bot.crm import CRM
 from bot.settings import PROJECT_ROOT
 from bot.stack import _redis_ping, free_port, redis_server_binary
 
@@ -99,6 +100,16 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CRM]:
+    """The demo CRM in a SQLite file of the module's own (modules that test the CRM itself have their own)."""
+    db = CRM.from_url(f"sqlite:///{tmp_path_factory.mktemp('crm') / 'crm.sqlite3'}")
+    db.create_schema()
+    db.seed_demo()
+    yield db
+    db.close()
 
 
 @pytest.fixture

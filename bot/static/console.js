@@ -90,7 +90,22 @@
         followups: "多次追问未解决",
         sentiment: "客户情绪激动",
         vip_complaint: "VIP 客户投诉",
+        low_csat: "满意度低，主管回访",
       },
+      sla_ok: "首次响应剩余 {t}",
+      sla_due_soon: "即将超时：剩余 {t}",
+      sla_overdue: "首次响应已超时 {t}",
+      sla_escalated: "超时已升级 · {t}",
+      sla_met: "已按时响应",
+      sla_missed: "响应超时",
+      slaTitle: "首次响应时限（SLA）",
+      statsWaiting: "排队 {n}",
+      statsOverdue: "超时 {n}",
+      statsFirst: "首次响应中位数 {t}",
+      statsWithin: "按时率 {p}",
+      statsCsat: "满意度 {avg}（{n} 份）",
+      statsTitle: "最近 24 小时",
+      statsNone: "—",
       skills: { logistics: "物流", after_sales: "售后", billing: "支付与发票", complaints: "投诉", general: "综合" },
       channels: { webchat: "网页聊天", telegram: "Telegram", email: "邮件", rest: "应用 (REST)" },
       statuses: {
@@ -179,7 +194,22 @@
         followups: "Repeated follow-ups",
         sentiment: "Upset customer",
         vip_complaint: "VIP complaint",
+        low_csat: "Low satisfaction: supervisor follow-up",
       },
+      sla_ok: "first answer due in {t}",
+      sla_due_soon: "due soon: {t} left",
+      sla_overdue: "first answer overdue by {t}",
+      sla_escalated: "escalated · overdue by {t}",
+      sla_met: "answered in time",
+      sla_missed: "answered late",
+      slaTitle: "First-response target (SLA)",
+      statsWaiting: "Waiting {n}",
+      statsOverdue: "Overdue {n}",
+      statsFirst: "First answer median {t}",
+      statsWithin: "In time {p}",
+      statsCsat: "CSAT {avg} ({n})",
+      statsTitle: "Last 24 hours",
+      statsNone: "—",
       skills: {
         logistics: "Logistics",
         after_sales: "After-sales",
@@ -286,6 +316,7 @@
     skill: storage(STORE.skill) || "",
     queue: [],
     queueAt: 0,
+    stats: null, // last GET /agent/stats
     mine: [],
     selected: null, // conversation id
     detail: null, // last GET /agent/conversations/{id}
@@ -386,6 +417,8 @@
     storage(STORE.token, null);
     state.selected = null;
     state.detail = null;
+    state.stats = null;
+    renderStats();
     showSignIn(message);
   }
 
@@ -438,12 +471,18 @@
     const queuePath = "/agent/queue" + (state.skill ? "?skill=" + encodeURIComponent(state.skill) : "");
     const minePath = "/agent/conversations?agent=" + encodeURIComponent(state.agent);
     try {
-      const [queue, mine] = await Promise.all([api("GET", queuePath), api("GET", minePath)]);
+      const [queue, mine, stats] = await Promise.all([
+        api("GET", queuePath),
+        api("GET", minePath),
+        api("GET", "/agent/stats?hours=24"),
+      ]);
       if (run !== state.run) return;
       state.queue = queue;
       state.queueAt = Date.now();
       state.mine = mine;
+      state.stats = stats;
       renderLists();
+      renderStats();
       const status = $("poll-status");
       status.classList.remove("offline");
       status.textContent = t("updated", { t: clock(Date.now() / 1000) });
@@ -513,6 +552,38 @@
     });
   }
 
+  /** The first-response timer of a handoff; `elapsed` seconds have passed since the server computed it. */
+  function slaChip(sla, elapsed) {
+    if (!sla) return null;
+    const left = sla.seconds_left - (elapsed || 0);
+    let kind = sla.state;
+    if (kind === "ok" || kind === "due_soon") kind = left <= 0 ? "overdue" : kind;
+    const text = t("sla_" + kind, { t: duration(Math.abs(left)) });
+    return el("span", { cls: "chip sla " + kind, text, title: t("slaTitle"), testid: "sla", data: { state: kind } });
+  }
+
+  function renderStats() {
+    const s = state.stats;
+    const box = $("stats");
+    if (!s) {
+      box.hidden = true;
+      return;
+    }
+    const none = t("statsNone");
+    const fr = s.first_response;
+    const csat = s.csat;
+    const item = (text, testid, warn) => el("span", { cls: "stat" + (warn ? " warn" : ""), text, testid });
+    box.replaceChildren(
+      item(t("statsWaiting", { n: s.queue.waiting }), "stat-waiting"),
+      item(t("statsOverdue", { n: s.queue.overdue }), "stat-overdue", s.queue.overdue > 0),
+      item(t("statsFirst", { t: fr.median_seconds == null ? none : duration(fr.median_seconds) }), "stat-first"),
+      item(t("statsWithin", { p: fr.within_target == null ? none : Math.round(fr.within_target * 100) + "%" }), "stat-within"),
+      item(t("statsCsat", { avg: csat.average == null ? none : csat.average.toFixed(1), n: csat.responses }), "stat-csat"),
+    );
+    box.title = t("statsTitle");
+    box.hidden = false;
+  }
+
   function vipChip(customer) {
     if (!customer || !customer.vip) return null;
     return el("span", { cls: "chip vip", text: "VIP", testid: "vip", title: "VIP " + (customer.vip_level || "") });
@@ -541,6 +612,7 @@
           el("span", { cls: "waited", text: t("waited", { t: duration(e.waited_seconds + elapsed) }), testid: "waited" }),
         ]),
         el("div", { cls: "row" }, [
+          slaChip(e.sla, elapsed),
           el("span", { cls: "chip", text: label("channels", e.channel), testid: "channel", data: { value: e.channel } }),
           el("span", { cls: "chip", text: label("skills", e.skill), testid: "skill", data: { value: e.skill } }),
           el("span", { cls: "chip reason", text: label("reasons", e.reason), testid: "reason", data: { value: e.reason } }),
@@ -564,6 +636,7 @@
           el("span", { cls: "waited", text: t("lastActive", { t: clock(c.updated_at) }) }),
         ]),
         el("div", { cls: "row" }, [
+          c.sla && !h.first_response_at ? slaChip(c.sla, elapsed) : null,
           el("span", { cls: "chip", text: label("channels", c.channel), testid: "channel" }),
           h ? el("span", { cls: "chip", text: label("skills", h.skill) }) : null,
           h ? el("span", { cls: "chip reason", text: label("reasons", h.reason) }) : null,
@@ -625,7 +698,7 @@
     if (added && (nearBottom || first)) list.scrollTop = list.scrollHeight;
   }
 
-  function renderHandoff(h) {
+  function renderHandoff(h, sla) {
     const box = $("handoff");
     if (!h) {
       box.hidden = true;
@@ -636,6 +709,7 @@
       el("span", { cls: "chip reason", text: t("reason") + ": " + label("reasons", h.reason), testid: "handoff-reason" }),
       el("span", { cls: "chip", text: t("skill") + ": " + label("skills", h.skill), testid: "handoff-skill" }),
       priorityChip(h.priority, h.priority >= TOP_PRIORITY),
+      slaChip(sla, 0),
     );
     $("handoff-summary").textContent = h.summary ? t("summary") + ": " + h.summary : "";
   }
@@ -727,7 +801,7 @@
     else mode.textContent = t(conv.mode === "waiting" ? "modeWaiting" : "modeBot");
     $("take").hidden = conv.mode !== "waiting";
     $("handback").hidden = conv.mode !== "agent";
-    renderHandoff(conv.mode !== "bot" ? conv.handoff : null);
+    renderHandoff(conv.mode !== "bot" ? conv.handoff : null, detail.sla);
     renderTranscript(detail.transcript || []);
     renderCustomer(detail);
 
@@ -805,6 +879,7 @@
     if (state.token) {
       $("whoami").textContent = t("signedInAs", { agent: state.agent });
       renderLists();
+      renderStats();
       // Rebuild the transcript so that role names and times follow the language.
       state.shownSeqs = new Set();
       $("transcript").replaceChildren();

@@ -160,6 +160,11 @@ class EmailConnector(Connector):
             rendered = services.templates.render(
                 "email_agent_reply", CHANNEL, locale, {"body": message.text, "agent_name": message.agent_name or ""}
             )
+        elif processor.is_letter(message.template):  # a notice written as a whole letter (the survey)
+            kind = "notice"
+            mail = processor.outbound_mail(None, conversation, state, message.text, message.html or "", kind=kind)
+            await self._queue(redis, mail, state.root)
+            return
         else:
             kind = "notice"
             rendered = services.templates.render(
@@ -169,9 +174,14 @@ class EmailConnector(Connector):
                 {"name": await processor.customer_name(conversation), "body": message.text},
             )
         mail = processor.outbound_mail(None, conversation, state, rendered.text, rendered.html or "", kind=kind)
+        await self._queue(redis, mail, state.root)
+
+    @staticmethod
+    async def _queue(redis: Any, mail: OutboundMail, root: str) -> None:
+        """Into the outbox, with the Message-ID → thread entry that threads the customer's reply to it."""
         pipe = redis.pipeline(transaction=True)
         Outbox.add(pipe, mail)
-        pipe.set(keys.mail_thread(mail.message_id), state.root, ex=keys.MAIL_DONE_TTL_SECONDS)
+        pipe.set(keys.mail_thread(mail.message_id), root, ex=keys.MAIL_DONE_TTL_SECONDS)
         await pipe.execute()
 
     async def _undelivered(self, mail: OutboundMail, reason: str) -> None:

@@ -226,9 +226,7 @@ class MailProcessor:
 
     async def _fallback_reply(self, conv: Conversation) -> LogEntry:
         rendered = self.services.templates.render("utter_default", CHANNEL, conv.locale or "zh-CN", {})
-        return await self.services.store.append(
-            conv.id, "bot", rendered.text, template=rendered.name, template_version=rendered.version, html=rendered.html
-        )
+        return await self.services.store.append_rendered(conv.id, "bot", rendered)
 
     async def _too_large(self, mail: ParsedMail, root: str, address: str) -> tuple[Outcome, OutboundMail, ThreadState]:
         store = self.services.store
@@ -246,9 +244,7 @@ class MailProcessor:
             conv.locale or "zh-CN",
             {"name": name, "size_mb": _size_mb(mail.size), "limit_mb": _size_mb(self.max_bytes)},
         )
-        await store.append(
-            conv.id, "bot", rendered.text, template=rendered.name, template_version=rendered.version, html=rendered.html
-        )
+        await store.append_rendered(conv.id, "bot", rendered)
         state = self._state(mail, root, address)
         outbound = self.outbound_mail(mail, conv, state, rendered.text, rendered.html or "", kind="auto")
         return (
@@ -273,7 +269,8 @@ class MailProcessor:
         customer = await asyncio.to_thread(self.services.crm.get_customer, conv.customer_id)
         return customer.masked_name(conv.locale) if customer else ""
 
-    def _is_letter(self, template: str | None) -> bool:
+    def is_letter(self, template: str | None) -> bool:
+        """The template has an email variant of its own: a whole letter, greeting and closing included."""
         tpl = self.services.templates.templates.get(template or "")
         return tpl is not None and "email" in tpl.text
 
@@ -281,7 +278,7 @@ class MailProcessor:
         self, mail: ParsedMail, conv: Conversation, state: ThreadState, replies: Sequence[LogEntry]
     ) -> OutboundMail:
         """One mail for all of the engine's replies to this message."""
-        if all(self._is_letter(r.template) for r in replies):
+        if all(self.is_letter(r.template) for r in replies):
             text = "\n\n".join(r.text for r in replies)
             html = "\n".join(r.html or str(escape(r.text)) for r in replies)
         else:

@@ -330,15 +330,7 @@ class TelegramConnector(Connector):
     ) -> None:
         """Render an app-side notice for Telegram, record it as the bot's, and send it."""
         rendered = self.services.templates.render(template, CHANNEL, conv.locale or "zh-CN", variables or {})
-        entry = await self.services.store.append(
-            conv.id,
-            "bot",
-            rendered.text,
-            buttons=rendered.buttons,
-            template=rendered.name,
-            template_version=rendered.version,
-            text_format=rendered.text_format,
-        )
+        entry = await self.services.store.append_rendered(conv.id, "bot", rendered)
         await self.send_entries(chat_id, [entry], markup)
 
     def typing(self, chat_id: int) -> TypingHook:

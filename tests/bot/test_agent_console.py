@@ -137,3 +137,43 @@ def test_a_guests_conversation_has_no_orders(stack: RunningStack) -> None:
     assert context["orders"] == []
     assert [m["role"] for m in context["transcript"]][:2] == ["customer", "bot"]
     assert context["transcript"][0]["display_text"] == "DD202405001 到哪了"
+
+
+def test_sla_timer_survey_and_figures_on_a_running_stack(stack: RunningStack) -> None:
+    who = sender()
+    conv_id = handed_off(stack, who)
+    entry = next(e for e in stack.agent("GET", "/queue").json() if e["conversation_id"] == conv_id)
+    assert entry["sla"]["state"] == "ok"
+    assert 29 * 60 < entry["sla"]["seconds_left"] <= 30 * 60  # the default 30-minute first-response target
+    before = stack.agent("GET", "/stats").json()
+
+    answered = stack.agent("POST", f"/conversations/{conv_id}/messages", agent="小王", text="您好，已处理")
+    assert answered.status_code == 200
+    detail = stack.agent("GET", f"/conversations/{conv_id}").json()
+    assert detail["sla"]["state"] == "met"
+    assert stack.agent("POST", f"/conversations/{conv_id}/handback").status_code == 200
+
+    # The REST app receives the survey with its five score buttons ...
+    pulled = httpx.get(
+        f"{stack.base_url}/channels/rest/messages",
+        params={"sender": who},
+        headers={"Authorization": f"Bearer {stack.rest_token}"},
+        timeout=30,
+    ).json()
+    ask = pulled["messages"][-1]
+    assert "小王" in ask["text"]
+    assert [b["payload"] for b in ask["buttons"]] == ["5", "4", "3", "2", "1"]
+    # ... and a score of 1 sends the conversation to a supervisor at once.
+    low = stack.rest(who, "1").json()
+    assert low["mode"] == "waiting"
+    assert low["handoff"] == {"reason": "low_csat", "skill": "complaints", "priority": 8}
+    assert "主管" in low["replies"][0]["text"]
+
+    after = stack.agent("GET", "/stats").json()
+    assert after["first_response"]["count"] == before["first_response"]["count"] + 1
+    assert after["csat"]["surveys"] == before["csat"]["surveys"] + 1
+    assert after["csat"]["distribution"]["1"] == before["csat"]["distribution"]["1"] + 1
+    assert after["csat"]["low"] == before["csat"]["low"] + 1
+    assert after["queue"]["by_skill"]["complaints"] >= 1
+    assert stack.agent("GET", "/stats?hours=0").status_code == 422
+    assert stack.agent("POST", f"/conversations/{conv_id}/handback").status_code == 200

@@ -20,6 +20,7 @@ SAMPLE = {
     "eta": "2024-05-20",
     "product": "无线蓝牙耳机",
     "agent_name": "小李",
+    "score": 4,
     "refund_status": "processing",
     "refund_amount": "399.00",
     "currency": "CNY",

@@ -98,6 +98,10 @@ async def test_agent_takes_answers_and_hands_back(
     await expect(queued.get_by_test_id("name")).to_have_text("周女士")
     await expect(queued.get_by_test_id("summary")).to_contain_text("DD202405010")
     await expect(queued.get_by_test_id("waited")).to_contain_text("已等待")
+    await expect(queued.get_by_test_id("sla")).to_have_attribute("data-state", "ok")
+    await expect(queued.get_by_test_id("sla")).to_contain_text("首次响应剩余")
+    await expect(page.get_by_test_id("stat-waiting")).to_contain_text("排队")
+    await expect(page.get_by_test_id("stat-csat")).to_contain_text("满意度")
     priority = int(await queued.get_attribute("data-priority") or "-1")
     assert priority == handed["handoff"]["priority"]
     await expect(queued.get_by_test_id("priority")).to_contain_text(f"P{priority}")
@@ -150,6 +154,8 @@ async def test_agent_takes_answers_and_hands_back(
     await expect(shown(page, "agent")).to_have_count(1)
     assert await shown(page, "agent").get_by_test_id("message-text").text_content() == reply
     await expect(box).to_have_value("")
+    # The first answer stops the first-response timer in time.
+    await expect(page.get_by_test_id("handoff").get_by_test_id("sla")).to_have_attribute("data-state", "met")
 
     # The answer is in the customer's conversation, and the customer's next words reach the console.
     transcript = stack.agent("GET", f"/conversations/{conv_id}").json()["transcript"]

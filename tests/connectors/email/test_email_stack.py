@@ -244,6 +244,30 @@ async def test_thread_follow_ups_hand_off_and_the_agent_answers_by_mail(mail_sta
     # One mail for the agent's answer: the "agent joined" console notice is not mailed.
     assert len(mail_stack.answers(waiting_id)) == 1
 
+    # Handed back: one letter in the thread says so and asks for a score; a reply of "4" is thanked.
+    assert stack.agent("POST", f"/conversations/{conversation}/handback").status_code == 200
+    wait_until(lambda: len(mail_stack.answers(waiting_id)) == 2, 90, "the satisfaction survey")
+    survey = mail_stack.answers(waiting_id)[1]
+    assert survey.header("Subject") == "Re: 订单"
+    assert survey.text().count("尊敬的") == 1, "the survey is a letter of its own, not wrapped in another"
+    assert "李女士" in survey.text() and "1 到 5" in survey.text() and "小李" in survey.text()
+    score_id = new_id()
+    await mail_stack.send(
+        build(
+            sender=LI,
+            subject="Re: 订单",
+            body=f"4\n\n在 2024年5月20日 11:00，演示商城客服 <{SUPPORT}> 写道：\n> 请为小李本次服务打分",
+            message_id=score_id,
+            in_reply_to=survey.header("Message-ID").strip("<>"),
+            references=[*references, survey.header("Message-ID").strip("<>")],
+        )
+    )
+    thanks = await asyncio.to_thread(mail_stack.wait_answer, score_id)
+    assert "4 分" in thanks.text()
+    assert (await asyncio.to_thread(mail_stack.wait_outcome, score_id))["conversation_id"] == conversation
+    stats = stack.agent("GET", "/stats").json()
+    assert stats["csat"]["distribution"]["4"] >= 1
+
 
 async def test_attachments_are_listed_for_the_agent(mail_stack: MailStack) -> None:
     from email.mime.application import MIMEApplication

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -18,7 +15,6 @@ from redis.asyncio import Redis
 from bot import keys
 from bot.agents import AgentDesk
 from bot.crm import CRM
-from bot.errors import EngineUnavailable
 from bot.router import Router
 from bot.services import Services
 from bot.settings import PROJECT_ROOT, Settings
@@ -28,35 +24,7 @@ from connectors.email.errors import RetryLater
 from connectors.email.outbox import OutboundMail
 from connectors.email.processor import MailProcessor
 from tests.connectors.email.mails import SUPPORT, build, guest, new_id
-
-
-class StubEngine:
-    """Answers every message with a fixed reply, after an optional delay; or is down."""
-
-    def __init__(self) -> None:
-        self.down = False
-        self.delay = 0.0
-        self.calls = 0
-
-    async def send(self, conversation_id: str, text: str, metadata: dict[str, Any]) -> list[dict[str, Any]]:
-        self.calls += 1
-        await asyncio.sleep(self.delay)
-        if self.down:
-            raise EngineUnavailable("stub engine is down")
-        return [{"text": f"answer to: {text}", "ar_template": "utter_default", "ar_template_version": 1}]
-
-    async def reset(self, conversation_id: str) -> None:
-        return None
-
-
-@pytest.fixture(scope="module")
-def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CRM]:
-    path: Path = tmp_path_factory.mktemp("crm") / "crm.sqlite3"
-    db = CRM.from_url(f"sqlite:///{path}")
-    db.create_schema()
-    db.seed_demo()
-    yield db
-    db.close()
+from tests.fakes.engine import StubEngine
 
 
 def processor(redis: Redis, crm: CRM, engine: StubEngine) -> MailProcessor:

@@ -1,0 +1,214 @@
+"""First-response SLA timers, escalation and the satisfaction survey, against a real Redis.
+
+The desk, router, store and watcher are the app's own; only the engine is a stub (these tests are
+about what happens around it) and the clock of the SLA watcher is passed in.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from bot import keys
+from bot.agents import AgentDesk
+from bot.crm import CRM
+from bot.csat import CsatPolicy
+from bot.router import Router
+from bot.settings import PROJECT_ROOT
+from bot.sla import SlaPolicy, SlaWatcher
+from bot.store import MAX_PRIORITY, ConversationStore, Handoff
+from bot.templates import TemplateRegistry
+from connectors.base import InboundMessage
+from tests.fakes.engine import StubEngine
+
+MINUTE = 60.0
+POLICY = SlaPolicy(first_response=30 * MINUTE, escalate_after=60 * MINUTE)
+
+
+class Desk:
+    """The pieces a test drives: store, router, desk, watcher, engine."""
+
+    def __init__(self, redis: Redis, crm: CRM, csat: CsatPolicy | None = None) -> None:
+        self.engine = StubEngine()
+        self.store = ConversationStore(redis, first_response_seconds=POLICY.first_response)
+        templates = TemplateRegistry.from_dir(PROJECT_ROOT / "responses", strict=True)
+        self.router = Router(self.store, crm, self.engine, templates=templates, csat=csat)  # type: ignore[arg-type]
+        self.desk = AgentDesk(self.store, templates, self.engine, {}, crm=crm, csat=csat)  # type: ignore[arg-type]
+        self.watcher = SlaWatcher(self.store, POLICY)
+
+    async def say(self, sender: str, text: str) -> Any:
+        return await self.router.handle(InboundMessage(channel="rest", thread_id=sender, sender=sender, text=text))
+
+    async def handed_off(self, sender: str, *, skill: str = "logistics", priority: int = 0) -> str:
+        result = await self.say(sender, "你好")
+        conv = result.conversation
+        await self.store.start_handoff(conv, Handoff(reason="requested", skill=skill, priority=priority))
+        return str(conv.id)
+
+
+@pytest.fixture
+def desk(redis: Redis, crm: CRM) -> Desk:
+    return Desk(redis, crm)
+
+
+async def test_a_handoff_is_due_after_the_target_and_its_timer_runs(desk: Desk) -> None:
+    before = time.time()
+    conv_id = await desk.handed_off("sla-timer")
+    conv = await desk.store.get(conv_id)
+    assert conv is not None and conv.handoff is not None
+    assert conv.handoff.due_at == pytest.approx(conv.handoff.queued_at + 30 * MINUTE)
+    assert await desk.store.sla_timers_due(before + 29 * MINUTE) == []
+    assert await desk.store.sla_timers_due(before + 31 * MINUTE) == [conv_id]
+    assert POLICY.state(conv.handoff, before)["state"] == "ok"
+    assert POLICY.state(conv.handoff, before + 25 * MINUTE)["state"] == "due_soon"
+    assert POLICY.state(conv.handoff, before + 31 * MINUTE)["state"] == "overdue"
+
+
+async def test_a_missed_target_is_flagged_then_escalated_to_the_head_of_the_queue(desk: Desk) -> None:
+    early = await desk.handed_off("sla-vip", priority=MAX_PRIORITY)  # a VIP complaint queued first
+    late = await desk.handed_off("sla-ordinary", priority=0)
+    now = time.time()
+    assert [cid for cid, _ in await desk.store.queue("logistics")] == [early, late]
+
+    # Both miss the 30-minute target: flagged, not yet escalated.
+    happened = dict(await desk.watcher.check(now + 31 * MINUTE))
+    assert happened == {early: "breached", late: "breached"}
+    conv = await desk.store.get(late)
+    assert conv is not None and conv.handoff is not None
+    assert conv.handoff.breached_at == pytest.approx(now + 31 * MINUTE)
+    assert conv.handoff.priority == 0
+    assert await desk.watcher.check(now + 32 * MINUTE) == []  # nothing more until the escalation is due
+
+    # An hour after the breach the ordinary one is raised to the top priority; the queue keeps wait order.
+    happened = dict(await desk.watcher.check(now + 92 * MINUTE))
+    assert happened == {early: "escalated", late: "escalated"}
+    queued = dict(await desk.store.queue("logistics"))
+    assert queued[late].priority == MAX_PRIORITY and queued[late].escalated_at
+    assert POLICY.state(queued[late], now + 92 * MINUTE)["state"] == "escalated"
+    assert await desk.store.sla_timers_due(now + 1000 * MINUTE) == []
+    sla_events = await desk.store.events_since(keys.stats_sla(), now - 60)
+    assert sorted(e["event"] for e in sla_events) == ["breached", "breached", "escalated", "escalated"]
+
+
+async def test_escalation_moves_an_old_ordinary_handoff_ahead_of_newer_urgent_ones(desk: Desk) -> None:
+    old = await desk.handed_off("sla-old", skill="billing", priority=0)
+    now = time.time()
+    await desk.watcher.check(now + 31 * MINUTE)
+    newer = await desk.handed_off("sla-newer", skill="billing", priority=5)
+    assert [cid for cid, _ in await desk.store.queue("billing")] == [newer, old]
+    await desk.watcher.check(now + 92 * MINUTE)
+    assert [cid for cid, _ in await desk.store.queue("billing")] == [old, newer]
+
+
+async def test_an_agents_first_answer_stops_the_timer_and_is_measured(desk: Desk) -> None:
+    conv_id = await desk.handed_off("sla-answered")
+    start = time.time()
+    await desk.desk.take(conv_id, "小李")
+    assert await desk.store.sla_timers_due(start + 31 * MINUTE) == [conv_id]  # taking is not answering
+    await desk.desk.reply(conv_id, "小李", "您好，我来看看")
+    await desk.desk.reply(conv_id, "小李", "已经帮您催件了")
+    assert await desk.store.sla_timers_due(start + 1000 * MINUTE) == []
+    assert await desk.watcher.check(start + 1000 * MINUTE) == []
+    conv = await desk.store.get(conv_id)
+    assert conv is not None and conv.handoff is not None and conv.handoff.first_response_at
+    assert POLICY.state(conv.handoff, start + 1000 * MINUTE)["state"] == "met"
+    firsts = await desk.store.events_since(keys.stats_first_responses(), start - 60)
+    assert len(firsts) == 1  # the second answer is not a first response
+    assert firsts[0]["met"] == "1" and firsts[0]["agent"] == "小李" and float(firsts[0]["waited"]) < 60
+
+
+async def test_a_hand_back_stops_the_timer(desk: Desk) -> None:
+    conv_id = await desk.handed_off("sla-handback")
+    await desk.desk.hand_back(conv_id)
+    assert await desk.store.sla_timers_due(time.time() + 1000 * MINUTE) == []
+
+
+async def survey(desk: Desk, sender: str) -> str:
+    """A handoff answered by an agent and handed back: the customer is asked for a score."""
+    conv_id = await desk.handed_off(sender)
+    await desk.desk.reply(conv_id, "小李", "已经为您处理好了")
+    await desk.desk.hand_back(conv_id)
+    return conv_id
+
+
+async def test_hand_back_after_an_answer_asks_for_a_score_with_buttons(desk: Desk) -> None:
+    conv_id = await survey(desk, "csat-ask")
+    last = (await desk.store.history(conv_id))[-1]
+    assert last.template == "utter_bot_back_csat"
+    assert last.role == "bot"
+    assert "小李" in last.text and "1 到 5" in last.text
+    assert [b["payload"] for b in last.buttons] == ["5", "4", "3", "2", "1"]
+    conv = await desk.store.get(conv_id)
+    assert conv is not None and conv.survey is not None and conv.survey["agent"] == "小李"
+
+
+async def test_hand_back_without_an_agents_answer_asks_nothing(desk: Desk) -> None:
+    conv_id = await desk.handed_off("csat-unanswered")
+    await desk.desk.hand_back(conv_id)
+    assert (await desk.store.history(conv_id))[-1].template == "utter_bot_back"
+    conv = await desk.store.get(conv_id)
+    assert conv is not None and conv.survey is None
+
+
+async def test_a_score_is_recorded_and_thanked_without_the_engine(desk: Desk) -> None:
+    conv_id = await survey(desk, "csat-five")
+    sent_before = len(desk.engine.texts)
+    result = await desk.say("csat-five", "5分")
+    assert len(desk.engine.texts) == sent_before  # the score never reached the assistant
+    assert [r.template for r in result.replies] == ["utter_csat_thanks"]
+    assert "5" in result.replies[0].text
+    assert result.conversation.mode == "bot"
+    scores = [e for e in await desk.store.events_since(keys.stats_csat(), time.time() - 60) if e["event"] == "score"]
+    assert [(e["score"], e["agent"], e["conversation_id"]) for e in scores] == [("5", "小李", conv_id)]
+    # Asked once: the next "5" is an ordinary message for the assistant.
+    await desk.say("csat-five", "5")
+    assert desk.engine.texts[-1] == "5"
+
+
+async def test_a_low_score_goes_to_a_supervisor_in_the_complaints_queue(desk: Desk) -> None:
+    conv_id = await survey(desk, "csat-low")
+    result = await desk.say("csat-low", "非常不满意")
+    assert [r.template for r in result.replies] == ["utter_csat_low"]
+    assert result.conversation.mode == "waiting"
+    handoff = result.conversation.handoff
+    assert handoff is not None
+    assert (handoff.reason, handoff.skill, handoff.priority) == ("low_csat", "complaints", MAX_PRIORITY - 1)
+    assert "1/5" in handoff.summary and "小李" in handoff.summary
+    assert conv_id in [cid for cid, _ in await desk.store.queue("complaints")]
+
+
+async def test_anything_but_a_score_ends_the_survey_and_goes_to_the_assistant(desk: Desk) -> None:
+    await survey(desk, "csat-ignored")
+    result = await desk.say("csat-ignored", "DD202405001 到哪了")
+    assert desk.engine.texts[-1] == "DD202405001 到哪了"
+    assert result.replies[0].text == "answer to: DD202405001 到哪了"
+    assert result.conversation.survey is None
+
+
+async def test_an_answer_after_the_window_is_not_a_score(redis: Redis, crm: CRM) -> None:
+    desk = Desk(redis, crm, CsatPolicy(window_seconds=0.0))
+    await survey(desk, "csat-late")
+    await desk.say("csat-late", "4")
+    assert desk.engine.texts[-1] == "4"
+
+
+async def test_no_survey_when_switched_off(redis: Redis, crm: CRM) -> None:
+    desk = Desk(redis, crm, CsatPolicy(enabled=False))
+    conv_id = await survey(desk, "csat-off")
+    assert (await desk.store.history(conv_id))[-1].template == "utter_bot_back"
+
+
+async def test_a_known_customers_survey_by_email_greets_them_by_masked_name(desk: Desk) -> None:
+    result = await desk.router.handle(
+        InboundMessage(channel="email", thread_id="t-csat", sender="C202405001", text="我要人工")
+    )
+    conv = result.conversation
+    await desk.store.start_handoff(conv, Handoff(reason="requested"))
+    await desk.desk.reply(conv.id, "小李", "好的")
+    await desk.desk.hand_back(conv.id)
+    last = (await desk.store.history(conv.id))[-1]
+    assert last.template == "utter_bot_back_csat"
+    assert "尊敬的" in last.text and "客户" not in last.text.split("，")[0]
