@@ -119,6 +119,15 @@ def test_handoff_after_human_agent_answers_reach_the_chat_and_the_bot_comes_back
     assert back.json()["mode"] == "bot"
     [notice] = tg.api.wait_sent(user.id, before + 3)[before + 2 :]
     assert "智能助手" in notice["text"]
+    # The notice asks for a score with five buttons; pressing one is thanked, not sent to the assistant.
+    assert "<b>小李</b>" in notice["raw"]
+    buttons = inline_buttons(notice)
+    assert [data for _, data in buttons] == ["5", "4", "3", "2", "1"]
+    assert buttons[1][0] == "4 满意"
+    tg.api.push(tg.api.press(user, notice, "4"))
+    [thanks] = tg.api.wait_sent(user.id, before + 4)[before + 3 :]
+    assert "4</b> 分" in thanks["raw"]
+    assert tg.transcript(user.id)[-1]["template"] == "utter_csat_thanks"
     [again] = tg.say(user, "DD202405001 到哪了")
     assert tg.stack.tracking_number("DD202405001") in again["text"]
 
