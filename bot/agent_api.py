@@ -9,7 +9,7 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from pydantic import BaseModel, Field
@@ -50,6 +50,21 @@ class ReplyIn(BaseModel):
 def _sla(request: Request, handoff: Handoff | None, now: float) -> dict[str, Any] | None:
     policy: SlaPolicy = request.app.state.sla
     return policy.state(handoff, now) if handoff is not None else None
+
+
+class NoteIn(BaseModel):
+    """An internal note: seen by agents only, never by the customer."""
+
+    agent: str = Field(min_length=1, max_length=80)
+    text: str = Field(min_length=1, max_length=5000)
+
+
+class TransferIn(BaseModel):
+    """Send the conversation to another skill's queue."""
+
+    agent: str = Field(min_length=1, max_length=80, description="The agent transferring it.")
+    skill: Literal["logistics", "after_sales", "billing", "complaints", "general"]
+    reason: str = Field(default="", max_length=1000, description="Kept as an internal note for the next agent.")
 
 
 def _desk(request: Request) -> AgentDesk:
@@ -109,6 +124,11 @@ def _line(entry: LogEntry) -> dict[str, Any]:
         "template": entry.template,
         "template_version": entry.template_version,
     }
+
+
+def _note(entry: LogEntry) -> dict[str, Any]:
+    """An internal note as a transcript line; its seq is prefixed so that it never equals a message's."""
+    return entry.frame() | {"seq": "note-" + entry.seq, "display_text": entry.text, "template": None}
 
 
 async def _cards(request: Request, convs: list[Conversation]) -> dict[str, dict[str, Any] | None]:
@@ -184,13 +204,15 @@ async def conversation(conv_id: str, request: Request) -> dict[str, Any]:
         customer = await asyncio.to_thread(services.crm.get_customer, customer_id)
         orders = await asyncio.to_thread(services.crm.orders_for, customer_id)
     history = await services.store.history(conv_id, count=2000)
+    notes = await services.store.notes(conv_id)
     locale = conv.locale or (customer.locale if customer else None)
     return {
         "conversation": {**asdict(conv)},
         "sla": _sla(request, conv.handoff, time.time()),
         "customer": _customer_card(customer, conv.locale),
         "orders": [_order(o, locale) for o in orders],
-        "transcript": [_line(e) for e in history],
+        # Internal notes interleaved by time, marked role "note" (agents only).
+        "transcript": sorted([_line(e) for e in history] + [_note(e) for e in notes], key=lambda m: m["ts"]),
     }
 
 
@@ -286,3 +308,17 @@ async def stats(
             "low": sum(1 for e in csat if e.get("event") == "score" and e.get("low") == "1"),
         },
     }
+
+
+@router.post("/conversations/{conv_id}/notes")
+async def add_note(conv_id: str, body: NoteIn, request: Request) -> dict[str, Any]:
+    """Add an internal note for colleagues (never shown to the customer, on any channel)."""
+    entry = await _guard(_desk(request).note(conv_id, body.agent, body.text))
+    return {"seq": "note-" + entry.seq}
+
+
+@router.post("/conversations/{conv_id}/transfer")
+async def transfer(conv_id: str, body: TransferIn, request: Request) -> dict[str, Any]:
+    """Send a waiting conversation, or one this agent holds, to another skill's queue, keeping its place."""
+    conv = await _guard(_desk(request).transfer(conv_id, body.agent, body.skill, body.reason.strip()))
+    return {"conversation_id": conv.id, "mode": conv.mode, "skill": conv.handoff.skill if conv.handoff else None}

@@ -114,6 +114,28 @@ class AgentDesk:
         await self._first_response(conv.id, agent, entry.ts)
         return entry
 
+    async def note(self, conv_id: str, agent: str, text: str) -> LogEntry:
+        """An internal note for colleagues; never delivered or shown to the customer."""
+        await self._get(conv_id)
+        return await self.store.add_note(conv_id, agent, text)
+
+    async def transfer(self, conv_id: str, agent: str, skill: str, reason: str) -> Conversation:
+        """Send a conversation to another skill's queue ("转派"), with the reason as an internal note.
+
+        The customer keeps their place (priority and time waited) and is told another colleague will
+        take over; the agent who held it no longer does.
+        """
+        conv, refused = await self.store.requeue(conv_id, skill, agent)
+        if conv is None:
+            raise ConversationNotFound(f"no conversation {conv_id}")
+        if refused is not None:
+            raise WrongMode(f"cannot transfer conversation {conv_id}: {refused}")
+        await self.store.release(agent, conv_id)
+        note = f"Transferred to {skill} by {agent}" + (f": {reason}" if reason else "")
+        await self.store.add_note(conv_id, agent, note)
+        await self._notify(conv, "utter_transfer")
+        return conv
+
     async def _first_response(self, conv_id: str, agent: str, at: float) -> None:
         """Stop the handoff's SLA timer at the first agent answer and record how long the customer waited."""
 

@@ -20,6 +20,12 @@ def transcript(conv_id: str) -> str:
     return f"{PREFIX}:conv:{conv_id}:log"
 
 
+def notes(conv_id: str) -> str:
+    """Stream: agents' internal notes on a conversation. Kept apart from the transcript, which
+    customers' channels replay, so that no channel can ever show a note to a customer."""
+    return f"{PREFIX}:conv:{conv_id}:notes"
+
+
 def events(conv_id: str) -> str:
     """Pub/sub channel: frames for everyone watching the conversation (web chat, agents)."""
     return f"{PREFIX}:conv:{conv_id}:events"

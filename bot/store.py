@@ -314,6 +314,53 @@ class ConversationStore:
         await self.publish(conv_id, entry.frame())
         return entry
 
+    async def add_note(self, conv_id: str, agent: str, text: str) -> LogEntry:
+        """An internal note (role "note"), in the notes stream that no customer channel reads."""
+        ts = time.time()
+        fields = {"role": "note", "text": text, "ts": repr(ts), "agent_name": agent}
+        seq = await self.redis.xadd(keys.notes(conv_id), fields)
+        await self.redis.expire(keys.notes(conv_id), keys.CONVERSATION_TTL_SECONDS)
+        return LogEntry(seq=seq, role="note", text=text, ts=ts, agent_name=agent)
+
+    async def notes(self, conv_id: str, count: int = 2000) -> list[LogEntry]:
+        """A conversation's internal notes, oldest first."""
+        rows = await self.redis.xrange(keys.notes(conv_id), count=count)
+        return [_entry(seq, data) for seq, data in rows]
+
+    async def requeue(self, conv_id: str, skill: str, by: str) -> tuple[Conversation | None, str | None]:
+        """Put a conversation back in the queue, of another skill, keeping its place by priority and wait.
+
+        Its handoff (reason, priority, queued time, SLA state) stays as it was: a transfer does not
+        send the customer to the back of the line or restart their clock. Allowed for a waiting
+        conversation, or one that `by` holds. Returns (conversation as written, None), or
+        (conversation or None, why not).
+        """
+
+        def step(conv: Conversation | None) -> tuple[Writes | None, tuple[Conversation | None, str | None]]:
+            if conv is None:
+                return None, (None, "no such conversation")
+            if conv.mode == "bot" or conv.handoff is None:
+                return None, (conv, "the conversation is with the bot")
+            if conv.mode == "agent" and conv.agent and conv.agent != by:
+                return None, (conv, f"the conversation is with {conv.agent}")
+            handoff, old_skill = conv.handoff, conv.handoff.skill
+            handoff.skill = skill
+            conv.mode, conv.agent, conv.updated_at = "waiting", None, time.time()
+            fields = {k: v for k, v in conv.to_hash().items() if k in ("mode", "agent", "handoff", "updated_at")}
+
+            def writes(pipe: Any) -> None:
+                pipe.zrem(keys.handoff_queue(old_skill), conv_id)
+                pipe.hset(keys.conversation(conv_id), mapping=fields)
+                pipe.hset(keys.handoff_entry(conv_id), mapping=_handoff_hash(handoff))
+                pipe.zadd(keys.handoff_queue(skill), {conv_id: handoff.queue_score()})
+
+            return writes, (conv, None)
+
+        conv, refused = await self._transaction(conv_id, step)
+        if conv is not None and refused is None:
+            await self.publish(conv_id, {"type": "mode", "mode": conv.mode})
+        return conv, refused
+
     async def append_rendered(self, conv_id: str, role: str, rendered: Rendered) -> LogEntry:
         """Append a rendered template (text, buttons, HTML twin, format, name and version)."""
         return await self.append(

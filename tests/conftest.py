@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -48,6 +49,18 @@ class RunningStack:
         assert order is not None
         assert order.tracking_number
         return order.tracking_number
+
+    def pulled(self, sender: str) -> dict[str, Any]:
+        """What the REST channel's GET /channels/rest/messages shows a company app for a sender."""
+        resp = httpx.get(
+            f"{self.base_url}/channels/rest/messages",
+            params={"sender": sender},
+            headers={"Authorization": f"Bearer {self.rest_token}"},
+            timeout=30,
+        )
+        assert resp.status_code == 200, resp.text
+        body: dict[str, Any] = resp.json()
+        return body
 
     def agent(self, method: str, path: str, **body: object) -> httpx.Response:
         """Call the agent API."""

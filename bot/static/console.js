@@ -77,6 +77,13 @@
       role_bot: "机器人",
       role_agent: "客服",
       role_system: "系统",
+      role_note: "内部备注",
+      noteMode: "内部备注（客户看不到）",
+      addNote: "添加备注",
+      notePlaceholder: "写给同事的备注，客户看不到…",
+      transfer: "转派",
+      transferTo: "转派到",
+      transferReason: "转派原因（选填）",
       errorStatus: "操作失败（{status}）：{detail}",
       errorConflict: "冲突（409）：{detail}",
       errorNotFound: "会话不存在（404）",
@@ -181,6 +188,13 @@
       role_bot: "Bot",
       role_agent: "Agent",
       role_system: "System",
+      role_note: "Internal note",
+      noteMode: "Internal note (the customer never sees it)",
+      addNote: "Add note",
+      notePlaceholder: "A note for colleagues; the customer never sees it…",
+      transfer: "Transfer",
+      transferTo: "Transfer to",
+      transferReason: "Reason (optional)",
       errorStatus: "Failed ({status}): {detail}",
       errorConflict: "Conflict (409): {detail}",
       errorNotFound: "No such conversation (404)",
@@ -657,8 +671,9 @@
   }
 
   function messageItem(m) {
-    const role = ["customer", "bot", "agent", "system"].includes(m.role) ? m.role : "system";
-    const who = role === "agent" && m.agent_name ? t("role_agent") + " · " + m.agent_name : t("role_" + role);
+    const role = ["customer", "bot", "agent", "system", "note"].includes(m.role) ? m.role : "system";
+    const named = (role === "agent" || role === "note") && m.agent_name;
+    const who = named ? t("role_" + role) + " · " + m.agent_name : t("role_" + role);
     const meta = el("div", { cls: "meta" }, [
       el("span", { cls: "who", text: who }),
       el("time", { text: clock(m.ts), attrs: { datetime: new Date(m.ts * 1000).toISOString() } }),
@@ -801,20 +816,41 @@
     else mode.textContent = t(conv.mode === "waiting" ? "modeWaiting" : "modeBot");
     $("take").hidden = conv.mode !== "waiting";
     $("handback").hidden = conv.mode !== "agent";
+    renderTransfer(conv);
     renderHandoff(conv.mode !== "bot" ? conv.handoff : null, detail.sla);
     renderTranscript(detail.transcript || []);
     renderCustomer(detail);
 
     const mineOrWaiting = conv.mode === "waiting" || (conv.mode === "agent" && conv.agent === state.agent);
+    const noting = $("note-mode").checked; // notes can be added in any mode
     const text = $("reply-text");
-    text.disabled = !mineOrWaiting || state.busy;
-    $("reply-send").disabled = !mineOrWaiting || state.busy;
-    text.placeholder = t("replyPlaceholder");
-    $("reply-hint").textContent = mineOrWaiting
-      ? t(conv.mode === "waiting" ? "replyHintWaiting" : "replyHint")
-      : conv.mode === "bot"
-        ? t("replyBot")
-        : t("replyOther", { agent: conv.agent || "?" });
+    text.disabled = (!mineOrWaiting && !noting) || state.busy;
+    $("reply-send").disabled = (!mineOrWaiting && !noting) || state.busy;
+    if (!state.busy) $("reply-send").textContent = t(noting ? "addNote" : "send");
+    $("reply-form").classList.toggle("noting", noting);
+    text.placeholder = t(noting ? "notePlaceholder" : "replyPlaceholder");
+    $("reply-hint").textContent =
+      mineOrWaiting || noting
+        ? t(conv.mode === "waiting" && !noting ? "replyHintWaiting" : "replyHint")
+        : conv.mode === "bot"
+          ? t("replyBot")
+          : t("replyOther", { agent: conv.agent || "?" });
+  }
+
+  /** Transfer to another skill: for a waiting conversation, or one this agent holds. */
+  function renderTransfer(conv) {
+    const bar = $("transfer-bar");
+    const allowed = conv.mode === "waiting" || (conv.mode === "agent" && conv.agent === state.agent);
+    bar.hidden = !allowed || !conv.handoff;
+    if (bar.hidden) return;
+    const select = $("transfer-skill");
+    const current = select.value;
+    const options = SKILLS.filter((s) => s !== conv.handoff.skill);
+    select.replaceChildren(...options.map((s) => el("option", { text: label("skills", s), attrs: { value: s } })));
+    if (options.includes(current)) select.value = current;
+    select.setAttribute("aria-label", t("transferTo"));
+    $("transfer-reason").placeholder = t("transferReason");
+    $("transfer").disabled = state.busy;
   }
 
   // --- actions ---------------------------------------------------------------------------------
@@ -852,12 +888,22 @@
     if (!text.trim() || state.busy) return;
     const button = $("reply-send");
     button.textContent = t("sending");
-    const ok = await act((id) =>
-      api("POST", "/agent/conversations/" + encodeURIComponent(id) + "/messages", { agent: state.agent, text }),
-    );
-    button.textContent = t("send");
+    const noting = $("note-mode").checked;
+    const path = "/agent/conversations/{id}/" + (noting ? "notes" : "messages");
+    const ok = await act((id) => api("POST", path.replace("{id}", encodeURIComponent(id)), { agent: state.agent, text }));
+    button.textContent = t(noting ? "addNote" : "send");
     if (ok && box.value === text) box.value = "";
     box.focus();
+  }
+
+  async function transfer() {
+    const skill = $("transfer-skill").value;
+    const reason = $("transfer-reason").value;
+    if (!skill) return;
+    const ok = await act((id) =>
+      api("POST", "/agent/conversations/" + encodeURIComponent(id) + "/transfer", { agent: state.agent, skill, reason }),
+    );
+    if (ok) $("transfer-reason").value = "";
   }
 
   // --- language --------------------------------------------------------------------------------
@@ -894,6 +940,11 @@
     $("sign-out").addEventListener("click", () => signOut(""));
     $("take").addEventListener("click", take);
     $("handback").addEventListener("click", handBack);
+    $("transfer").addEventListener("click", transfer);
+    $("note-mode").addEventListener("change", () => {
+      renderConversation();
+      $("reply-text").focus();
+    });
     $("reply-form").addEventListener("submit", (event) => {
       event.preventDefault();
       sendReply();

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Console notices that make no sense as a mail of their own: the agent's answer follows right away.
-NOT_MAILED = frozenset({"utter_agent_joined"})
+# Console-side events a mail customer would only find noisy: someone joined, someone else takes over.
+NOT_MAILED = frozenset({"utter_agent_joined", "utter_transfer"})
 _DEFAULT_IMAP_PORT = {"ssl": 993, "starttls": 143, "none": 143}
 _DEFAULT_SMTP_PORT = {"ssl": 465, "starttls": 587, "none": 25}
 

@@ -154,12 +154,7 @@ def test_sla_timer_survey_and_figures_on_a_running_stack(stack: RunningStack) ->
     assert stack.agent("POST", f"/conversations/{conv_id}/handback").status_code == 200
 
     # The REST app receives the survey with its five score buttons ...
-    pulled = httpx.get(
-        f"{stack.base_url}/channels/rest/messages",
-        params={"sender": who},
-        headers={"Authorization": f"Bearer {stack.rest_token}"},
-        timeout=30,
-    ).json()
+    pulled = stack.pulled(who)
     ask = pulled["messages"][-1]
     assert "小王" in ask["text"]
     assert [b["payload"] for b in ask["buttons"]] == ["5", "4", "3", "2", "1"]
@@ -176,4 +171,34 @@ def test_sla_timer_survey_and_figures_on_a_running_stack(stack: RunningStack) ->
     assert after["csat"]["low"] == before["csat"]["low"] + 1
     assert after["queue"]["by_skill"]["complaints"] >= 1
     assert stack.agent("GET", "/stats?hours=0").status_code == 422
+    assert stack.agent("POST", f"/conversations/{conv_id}/handback").status_code == 200
+
+
+def test_notes_and_transfer_over_the_api(stack: RunningStack) -> None:
+    who = sender()
+    conv_id = handed_off(stack, who)
+    assert stack.agent("POST", f"/conversations/{conv_id}/take", agent="小李").status_code == 200
+    noted = stack.agent("POST", f"/conversations/{conv_id}/notes", agent="小李", text="内部：客户要开专票")
+    assert noted.status_code == 200 and noted.json()["seq"].startswith("note-")
+    assert stack.agent("POST", f"/conversations/{conv_id}/notes", agent="小李", text="").status_code == 422
+    assert stack.agent("POST", "/conversations/nope/notes", agent="小李", text="x").status_code == 404
+
+    # Only the holder may transfer; an unknown skill is refused with the field named.
+    assert stack.agent("POST", f"/conversations/{conv_id}/transfer", agent="小王", skill="billing").status_code == 409
+    bad = stack.agent("POST", f"/conversations/{conv_id}/transfer", agent="小李", skill="sales")
+    assert bad.status_code == 422 and "skill" in bad.text
+    moved = stack.agent("POST", f"/conversations/{conv_id}/transfer", agent="小李", skill="billing", reason="专票")
+    assert moved.json() == {"conversation_id": conv_id, "mode": "waiting", "skill": "billing"}
+    billing = stack.agent("GET", "/queue?skill=billing").json()
+    assert conv_id in [e["conversation_id"] for e in billing]
+    assert conv_id not in held(stack, "小李")
+
+    # Agents see the notes in the transcript; the customer's app never does.
+    transcript = stack.agent("GET", f"/conversations/{conv_id}").json()["transcript"]
+    notes = [m["text"] for m in transcript if m["role"] == "note"]
+    assert notes == ["内部：客户要开专票", "Transferred to billing by 小李: 专票"]
+    pulled = stack.pulled(who)
+    shown = " ".join(m["text"] for m in pulled["messages"])
+    assert "专票" not in shown
+    assert "转接更合适的客服同事" in shown  # the customer is told someone else takes over
     assert stack.agent("POST", f"/conversations/{conv_id}/handback").status_code == 200

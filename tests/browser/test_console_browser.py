@@ -252,3 +252,42 @@ async def test_a_wrong_token_is_refused_at_sign_in_and_later(open_console: OpenC
     await expect(page.get_by_test_id("signin")).to_be_visible()
     await expect(error).to_have_text("The agent token is no longer valid or is wrong. Please sign in again.")
     assert await page.evaluate("sessionStorage.getItem('ar-console-token')") is None
+
+
+async def test_an_internal_note_and_a_transfer(open_console: OpenConsole, stack: RunningStack) -> None:
+    who = f"console-note-{uuid.uuid4().hex[:10]}"
+    conv_id = stack.rest(who, "转人工").json()["conversation_id"]
+    agent = agent_name()
+    page = await open_console("zh-CN")
+    await sign_in(page, agent)
+    await item(page, "queue-item", conv_id).click()
+    await page.get_by_test_id("take").click()
+    await expect(page.get_by_test_id("conv-mode")).to_have_attribute("data-mode", "agent")
+
+    # An internal note: written in the same box with the note switch on, shown apart, never sent.
+    await page.get_by_test_id("note-mode").check()
+    await expect(page.get_by_test_id("reply-send")).to_have_text("添加备注")
+    await page.get_by_test_id("reply-text").fill("客户是老客户，可以优先补发")
+    await page.get_by_test_id("reply-send").click()
+    note = shown(page, "note")
+    await expect(note).to_have_count(1)
+    await expect(note).to_contain_text("内部备注 · " + agent)
+    await expect(note.get_by_test_id("message-text")).to_have_text("客户是老客户，可以优先补发")
+    await expect(shown(page, "agent")).to_have_count(0)
+    await page.get_by_test_id("note-mode").uncheck()
+    await expect(page.get_by_test_id("reply-send")).to_have_text("发送")
+
+    # Transfer to billing with a reason: it leaves "mine" and waits in the billing queue, noted.
+    await expect(page.get_by_test_id("transfer-bar")).to_be_visible()
+    await page.get_by_test_id("transfer-skill").select_option("billing")
+    await page.get_by_test_id("transfer-reason").fill("需要开发票")
+    await page.get_by_test_id("transfer").click()
+    await expect(page.get_by_test_id("conv-mode")).to_have_attribute("data-mode", "waiting")
+    await expect(item(page, "mine-item", conv_id)).to_have_count(0)
+    queued = item(page, "queue-item", conv_id)
+    await expect(queued.get_by_test_id("skill")).to_have_attribute("data-value", "billing")
+    await expect(shown(page, "note").filter(has_text="需要开发票")).to_have_count(1)
+    await expect(shown(page, "system").filter(has_text="转接")).to_have_count(1)
+    pulled = stack.pulled(who)
+    assert "优先补发" not in json.dumps(pulled, ensure_ascii=False)
+    assert stack.agent("POST", f"/conversations/{conv_id}/handback").status_code == 200

@@ -1,4 +1,5 @@
-"""First-response SLA timers, escalation and the satisfaction survey, against a real Redis.
+"""The agent desk against a real Redis: SLA timers and escalation, the satisfaction survey, internal
+notes and transfers.
 
 The desk, router, store and watcher are the app's own; only the engine is a stub (these tests are
 about what happens around it) and the clock of the SLA watcher is passed in.
@@ -13,7 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from bot import keys
-from bot.agents import AgentDesk
+from bot.agents import AgentDesk, ConversationNotFound, WrongMode
 from bot.crm import CRM
 from bot.csat import CsatPolicy
 from bot.router import Router
@@ -212,3 +213,46 @@ async def test_a_known_customers_survey_by_email_greets_them_by_masked_name(desk
     last = (await desk.store.history(conv.id))[-1]
     assert last.template == "utter_bot_back_csat"
     assert "尊敬的" in last.text and "客户" not in last.text.split("，")[0]
+
+
+async def test_notes_are_for_agents_only(desk: Desk) -> None:
+    conv_id = await desk.handed_off("note-private")
+    await desk.desk.take(conv_id, "小李")
+    note = await desk.desk.note(conv_id, "小李", "客户情绪较大，已申请补偿券")
+    assert note.role == "note" and note.agent_name == "小李"
+    # Customers' channels replay the transcript: the note is not in it, nor was it published to them.
+    assert "补偿券" not in " ".join(e.text for e in await desk.store.history(conv_id))
+    assert [(n.text, n.agent_name) for n in await desk.store.notes(conv_id)] == [("客户情绪较大，已申请补偿券", "小李")]
+
+
+async def test_a_transfer_keeps_the_customers_place_and_tells_them(desk: Desk) -> None:
+    first = await desk.handed_off("transfer-first", skill="logistics")
+    waiting = await desk.handed_off("transfer-other", skill="billing")
+    await desk.desk.take(first, "小李")
+    before = await desk.store.get(first)
+    assert before is not None and before.handoff is not None
+
+    conv = await desk.desk.transfer(first, "小李", "billing", "发票问题，转财务")
+    assert (conv.mode, conv.agent) == ("waiting", None)
+    queued = dict(await desk.store.queue("billing"))
+    assert list(queued) == [first, waiting]  # queued earlier: still ahead of the later handoff
+    assert queued[first].queued_at == before.handoff.queued_at
+    assert queued[first].reason == "requested"
+    assert first not in dict(await desk.store.queue("logistics"))
+    assert first not in [c.id for c in await desk.store.held_by("小李")]
+    assert (await desk.store.history(first))[-1].template == "utter_transfer"
+    assert (await desk.store.notes(first))[-1].text == "Transferred to billing by 小李: 发票问题，转财务"
+    # The billing agent takes it from there.
+    assert (await desk.desk.take(first, "小王")).agent == "小王"
+
+
+async def test_only_the_holder_or_anyone_while_waiting_may_transfer(desk: Desk) -> None:
+    conv_id = await desk.handed_off("transfer-held")
+    await desk.desk.take(conv_id, "小李")
+    with pytest.raises(WrongMode, match="小李"):
+        await desk.desk.transfer(conv_id, "小王", "billing", "")
+    await desk.desk.hand_back(conv_id)
+    with pytest.raises(WrongMode, match="bot"):
+        await desk.desk.transfer(conv_id, "小李", "billing", "")
+    with pytest.raises(ConversationNotFound):
+        await desk.desk.transfer("missing", "小李", "billing", "")
