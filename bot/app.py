@@ -69,7 +69,8 @@ def create_app(settings: Settings, *, engine_token: str) -> FastAPI:
             )
         )
         engine = EngineClient(settings.resolved_engine_url, engine_token, settings.engine_timeout_seconds)
-        store = ConversationStore(redis, first_response_seconds=settings.sla_first_response_minutes * 60)
+        hours = settings.hours()
+        store = ConversationStore(redis, first_response_seconds=settings.sla_first_response_minutes * 60, hours=hours)
         templates = TemplateRegistry.from_dir(PROJECT_ROOT / "responses", strict=settings.strict_templates)
         csat = CsatPolicy(
             enabled=settings.csat_enabled,
@@ -79,8 +80,9 @@ def create_app(settings: Settings, *, engine_token: str) -> FastAPI:
         sla = SlaPolicy(
             first_response=settings.sla_first_response_minutes * 60,
             escalate_after=settings.sla_escalate_after_minutes * 60,
+            hours=hours,
         )
-        router = Router(store, crm, engine, templates=templates, csat=csat)
+        router = Router(store, crm, engine, templates=templates, csat=csat, hours=hours)
         connectors = enabled_connectors(settings)
         services = Services(
             settings=settings,

@@ -14,6 +14,7 @@ from bot.crm import CRM, CustomerInfo
 from bot.csat import CsatPolicy, parse_rating
 from bot.engine_client import EngineClient
 from bot.errors import EngineUnavailable
+from bot.hours import BusinessHours, opening_time
 from bot.locale import resolve_locale
 from bot.store import MAX_PRIORITY, Conversation, ConversationStore, Handoff, LogEntry
 from bot.templates import TemplateRegistry
@@ -51,12 +52,14 @@ class Router:
         *,
         templates: TemplateRegistry | None = None,
         csat: CsatPolicy | None = None,
+        hours: BusinessHours | None = None,
     ) -> None:
         self.store = store
         self.crm = crm
         self.engine = engine
         self.templates = templates
         self.csat = csat or CsatPolicy()
+        self.hours = hours or BusinessHours()
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def identify(self, msg: InboundMessage) -> CustomerInfo | None:
@@ -149,7 +152,19 @@ class Router:
                 )
         if handoff is not None:
             await self.store.start_handoff(conv, handoff)
+            await self._after_hours(conv, customer, result)
         return result
+
+    async def _after_hours(self, conv: Conversation, customer: CustomerInfo | None, result: RouterResult) -> None:
+        """Outside business hours, tell a chat customer when agents are back (mail is not read live anyway)."""
+        now = time.time()
+        if self.templates is None or conv.channel == "email" or self.hours.is_open(now):
+            return
+        locale = conv.locale or "zh-CN"
+        opens = opening_time(self.hours.local(self.hours.next_open(now)), locale)
+        name = customer.masked_name(locale) if customer is not None else ""
+        rendered = self.templates.render("utter_after_hours", conv.channel, locale, {"name": name, "opens": opens})
+        result.replies.append(await self.store.append_rendered(conv.id, "bot", rendered))
 
     async def _survey_answer(
         self, conv: Conversation, text: str, customer: CustomerInfo | None, result: RouterResult

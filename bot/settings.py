@@ -5,8 +5,10 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.hours import BusinessHours, ScheduleError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,6 +69,11 @@ class Settings(BaseSettings):
     sentiment_threshold: float = 0.5
     # Agent desk service levels: an agent's first answer is due this many minutes after a handoff; a
     # handoff still unanswered this many minutes after that is escalated to top priority.
+    # When agents are at work ("mon-fri 09:00-18:00; sat 10:00-16:00"; empty: always), in which time
+    # zone, and closed dates (comma-separated ISO dates). SLA timers count only open time.
+    business_hours: str = ""
+    timezone: str = "Asia/Shanghai"
+    holidays: str = ""
     sla_first_response_minutes: float = 30.0
     sla_escalate_after_minutes: float = 60.0
     sla_check_seconds: float = 15.0
@@ -75,6 +82,19 @@ class Settings(BaseSettings):
     csat_enabled: bool = True
     csat_low_score: int = 2
     csat_window_hours: float = 24.0
+
+    @model_validator(mode="after")
+    def _readable_schedule(self) -> Settings:
+        """A business-hours setting that cannot be read stops the app at start, saying why."""
+        self.hours()
+        return self
+
+    def hours(self) -> BusinessHours:
+        """The business hours these settings describe."""
+        try:
+            return BusinessHours.parse(self.business_hours, self.timezone, self.holidays.split(","))
+        except ScheduleError as exc:
+            raise ValueError(f"AUTORESPONDER_BUSINESS_HOURS / _TIMEZONE / _HOLIDAYS: {exc}") from exc
 
     @property
     def base_url(self) -> str:

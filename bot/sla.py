@@ -1,13 +1,14 @@
 """Service levels of handoffs: a first-response target, a missed target flagged, escalation after.
 
 When a conversation is handed to agents its first answer falls due `first_response` seconds later
-(30 minutes by default, the seeds' "初步响应需30分钟内完成"). A watcher in the app looks at every
-handoff whose timer has run out: the first time, the target is marked missed (the console shows it
-in red, the statistics count it); `escalate_after` seconds after that, the handoff goes to the top
-priority so that it heads its queue and supervisors see it flagged. An agent's first answer stops
-the timer and records the wait. The timers live in one Redis sorted set, so the watcher's cost
-depends on the handoffs that are due, not on how many conversations there are, and any number of
-app replicas can run it: every change is a WATCH/MULTI on the conversation, applied once.
+(30 minutes by default, the seeds' "初步响应需30分钟内完成"), counted in business hours. A watcher
+in the app looks at every handoff whose timer has run out: the first time, the target is marked
+missed (the console shows it in red, the statistics count it); `escalate_after` seconds of business
+time after that, the handoff goes to the top priority so that it heads its queue and supervisors see
+it flagged. An agent's first answer stops the timer and records the wait. The timers live in one
+Redis sorted set, so the watcher's cost depends on the handoffs that are due, not on how many
+conversations there are, and any number of app replicas can run it: every change is a WATCH/MULTI
+on the conversation, applied once.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot import keys
+from bot.hours import BusinessHours
 from bot.store import MAX_PRIORITY, ConversationStore, Handoff
 
 log = logging.getLogger(__name__)
@@ -27,10 +29,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SlaPolicy:
-    """The targets, in seconds."""
+    """The targets, in seconds of business time."""
 
     first_response: float = 30 * 60
     escalate_after: float = 60 * 60
+    hours: BusinessHours = field(default_factory=BusinessHours)
+
+    def escalate_at(self, handoff: Handoff) -> float:
+        """When a handoff that missed its target is escalated."""
+        return self.hours.add(handoff.breached_at, self.escalate_after)
 
     def state(self, handoff: Handoff, now: float) -> dict[str, Any]:
         """Where a handoff stands, for the console: state, due time and seconds left (negative: late)."""
@@ -88,8 +95,6 @@ class SlaWatcher:
         return happened
 
     async def _check_one(self, conv_id: str, now: float) -> str:
-        escalate_at = 0.0
-
         def breach(h: Handoff) -> bool:
             if h.first_response_at or h.breached_at:
                 return False
@@ -112,8 +117,7 @@ class SlaWatcher:
             changed = await self.store.change_handoff(conv_id, breach)
             if changed is None or changed.handoff is None:
                 return "unchanged"
-            escalate_at = changed.handoff.breached_at + self.policy.escalate_after
-            await self.store.sla_timer(conv_id, escalate_at)
+            await self.store.sla_timer(conv_id, self.policy.escalate_at(changed.handoff))
             await self._record("breached", changed.id, changed.channel, changed.handoff, now)
             log.warning(
                 "conversation %s: first-response target missed (%s, waiting %.0f min)",
@@ -122,8 +126,8 @@ class SlaWatcher:
                 (now - changed.handoff.queued_at) / 60,
             )
             return "breached"
-        if now < handoff.breached_at + self.policy.escalate_after:  # a replica with another setting was early
-            await self.store.sla_timer(conv_id, handoff.breached_at + self.policy.escalate_after)
+        if now < self.policy.escalate_at(handoff):  # a replica with another setting was early
+            await self.store.sla_timer(conv_id, self.policy.escalate_at(handoff))
             return "unchanged"
         changed = await self.store.change_handoff(conv_id, escalate)
         await self.store.sla_timer(conv_id, None)

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from bot import keys
+from bot.hours import BusinessHours
 
 if TYPE_CHECKING:
     from bot.templates import Rendered
@@ -152,12 +153,16 @@ class LogEntry:
 class ConversationStore:
     """Reads and writes conversations; the one place that touches their Redis keys."""
 
-    def __init__(self, redis: Redis, *, first_response_seconds: float = 30 * 60) -> None:
+    def __init__(
+        self, redis: Redis, *, first_response_seconds: float = 30 * 60, hours: BusinessHours | None = None
+    ) -> None:
         # Typed loosely on purpose: redis-py's stubs type every reply as `bytes | str` even with
         # decode_responses=True, which is how the app always connects.
         self.redis: Any = redis
-        # The service level for handoffs: an agent's first answer is due this long after queueing.
+        # The service level for handoffs: an agent's first answer is due this long after queueing,
+        # counted in business hours.
         self.first_response_seconds = first_response_seconds
+        self.hours = hours or BusinessHours()
 
     async def claim_idempotency_key(self, channel: str, key: str) -> bool:
         """True when this key is new (or its earlier processing died); False for a duplicate.
@@ -388,7 +393,7 @@ class ConversationStore:
         """Switch to waiting, queue the conversation for the skill's agents and start its SLA timer."""
         conv.mode = "waiting"
         if not handoff.due_at:
-            handoff.due_at = handoff.queued_at + self.first_response_seconds
+            handoff.due_at = self.hours.add(handoff.queued_at, self.first_response_seconds)
         conv.handoff = handoff
         pipe = self.redis.pipeline()
         pipe.hset(keys.handoff_entry(conv.id), mapping=_handoff_hash(handoff))

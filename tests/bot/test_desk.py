@@ -17,6 +17,7 @@ from bot import keys
 from bot.agents import AgentDesk, ConversationNotFound, WrongMode
 from bot.crm import CRM
 from bot.csat import CsatPolicy
+from bot.hours import BusinessHours
 from bot.router import Router
 from bot.settings import PROJECT_ROOT
 from bot.sla import SlaPolicy, SlaWatcher
@@ -32,11 +33,15 @@ POLICY = SlaPolicy(first_response=30 * MINUTE, escalate_after=60 * MINUTE)
 class Desk:
     """The pieces a test drives: store, router, desk, watcher, engine."""
 
-    def __init__(self, redis: Redis, crm: CRM, csat: CsatPolicy | None = None) -> None:
+    def __init__(
+        self, redis: Redis, crm: CRM, csat: CsatPolicy | None = None, hours: BusinessHours | None = None
+    ) -> None:
         self.engine = StubEngine()
-        self.store = ConversationStore(redis, first_response_seconds=POLICY.first_response)
+        self.store = ConversationStore(redis, first_response_seconds=POLICY.first_response, hours=hours)
         templates = TemplateRegistry.from_dir(PROJECT_ROOT / "responses", strict=True)
-        self.router = Router(self.store, crm, self.engine, templates=templates, csat=csat)  # type: ignore[arg-type]
+        self.router = Router(  # type: ignore[arg-type]  # the engine is a stub
+            self.store, crm, self.engine, templates=templates, csat=csat, hours=hours
+        )
         self.desk = AgentDesk(self.store, templates, self.engine, {}, crm=crm, csat=csat)  # type: ignore[arg-type]
         self.watcher = SlaWatcher(self.store, POLICY)
 
@@ -256,3 +261,31 @@ async def test_only_the_holder_or_anyone_while_waiting_may_transfer(desk: Desk) 
         await desk.desk.transfer(conv_id, "小李", "billing", "")
     with pytest.raises(ConversationNotFound):
         await desk.desk.transfer("missing", "小李", "billing", "")
+
+
+def open_never_now() -> BusinessHours:
+    """A schedule that is closed at this very moment, whenever the test runs: open only tomorrow."""
+    import datetime as dt
+
+    tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).strftime("%a").lower()
+    return BusinessHours.parse(f"{tomorrow} 09:00-10:00", "UTC")
+
+
+async def test_outside_business_hours_the_customer_is_told_when_agents_are_back(redis: Redis, crm: CRM) -> None:
+    hours = open_never_now()
+    desk = Desk(redis, crm, hours=hours)
+    result = await desk.say("after-hours", "转人工")
+    assert result.conversation.mode == "waiting"
+    assert [r.template for r in result.replies] == ["utter_handoff", "utter_after_hours"]
+    opens = hours.local(hours.next_open(time.time()))
+    assert f"{opens.month}月{opens.day}日" in result.replies[1].text and "09:00（GMT+0）" in result.replies[1].text
+    # The first answer is due 30 minutes into tomorrow's opening, not 30 minutes from now.
+    handoff = result.conversation.handoff
+    assert handoff is not None
+    assert handoff.due_at == pytest.approx(hours.next_open(time.time()) + 30 * MINUTE)
+
+
+async def test_within_business_hours_nothing_extra_is_said(redis: Redis, crm: CRM) -> None:
+    desk = Desk(redis, crm, hours=BusinessHours.parse(""))
+    result = await desk.say("open-hours", "转人工")
+    assert [r.template for r in result.replies] == ["utter_handoff"]

@@ -21,6 +21,7 @@ SAMPLE = {
     "product": "无线蓝牙耳机",
     "agent_name": "小李",
     "score": 4,
+    "opens": "11月30日（周一）09:00（GMT+8）",
     "refund_status": "processing",
     "refund_amount": "399.00",
     "currency": "CNY",

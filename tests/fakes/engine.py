@@ -11,8 +11,10 @@ from bot.errors import EngineUnavailable
 class StubEngine:
     """Answers every message with "answer to: TEXT", after an optional delay; or is down.
 
-    `texts` lists what reached it, in order.
+    `texts` lists what reached it, in order. "转人工" is answered with a handoff to general agents.
     """
+
+    HANDOFF = "转人工"
 
     def __init__(self) -> None:
         self.down = False
@@ -29,6 +31,9 @@ class StubEngine:
         await asyncio.sleep(self.delay)
         if self.down:
             raise EngineUnavailable("stub engine is down")
+        if text == self.HANDOFF:
+            handoff = {"reason": "requested", "skill": "general", "priority": 3, "summary": "asked for an agent"}
+            return [{"text": "好的，正在为您转接", "ar_template": "utter_handoff", "custom": {"handoff": handoff}}]
         return [{"text": f"answer to: {text}", "ar_template": "utter_default", "ar_template_version": 1}]
 
     async def reset(self, conversation_id: str) -> None:
