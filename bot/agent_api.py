@@ -143,12 +143,9 @@ async def queue(request: Request, skill: str | None = None) -> list[dict[str, An
     """Waiting conversations, most urgent first (per skill, or all skills), with channel and customer."""
     store = request.app.state.services.store
     now = time.time()
-    waiting = []
-    for s in [skill] if skill else SKILLS:
-        for cid, handoff in await store.queue(s):
-            conv = await store.get(cid)
-            if conv is not None:
-                waiting.append((conv, handoff))
+    queued = [entry for s in ([skill] if skill else SKILLS) for entry in await store.queue(s)]
+    convs = await store.get_many([cid for cid, _ in queued])
+    waiting = [(convs[cid], handoff) for cid, handoff in queued if cid in convs]
     cards = await _cards(request, [conv for conv, _ in waiting])
     out = [
         {

@@ -485,14 +485,23 @@ class ConversationStore:
         return sorted(held, key=lambda c: c.updated_at, reverse=True)
 
     async def queue(self, skill: str) -> list[tuple[str, Handoff]]:
-        """Waiting conversations of a skill, most urgent first."""
+        """Waiting conversations of a skill, most urgent first (one round trip for all their handoffs)."""
         ids = await self.redis.zrange(keys.handoff_queue(skill), 0, -1)
-        result = []
+        if not ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
         for conv_id in ids:
-            raw = await self.redis.hgetall(keys.handoff_entry(conv_id))
-            if raw:
-                result.append((conv_id, Handoff.from_fields(raw)))
-        return result
+            pipe.hgetall(keys.handoff_entry(conv_id))
+        raws = await pipe.execute()
+        return [(conv_id, Handoff.from_fields(raw)) for conv_id, raw in zip(ids, raws, strict=True) if raw]
+
+    async def get_many(self, conv_ids: list[str]) -> dict[str, Conversation]:
+        """Several conversations in one round trip; missing ones are left out."""
+        pipe = self.redis.pipeline(transaction=False)
+        for conv_id in conv_ids:
+            pipe.hgetall(keys.conversation(conv_id))
+        raws = await pipe.execute() if conv_ids else []
+        return {cid: Conversation.from_hash(raw) for cid, raw in zip(conv_ids, raws, strict=True) if raw}
 
 
 def _handoff_hash(handoff: Handoff) -> dict[str, str]:
