@@ -10,6 +10,7 @@
 
   const LIST_POLL_MS = 3000;
   const CONV_POLL_MS = 2000;
+  const STATS_POLL_MS = 15000;
   const TOP_PRIORITY = 9; // bot.store.MAX_PRIORITY: the queue marks it as top_priority
   const SKILLS = ["logistics", "after_sales", "billing", "complaints", "general"];
   const STORE = { token: "ar-console-token", agent: "ar-console-agent", skill: "ar-console-skill" };
@@ -331,6 +332,7 @@
     queue: [],
     queueAt: 0,
     stats: null, // last GET /agent/stats
+    statsAt: 0,
     mine: [],
     selected: null, // conversation id
     detail: null, // last GET /agent/conversations/{id}
@@ -432,6 +434,7 @@
     state.selected = null;
     state.detail = null;
     state.stats = null;
+    state.statsAt = 0;
     renderStats();
     showSignIn(message);
   }
@@ -485,16 +488,19 @@
     const queuePath = "/agent/queue" + (state.skill ? "?skill=" + encodeURIComponent(state.skill) : "");
     const minePath = "/agent/conversations?agent=" + encodeURIComponent(state.agent);
     try {
+      // The figures cost more to compute than the lists and change slowly: every STATS_POLL_MS.
+      const statsDue = Date.now() - state.statsAt >= STATS_POLL_MS;
       const [queue, mine, stats] = await Promise.all([
         api("GET", queuePath),
         api("GET", minePath),
-        api("GET", "/agent/stats?hours=24"),
+        statsDue ? api("GET", "/agent/stats?hours=24") : Promise.resolve(state.stats),
       ]);
       if (run !== state.run) return;
       state.queue = queue;
       state.queueAt = Date.now();
       state.mine = mine;
       state.stats = stats;
+      if (statsDue) state.statsAt = Date.now();
       renderLists();
       renderStats();
       const status = $("poll-status");
