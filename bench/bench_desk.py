@@ -22,10 +22,9 @@ from bot import keys
 from bot.agent_api import stats
 from bot.sla import SlaPolicy, SlaWatcher
 from bot.stack import _redis_ping, free_port, redis_server_binary
-from bot.store import ConversationStore, Handoff
+from bot.store import SKILLS, ConversationStore, Handoff
 
 HANDOFFS = int(os.environ.get("BENCH_DESK_HANDOFFS", "5000"))
-SKILLS = ("logistics", "after_sales", "billing", "complaints", "general")
 
 
 async def _run(url: str) -> list[tuple[str, str]]:

@@ -9,19 +9,18 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import asdict
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from bot import keys
 from bot.agents import AgentDesk, ConversationNotFound, WrongMode
+from bot.assign import Assigner
 from bot.crm import CRM, CustomerInfo, OrderInfo
 from bot.csat import SCALE
 from bot.sla import SlaPolicy
-from bot.store import MAX_PRIORITY, Conversation, Handoff, LogEntry
-
-SKILLS = ("logistics", "after_sales", "billing", "complaints", "general")
+from bot.store import MAX_PRIORITY, SKILLS, Conversation, Handoff, LogEntry, Skill
 
 
 def _agent_token(request: Request, authorization: str = Header(default="", include_in_schema=False)) -> None:
@@ -63,8 +62,19 @@ class TransferIn(BaseModel):
     """Send the conversation to another skill's queue."""
 
     agent: str = Field(min_length=1, max_length=80, description="The agent transferring it.")
-    skill: Literal["logistics", "after_sales", "billing", "complaints", "general"]
+    skill: Skill
     reason: str = Field(default="", max_length=1000, description="Kept as an internal note for the next agent.")
+
+
+class PresenceIn(BaseModel):
+    """Whether an agent takes conversations automatically, which and how many at once."""
+
+    agent: str = Field(min_length=1, max_length=80)
+    available: bool
+    skills: list[Skill] = Field(
+        default_factory=lambda: list(SKILLS), min_length=1, description="Skills whose queues this agent takes from."
+    )
+    capacity: int = Field(default=3, ge=1, le=20, description="Conversations held at once.")
 
 
 def _desk(request: Request) -> AgentDesk:
@@ -319,3 +329,35 @@ async def transfer(conv_id: str, body: TransferIn, request: Request) -> dict[str
     """Send a waiting conversation, or one this agent holds, to another skill's queue, keeping its place."""
     conv = await _guard(_desk(request).transfer(conv_id, body.agent, body.skill, body.reason.strip()))
     return {"conversation_id": conv.id, "mode": conv.mode, "skill": conv.handoff.skill if conv.handoff else None}
+
+
+@router.post("/presence")
+async def set_presence(body: PresenceIn, request: Request) -> dict[str, Any]:
+    """Start, renew (a heartbeat: repeat it at least every 45 s) or stop taking conversations automatically."""
+    assigner: Assigner = request.app.state.assigner
+    presence = await assigner.presences.set(
+        body.agent, available=body.available, skills=tuple(dict.fromkeys(body.skills)), capacity=body.capacity
+    )
+    if presence is not None:
+        assigner.wake()
+    held = await request.app.state.services.store.held_by(body.agent)
+    return {
+        "agent": body.agent,
+        "available": presence is not None,
+        "skills": list(presence.skills) if presence else [],
+        "capacity": body.capacity,
+        "holding": len(held),
+    }
+
+
+@router.get("/presence")
+async def presence(request: Request) -> list[dict[str, Any]]:
+    """The agents taking conversations automatically now, with their load."""
+    assigner: Assigner = request.app.state.assigner
+    store = request.app.state.services.store
+    agents = await assigner.presences.available(time.time())
+    loads = [len(await store.held_by(p.agent)) for p in agents]
+    return [
+        {"agent": p.agent, "skills": list(p.skills), "capacity": p.capacity, "holding": load}
+        for p, load in zip(agents, loads, strict=True)
+    ]

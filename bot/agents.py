@@ -87,9 +87,12 @@ class AgentDesk:
         if connector is not None:
             await connector.deliver(conv, message)
 
-    async def take(self, conv_id: str, agent: str) -> Conversation:
-        """An agent takes a conversation: it leaves the queue and the customer is told."""
-        conv, holder = await self.store.claim_for_agent(conv_id, agent)
+    async def take(self, conv_id: str, agent: str, *, only_waiting: bool = False) -> Conversation:
+        """An agent takes a conversation: it leaves the queue and the customer is told.
+
+        `only_waiting`: refuse unless it is waiting for an agent right now (automatic assignment).
+        """
+        conv, holder = await self.store.claim_for_agent(conv_id, agent, only_waiting=only_waiting)
         if conv is None:
             raise ConversationNotFound(f"no conversation {conv_id}")
         if holder is not None:

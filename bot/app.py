@@ -17,6 +17,7 @@ import actions
 from actions.deps import ActionServices, configure
 from bot import agent_api, callbacks
 from bot.agents import AgentDesk
+from bot.assign import Assigner
 from bot.crm import CRM
 from bot.csat import CsatPolicy
 from bot.engine_client import EngineClient
@@ -109,6 +110,9 @@ def create_app(settings: Settings, *, engine_token: str) -> FastAPI:
         app.state.sla = sla
         watcher = SlaWatcher(store, sla, interval=settings.sla_check_seconds)
         watching = asyncio.create_task(watcher.run(), name="sla-watcher")
+        assigner = Assigner(store, services.desk, interval=settings.assign_interval_seconds)
+        app.state.assigner = assigner
+        assigning = asyncio.create_task(assigner.run(), name="assigner")
         started: list[Connector] = []
         try:
             for connector in connectors.values():
@@ -118,7 +122,9 @@ def create_app(settings: Settings, *, engine_token: str) -> FastAPI:
             yield
         finally:
             watcher.stop()
+            assigner.stop()
             await watching
+            await assigning
             for connector in reversed(started):
                 await connector.stop()
             await engine.close()

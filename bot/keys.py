@@ -70,6 +70,25 @@ def stats_csat() -> str:
     return f"{PREFIX}:stats:csat"
 
 
+# An agent who stops sending heartbeats (closed the console) is offline after this long.
+PRESENCE_TTL_SECONDS = 45
+
+
+def agents_available() -> str:
+    """Sorted set: agents taking conversations automatically, by their last heartbeat."""
+    return f"{PREFIX}:agents:available"
+
+
+def agent_presence(agent: str) -> str:
+    """Hash with TTL: an available agent's skills, capacity, last heartbeat and last assignment."""
+    return f"{PREFIX}:agent:presence:{agent}"
+
+
+def assign_lock(agent: str) -> str:
+    """String with TTL: one app replica is assigning conversations to this agent right now."""
+    return f"{PREFIX}:assign:lock:{agent}"
+
+
 def agent_conversations(agent: str) -> str:
     """Set: ids of the conversations an agent holds (added on take, removed on hand back)."""
     return f"{PREFIX}:agent:conversations:{agent}"

@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     business_hours: str = ""
     timezone: str = "Asia/Shanghai"
     holidays: str = ""
+    # How often waiting conversations are given to available agents (automatic assignment).
+    assign_interval_seconds: float = 3.0
     sla_first_response_minutes: float = 30.0
     sla_escalate_after_minutes: float = 60.0
     sla_check_seconds: float = 15.0

@@ -13,15 +13,13 @@ on the conversation, applied once.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot import keys
 from bot.hours import BusinessHours
+from bot.periodic import Periodic
 from bot.store import MAX_PRIORITY, ConversationStore, Handoff
 
 log = logging.getLogger(__name__)
@@ -61,30 +59,17 @@ class SlaPolicy:
         }
 
 
-class SlaWatcher:
+class SlaWatcher(Periodic):
     """Checks the handoffs whose timers ran out; one per app replica, all safe together."""
 
     def __init__(self, store: ConversationStore, policy: SlaPolicy, interval: float = 15.0) -> None:
+        super().__init__(interval)
         self.store = store
         self.policy = policy
-        self.interval = interval
-        self._stopping = asyncio.Event()
 
-    def stop(self) -> None:
-        """Ask the loop to end."""
-        self._stopping.set()
-
-    async def run(self) -> None:
-        """Check every `interval` seconds until stopped; Redis trouble is logged and retried."""
-        while not self._stopping.is_set():
-            try:
-                await self.check(time.time())
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("SLA check failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.interval)
+    async def round(self, now: float) -> list[tuple[str, str]]:
+        """One round of the watcher: `check`."""
+        return await self.check(now)
 
     async def check(self, now: float) -> list[tuple[str, str]]:
         """Handle every timer that has run out; returns (conversation id, what happened)."""

@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from bot.templates import Rendered
 
 MODES = ("bot", "waiting", "agent")
+Skill = Literal["logistics", "after_sales", "billing", "complaints", "general"]
+SKILLS: tuple[Skill, ...] = ("logistics", "after_sales", "billing", "complaints", "general")
 R = TypeVar("R")
 Writes = Callable[[Any], object]  # commands queued on a MULTI pipeline
 # Higher priority first, then longest wait: score = (MAX_PRIORITY - priority) * 1e10 + queued_at.
@@ -228,12 +230,15 @@ class ConversationStore:
         pipe.expire(keys.thread(conv.channel, conv.thread_id), keys.CONVERSATION_TTL_SECONDS)
         await pipe.execute()
 
-    async def claim_for_agent(self, conv_id: str, agent: str) -> tuple[Conversation | None, str | None]:
+    async def claim_for_agent(
+        self, conv_id: str, agent: str, *, only_waiting: bool = False
+    ) -> tuple[Conversation | None, str | None]:
         """Atomically give the conversation to `agent` unless another agent holds it.
 
         Returns (conversation, None) when it is now the agent's, (conversation, holder) when another
-        agent holds it, (None, None) when there is no such conversation. WATCH/MULTI makes two agents
-        clicking Take at the same moment end with exactly one holder.
+        agent holds it (holder "bot" when `only_waiting` and it is no longer waiting), (None, None)
+        when there is no such conversation. WATCH/MULTI makes two agents clicking Take at the same
+        moment end with exactly one holder.
         """
 
         def claim(conv: Conversation | None) -> tuple[Writes | None, tuple[Conversation | None, str | None]]:
@@ -241,6 +246,8 @@ class ConversationStore:
                 return None, (None, None)
             if conv.mode == "agent" and conv.agent and conv.agent != agent:
                 return None, (conv, conv.agent)
+            if only_waiting and conv.mode != "waiting":
+                return None, (conv, conv.agent or conv.mode)
             conv.mode, conv.agent, conv.updated_at = "agent", agent, time.time()
             fields = {"mode": "agent", "agent": agent, "updated_at": str(conv.updated_at)}
             return (lambda pipe: pipe.hset(keys.conversation(conv_id), mapping=fields)), (conv, None)

@@ -13,7 +13,8 @@
   const STATS_POLL_MS = 15000;
   const TOP_PRIORITY = 9; // bot.store.MAX_PRIORITY: the queue marks it as top_priority
   const SKILLS = ["logistics", "after_sales", "billing", "complaints", "general"];
-  const STORE = { token: "ar-console-token", agent: "ar-console-agent", skill: "ar-console-skill" };
+  const STORE = { token: "ar-console-token", agent: "ar-console-agent", skill: "ar-console-skill", auto: "ar-console-auto" };
+  const CAPACITY = 3; // conversations held at once while taking them automatically
   const LANG_KEY = "ar-console-lang";
 
   const I18N = {
@@ -79,6 +80,9 @@
       role_agent: "客服",
       role_system: "系统",
       role_note: "内部备注",
+      autoOff: "开始自动接单",
+      autoOn: "自动接单中 · {n}/{c}",
+      autoTitle: "开启后，系统按技能组（左上角的筛选）和负载自动把排队会话分配给您，最多同时 {c} 个。",
       noteMode: "内部备注（客户看不到）",
       addNote: "添加备注",
       notePlaceholder: "写给同事的备注，客户看不到…",
@@ -190,6 +194,9 @@
       role_agent: "Agent",
       role_system: "System",
       role_note: "Internal note",
+      autoOff: "Take conversations automatically",
+      autoOn: "Taking conversations · {n}/{c}",
+      autoTitle: "When on, waiting conversations of your skill (the filter above) are given to you by load, up to {c} at once.",
       noteMode: "Internal note (the customer never sees it)",
       addNote: "Add note",
       notePlaceholder: "A note for colleagues; the customer never sees it…",
@@ -333,6 +340,7 @@
     queueAt: 0,
     stats: null, // last GET /agent/stats
     statsAt: 0,
+    auto: storage(STORE.auto) === "1", // taking conversations automatically (presence heartbeat on)
     mine: [],
     selected: null, // conversation id
     detail: null, // last GET /agent/conversations/{id}
@@ -429,6 +437,12 @@
 
   function signOut(message) {
     stopPolling();
+    if (state.auto && state.token) {
+      // Best effort and without the sign-out on 401 that api() does: the heartbeat lapses anyway.
+      request(state.token, "POST", "/agent/presence", { agent: state.agent, available: false }).catch(() => {});
+    }
+    state.auto = false;
+    storage(STORE.auto, null);
     state.token = "";
     storage(STORE.token, null);
     state.selected = null;
@@ -490,6 +504,7 @@
     try {
       // The figures cost more to compute than the lists and change slowly: every STATS_POLL_MS.
       const statsDue = Date.now() - state.statsAt >= STATS_POLL_MS;
+      if (state.auto) await sendPresence(true); // the heartbeat that keeps this agent available
       const [queue, mine, stats] = await Promise.all([
         api("GET", queuePath),
         api("GET", minePath),
@@ -582,6 +597,33 @@
     return el("span", { cls: "chip sla " + kind, text, title: t("slaTitle"), testid: "sla", data: { state: kind } });
   }
 
+  async function sendPresence(available) {
+    const body = { agent: state.agent, available, capacity: CAPACITY };
+    if (state.skill) body.skills = [state.skill];
+    return api("POST", "/agent/presence", body);
+  }
+
+  async function toggleAuto() {
+    const want = !state.auto;
+    try {
+      await sendPresence(want);
+      state.auto = want;
+      storage(STORE.auto, want ? "1" : null);
+      renderAuto();
+      refreshLists();
+    } catch (e) {
+      if (!(e instanceof AuthError)) $("poll-status").textContent = describeError(e);
+    }
+  }
+
+  function renderAuto() {
+    const button = $("auto-assign");
+    button.dataset.on = String(state.auto);
+    button.setAttribute("aria-pressed", String(state.auto));
+    button.textContent = state.auto ? t("autoOn", { n: state.mine.length, c: CAPACITY }) : t("autoOff");
+    button.title = t("autoTitle", { c: CAPACITY });
+  }
+
   function renderStats() {
     const s = state.stats;
     const box = $("stats");
@@ -664,6 +706,7 @@
       ]);
     });
     $("mine-list").replaceChildren(...mine);
+    renderAuto();
     $("mine-count").textContent = String(state.mine.length);
     $("mine-empty").hidden = state.mine.length > 0;
   }
@@ -947,6 +990,7 @@
     $("take").addEventListener("click", take);
     $("handback").addEventListener("click", handBack);
     $("transfer").addEventListener("click", transfer);
+    $("auto-assign").addEventListener("click", toggleAuto);
     $("note-mode").addEventListener("change", () => {
       renderConversation();
       $("reply-text").focus();

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from urllib.parse import quote
 
@@ -202,3 +203,40 @@ def test_notes_and_transfer_over_the_api(stack: RunningStack) -> None:
     assert "专票" not in shown
     assert "转接更合适的客服同事" in shown  # the customer is told someone else takes over
     assert stack.agent("POST", f"/conversations/{conv_id}/handback").status_code == 200
+
+
+def test_an_available_agent_is_given_waiting_conversations(stack: RunningStack) -> None:
+    agent = f"auto-{uuid.uuid4().hex[:6]}"
+    complaint = "你们卖的耳机质量太差了，用了两天就坏了，我很不满意"
+    vip = {"metadata": {"customer_id": "C202405003"}}
+    on = stack.agent("POST", "/presence", agent=agent, available=True, skills=["complaints"], capacity=5)
+    assert on.status_code == 200, on.text
+    try:
+        assert on.json() == {"agent": agent, "available": True, "skills": ["complaints"], "capacity": 5, "holding": 0}
+        assert agent in [p["agent"] for p in stack.agent("GET", "/presence").json()]
+        bad = stack.agent("POST", "/presence", agent=agent, available=True, capacity=0)
+        assert bad.status_code == 422 and "capacity" in bad.text
+
+        # A VIP's complaint is queued for the complaints skill and reaches the agent within seconds.
+        body = stack.rest(sender(), complaint, **vip).json()
+        assert body["mode"] == "waiting" and body["handoff"]["skill"] == "complaints", body
+        conv_id = body["conversation_id"]
+        deadline = time.monotonic() + 20
+        while conv_id not in held(stack, agent) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert conv_id in held(stack, agent)
+        transcript = stack.agent("GET", f"/conversations/{conv_id}").json()["transcript"]
+        assert f"Assigned to {agent} automatically" in [m["text"] for m in transcript if m["role"] == "note"]
+        assert any(m["role"] == "system" and agent in m["text"] for m in transcript)  # the customer was told
+    finally:
+        off = stack.agent("POST", "/presence", agent=agent, available=False).json()
+    assert off["available"] is False
+    assert agent not in [p["agent"] for p in stack.agent("GET", "/presence").json()]
+
+    # Unavailable: the next complaint waits in the queue.
+    later = stack.rest(sender(), complaint, **vip).json()["conversation_id"]
+    time.sleep(4)
+    assert later not in held(stack, agent)
+    assert later in [e["conversation_id"] for e in stack.agent("GET", "/queue?skill=complaints").json()]
+    for conv in [*held(stack, agent), later]:
+        assert stack.agent("POST", f"/conversations/{conv}/handback").status_code == 200

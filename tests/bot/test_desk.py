@@ -7,6 +7,7 @@ about what happens around it) and the clock of the SLA watcher is passed in.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -15,6 +16,7 @@ from redis.asyncio import Redis
 
 from bot import keys
 from bot.agents import AgentDesk, ConversationNotFound, WrongMode
+from bot.assign import Assigner
 from bot.crm import CRM
 from bot.csat import CsatPolicy
 from bot.hours import BusinessHours
@@ -289,3 +291,73 @@ async def test_within_business_hours_nothing_extra_is_said(redis: Redis, crm: CR
     desk = Desk(redis, crm, hours=BusinessHours.parse(""))
     result = await desk.say("open-hours", "转人工")
     assert [r.template for r in result.replies] == ["utter_handoff"]
+
+
+# --- automatic assignment ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def assigner(desk: Desk) -> Assigner:
+    return Assigner(desk.store, desk.desk)
+
+
+async def test_waiting_conversations_go_to_available_agents_by_skill_priority_and_capacity(
+    desk: Desk, assigner: Assigner
+) -> None:
+    low = await desk.handed_off("assign-low", skill="billing", priority=1)
+    urgent = await desk.handed_off("assign-urgent", skill="billing", priority=9)
+    other = await desk.handed_off("assign-other", skill="logistics", priority=9)
+    assert await assigner.assign(time.time()) == []  # nobody available: nothing moves
+    await assigner.presences.set("小王", available=True, skills=("billing",), capacity=1)
+    assert await assigner.assign(time.time()) == [(urgent, "小王")]  # the most urgent of their skill, one only
+    conv = await desk.store.get(urgent)
+    assert conv is not None and (conv.mode, conv.agent) == ("agent", "小王")
+    assert (await desk.store.history(urgent))[-1].template == "utter_agent_joined"  # the customer is told
+    assert (await desk.store.notes(urgent))[-1].text == "Assigned to 小王 automatically"
+    assert await assigner.assign(time.time()) == []  # full
+    assert {cid for cid, _ in await desk.store.queue("billing")} == {low}
+    assert {cid for cid, _ in await desk.store.queue("logistics")} == {other}
+
+
+async def test_the_least_loaded_agent_gets_the_next_one_in_turn(desk: Desk, assigner: Assigner) -> None:
+    ids = [await desk.handed_off(f"assign-rr-{i}", priority=5) for i in range(4)]
+    await desk.desk.take(ids[0], "小李")  # 小李 already holds one
+    await assigner.presences.set("小李", available=True, skills=("logistics",), capacity=3)
+    await assigner.presences.set("小王", available=True, skills=("logistics",), capacity=3)
+    given = await assigner.assign(time.time())
+    assert [agent for _, agent in given] == ["小王", "小李", "小王"]
+    assert [cid for cid, _ in given] == ids[1:]  # in the order they were queued
+    assert len(await desk.store.held_by("小李")) == 2 and len(await desk.store.held_by("小王")) == 2
+
+
+async def test_agents_who_stop_or_go_silent_get_nothing(desk: Desk, assigner: Assigner) -> None:
+    conv_id = await desk.handed_off("assign-silent")
+    await assigner.presences.set("小李", available=True, skills=("logistics",), capacity=3)
+    await assigner.presences.set("小李", available=False, skills=(), capacity=3)
+    assert await assigner.assign(time.time()) == []
+    await assigner.presences.set("小王", available=True, skills=("logistics",), capacity=3)
+    assert await assigner.assign(time.time() + keys.PRESENCE_TTL_SECONDS + 1) == []  # no heartbeat since
+    assert await assigner.presences.available(time.time() + keys.PRESENCE_TTL_SECONDS + 1) == []
+    assert [cid for cid, _ in await desk.store.queue("logistics")] == [conv_id]
+
+
+async def test_two_assigners_at_once_give_each_conversation_to_one_agent(desk: Desk) -> None:
+    ids = {await desk.handed_off(f"assign-race-{i}") for i in range(6)}
+    a, b = Assigner(desk.store, desk.desk), Assigner(desk.store, desk.desk)
+    for agent in ("小李", "小王", "小张"):
+        await a.presences.set(agent, available=True, skills=("logistics",), capacity=2)
+    first, second = await asyncio.gather(a.assign(time.time()), b.assign(time.time()))
+    given = first + second
+    assert sorted(cid for cid, _ in given) == sorted(ids)  # each exactly once
+    for agent in ("小李", "小王", "小张"):
+        assert len(await desk.store.held_by(agent)) == 2
+
+
+async def test_a_conversation_handed_back_meanwhile_is_not_assigned(desk: Desk) -> None:
+    conv_id = await desk.handed_off("assign-gone")
+    conv = await desk.store.get(conv_id)
+    assert conv is not None
+    conv.mode = "bot"  # gone back to the bot between the queue read and the take
+    await desk.store.update(conv, "mode")
+    with pytest.raises(WrongMode):
+        await desk.desk.take(conv_id, "小李", only_waiting=True)

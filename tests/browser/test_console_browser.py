@@ -291,3 +291,30 @@ async def test_an_internal_note_and_a_transfer(open_console: OpenConsole, stack:
     pulled = stack.pulled(who)
     assert "优先补发" not in json.dumps(pulled, ensure_ascii=False)
     assert stack.agent("POST", f"/conversations/{conv_id}/handback").status_code == 200
+
+
+async def test_taking_conversations_automatically(open_console: OpenConsole, stack: RunningStack) -> None:
+    agent = agent_name()
+    page = await open_console("zh-CN")
+    await sign_in(page, agent)
+    await page.get_by_test_id("skill-filter").select_option("complaints")
+    toggle = page.get_by_test_id("auto-assign")
+    await expect(toggle).to_have_text("开始自动接单")
+    await toggle.click()
+    try:
+        await expect(toggle).to_have_attribute("data-on", "true")
+        await expect(toggle).to_contain_text("自动接单中 · 0/3")
+        body = stack.rest(
+            f"console-auto-{uuid.uuid4().hex[:10]}",
+            "你们卖的耳机质量太差了，用了两天就坏了，我很不满意",
+            metadata={"customer_id": "C202405003"},  # a VIP: the complaints queue at once
+        ).json()
+        assert body["handoff"]["skill"] == "complaints"
+        await expect(item(page, "mine-item", body["conversation_id"])).to_be_visible(timeout=20_000)
+        await expect(toggle).to_contain_text("/3")
+    finally:
+        await toggle.click()
+    await expect(toggle).to_have_attribute("data-on", "false")
+    assert agent not in [p["agent"] for p in stack.agent("GET", "/presence").json()]
+    for conv in [c["conversation_id"] for c in stack.agent("GET", f"/conversations?agent={agent}").json()]:
+        assert stack.agent("POST", f"/conversations/{conv}/handback").status_code == 200
