@@ -201,7 +201,9 @@ class Stack:
         port = self.settings.resolved_engine_port
         cmd = [
             str(rasa_bin(self.settings)), "run", "--model", str(model), "--enable-api",
-            "--auth-token", self.engine_token, "--interface", "127.0.0.1", "--port", str(port),
+            # One argument with "=": a token that starts with "-" (token_urlsafe makes one in 64) would
+            # otherwise be read by argparse as an option and `rasa run` would refuse to start.
+            f"--auth-token={self.engine_token}", "--interface", "127.0.0.1", "--port", str(port),
             "--endpoints", str(endpoints), "--credentials", str(credentials),
             "--response-timeout", str(int(self.settings.engine_timeout_seconds)),
         ]  # fmt: skip

@@ -597,21 +597,34 @@
     return el("span", { cls: "chip sla " + kind, text, title: t("slaTitle"), testid: "sla", data: { state: kind } });
   }
 
-  async function sendPresence(available) {
-    const body = { agent: state.agent, available, capacity: CAPACITY };
-    if (state.skill) body.skills = [state.skill];
-    return api("POST", "/agent/presence", body);
+  // Presence calls go out one after another, so that a heartbeat still in flight can never land after
+  // the "off" and make the agent available again; a heartbeat due after the switch-off is not sent.
+  let presenceChain = Promise.resolve();
+
+  function sendPresence(available) {
+    const next = presenceChain
+      .catch(() => {})
+      .then(() => {
+        if (available !== state.auto) return null; // switched meanwhile: this call is stale
+        const body = { agent: state.agent, available, capacity: CAPACITY };
+        if (state.skill) body.skills = [state.skill];
+        return api("POST", "/agent/presence", body);
+      });
+    presenceChain = next;
+    return next;
   }
 
   async function toggleAuto() {
     const want = !state.auto;
+    state.auto = want;
+    renderAuto();
     try {
       await sendPresence(want);
-      state.auto = want;
       storage(STORE.auto, want ? "1" : null);
-      renderAuto();
       refreshLists();
     } catch (e) {
+      state.auto = !want;
+      renderAuto();
       if (!(e instanceof AuthError)) $("poll-status").textContent = describeError(e);
     }
   }

@@ -48,3 +48,20 @@ def test_engine_config_points_at_this_stack(tmp_path: Path) -> None:
     assert yaml.safe_load(credentials.read_text()) == {"ar_engine.channel.AppInput": {"token": "tok-123"}}
     assert endpoints.stat().st_mode & 0o077 == 0  # tokens are not world-readable
     assert settings.resolved_engine_port == 18124
+
+
+def test_an_engine_token_starting_with_a_dash_reaches_rasa_as_the_token(tmp_path: Path) -> None:
+    import argparse
+
+    settings = Settings(http_port=18125, var_dir=tmp_path)
+    stack = Stack(settings, engine_token="-Rk3v_dash-first")
+    spawned: list[list[str]] = []
+    stack._spawn = lambda name, cmd, env, log: spawned.append(cmd)  # type: ignore[method-assign]
+    stack.start_engine(tmp_path / "model.tar.gz", tmp_path / "endpoints.yml", tmp_path / "credentials.yml")
+    # `rasa run` reads its options with argparse: parse the same way the options it was given.
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-t", "--auth-token")
+    parser.add_argument("--interface")
+    options, _ = parser.parse_known_args(spawned[0][2:])
+    assert options.auth_token == "-Rk3v_dash-first"
+    assert options.interface == "127.0.0.1"

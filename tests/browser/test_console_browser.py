@@ -315,6 +315,12 @@ async def test_taking_conversations_automatically(open_console: OpenConsole, sta
     finally:
         await toggle.click()
     await expect(toggle).to_have_attribute("data-on", "false")
+    for _ in range(50):  # the switch-off is on its way to the server
+        if agent not in [p["agent"] for p in stack.agent("GET", "/presence").json()]:
+            break
+        await page.wait_for_timeout(100)
+    assert agent not in [p["agent"] for p in stack.agent("GET", "/presence").json()]
+    await page.wait_for_timeout(3500)  # a heartbeat round later, still off
     assert agent not in [p["agent"] for p in stack.agent("GET", "/presence").json()]
     for conv in [c["conversation_id"] for c in stack.agent("GET", f"/conversations?agent={agent}").json()]:
         assert stack.agent("POST", f"/conversations/{conv}/handback").status_code == 200
