@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import html
 import re
+import statistics
 import time
 from collections.abc import Iterable
 from dataclasses import asdict
@@ -244,14 +245,6 @@ async def hand_back(conv_id: str, request: Request) -> dict[str, Any]:
     return {"conversation_id": conv.id, "mode": conv.mode}
 
 
-def _median(values: list[float]) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 def _percentile(values: list[float], share: float) -> float | None:
     if not values:
         return None
@@ -300,7 +293,7 @@ async def stats(
         "first_response": {
             "target_seconds": policy.first_response,
             "count": len(waits),
-            "median_seconds": _median(waits),
+            "median_seconds": statistics.median(waits) if waits else None,
             "p90_seconds": _percentile(waits, 0.9),
             "within_target": round(met / len(firsts), 3) if firsts else None,
             "breached": sum(1 for e in sla_events if e.get("event") == "breached"),

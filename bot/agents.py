@@ -114,7 +114,8 @@ class AgentDesk:
             conv = await self.take(conv_id, agent)
         entry = await self.store.append(conv.id, "agent", text, agent_name=agent)
         await self._deliver(conv, OutboundMessage(text=text, role="agent", agent_name=agent))
-        await self._first_response(conv.id, agent, entry.ts)
+        if conv.handoff is not None and not conv.handoff.first_response_at:  # only the first answer is timed
+            await self._first_response(conv.id, agent, entry.ts)
         return entry
 
     async def note(self, conv_id: str, agent: str, text: str) -> LogEntry:

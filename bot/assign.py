@@ -108,6 +108,7 @@ class Assigner(Periodic):
         if not agents:
             return []
         loads = {p.agent: len(await self.store.held_by(p.agent)) for p in agents}
+        waiting = await self._waiting()  # read once a round; what agents take is removed as they go
         done: list[tuple[str, str]] = []
         while True:
             # Least loaded first; between equals, the one who waited longest for a conversation.
@@ -116,7 +117,7 @@ class Assigner(Periodic):
             )
             progressed = False
             for presence in ready:
-                conv_id = await self._give_one(presence)
+                conv_id = await self._give_one(presence, waiting)
                 if conv_id is not None:
                     loads[presence.agent] += 1
                     done.append((conv_id, presence.agent))
@@ -129,7 +130,7 @@ class Assigner(Periodic):
             if not progressed:
                 return done
 
-    async def _give_one(self, presence: Presence) -> str | None:
+    async def _give_one(self, presence: Presence, waiting: list[tuple[str, Handoff]]) -> str | None:
         lock = keys.assign_lock(presence.agent)
         if not await self.store.redis.set(lock, "1", nx=True, ex=_LOCK_SECONDS):
             return None  # another replica is filling this agent right now
@@ -137,7 +138,10 @@ class Assigner(Periodic):
             # Re-count under the lock: another replica may have just given this agent one.
             if len(await self.store.held_by(presence.agent)) >= presence.capacity:
                 return None
-            for conv_id, _ in await self._waiting(presence.skills):
+            skills = presence.skills or SKILLS
+            for entry in [e for e in waiting if e[1].skill in skills]:
+                conv_id = entry[0]
+                waiting.remove(entry)  # taken now, or by someone else already: not a candidate again
                 try:
                     await self.desk.take(conv_id, presence.agent, only_waiting=True)
                 except (WrongMode, ConversationNotFound):
@@ -151,7 +155,7 @@ class Assigner(Periodic):
         finally:
             await self.store.redis.delete(lock)
 
-    async def _waiting(self, skills: tuple[str, ...]) -> list[tuple[str, Handoff]]:
-        """The waiting conversations of these skills, most urgent first across them."""
-        queued = [entry for skill in skills or SKILLS for entry in await self.store.queue(skill)]
+    async def _waiting(self) -> list[tuple[str, Handoff]]:
+        """Every waiting conversation, most urgent first across the skills."""
+        queued = [entry for skill in SKILLS for entry in await self.store.queue(skill)]
         return sorted(queued, key=lambda entry: entry[1].queue_score())
