@@ -36,10 +36,11 @@ bench: setup ## Run the benchmarks (bench/bench_*.py) and print their tables
 	@$(RUN) autoresponder train
 	@$(RUN) python -m bench
 
-lint: setup ## ruff and mypy
+lint: setup ## ruff, mypy (strict, tests and bench too) and the import rules (lint-imports)
 	@$(RUN) ruff check .
 	@$(RUN) ruff format --check .
 	@$(RUN) mypy
+	@$(RUN) lint-imports
 
 clean: ## Remove trained models and runtime data (var/)
 	rm -rf models var

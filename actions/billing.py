@@ -9,7 +9,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.orders import lookup_order, order_id_from
-from bot.crm import OrderStatus
+from bot.crm.records import OrderStatus
 
 INVOICEABLE = {OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELAYED, OrderStatus.DELIVERED}
 

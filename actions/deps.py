@@ -9,7 +9,8 @@ from typing import Any
 
 from rasa_sdk import Tracker
 
-from bot.crm import CRM, SHOP_TZ
+from bot.crm.records import SHOP_TZ
+from bot.crm.repository import CRM
 
 
 def _shop_today() -> dt.date:

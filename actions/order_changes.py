@@ -12,7 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.deps import latest_text, message_metadata, services
 from actions.orders import lookup_order
-from bot.crm import OrderInfo, OrderStatus
+from bot.crm.records import OrderInfo, OrderStatus
 
 IN_TRANSIT = {OrderStatus.SHIPPED, OrderStatus.DELAYED}
 

@@ -10,7 +10,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.deps import message_metadata, services
-from bot.crm import OrderInfo
+from bot.crm.records import OrderInfo
 
 
 def order_id_from(tracker: Tracker) -> str | None:

@@ -10,7 +10,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.deps import latest_text, message_locale, services
-from bot.crm import ProductInfo
+from bot.crm.records import ProductInfo
 from bot.locale import to_simplified
 
 

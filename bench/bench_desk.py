@@ -13,36 +13,39 @@ import os
 import subprocess
 import tempfile
 import time
-from types import SimpleNamespace
-from typing import Any
+from pathlib import Path
 
 from redis.asyncio import Redis
 
 from bot import keys
-from bot.agent_api import stats
-from bot.sla import SlaPolicy, SlaWatcher
-from bot.stack import _redis_ping, free_port, redis_server_binary
-from bot.store import SKILLS, ConversationStore, Handoff
+from bot.conversations.model import SKILLS, Handoff
+from bot.crm.repository import CRM
+from bot.engine.client import EngineClient
+from bot.ops.stack import free_port, redis_ping, redis_server_binary
+from bot.settings import Settings
+from bot.web.container import build
 
 HANDOFFS = int(os.environ.get("BENCH_DESK_HANDOFFS", "5000"))
 
 
-async def _run(url: str) -> list[tuple[str, str]]:
+async def _run(url: str, folder: Path) -> list[tuple[str, str]]:
     redis = Redis.from_url(url, decode_responses=True)
-    policy = SlaPolicy()
-    store = ConversationStore(redis, first_response_seconds=policy.first_response)
+    crm = CRM.from_url(f"sqlite:///{folder / 'crm.sqlite3'}")
+    # The app's own object graph; the engine is never asked anything here.
+    engine = EngineClient("http://127.0.0.1:9", "unused")
+    app = build(Settings(_env_file=None, var_dir=folder), redis=redis, crm=crm, engine=engine)  # type: ignore[call-arg]
+    store, policy, watcher = app.store, app.sla, app.watcher
     rows: list[tuple[str, str]] = []
 
     started = time.perf_counter()
     ids = []
     for i in range(HANDOFFS):
         conv, _ = await store.find_or_open("rest", f"bench-{i}", None)
-        await store.start_handoff(conv, Handoff(reason="requested", skill=SKILLS[i % 5], priority=i % 10))
+        await app.router.start_handoff(conv, Handoff(reason="requested", skill=SKILLS[i % 5], priority=i % 10), None)
         ids.append(conv.id)
     took = time.perf_counter() - started
     rows.append((f"queue {HANDOFFS} handoffs (open conversation + queue + SLA timer)", f"{HANDOFFS / took:,.0f}/s"))
 
-    watcher = SlaWatcher(store, policy)
     now = time.time()
     assert await watcher.check(now) == []  # nothing due yet
     started = time.perf_counter()
@@ -72,23 +75,23 @@ async def _run(url: str) -> list[tuple[str, str]]:
         )
         await store.record_event(keys.stats_csat(), {"event": "asked", "conversation_id": conv_id})
         await store.record_event(keys.stats_csat(), {"event": "score", "score": 1 + i % 5, "low": int(i % 5 < 2)})
-    state = SimpleNamespace(services=SimpleNamespace(store=store), sla=policy)
-    request: Any = SimpleNamespace(app=SimpleNamespace(state=state))
     timings = []
     for _ in range(5):
         started = time.perf_counter()
-        figures = await stats(request, hours=24)
+        figures = await app.stats.compute(24)
         timings.append(time.perf_counter() - started)
     assert figures["queue"]["waiting"] == HANDOFFS and figures["csat"]["responses"] == HANDOFFS
     what = f"GET /agent/stats over {HANDOFFS} waiting, {HANDOFFS} answers, {2 * HANDOFFS} CSAT facts"
     rows.append((what, f"{min(timings) * 1000:.0f} ms"))
+    await engine.close()
     await redis.aclose()
+    crm.close()
     return rows
 
 
 def main() -> None:
     """Start a Redis, run, print the table."""
-    logging.getLogger("bot.sla").setLevel(logging.ERROR)  # one warning per flagged handoff otherwise
+    logging.getLogger("bot.desk.sla").setLevel(logging.ERROR)  # one warning per flagged handoff otherwise
     port = free_port()
     with tempfile.TemporaryDirectory() as folder:
         server = subprocess.Popen(
@@ -97,11 +100,11 @@ def main() -> None:
         )
         try:
             deadline = time.monotonic() + 15
-            while not _redis_ping(port):
+            while not redis_ping(port):
                 if time.monotonic() > deadline:
                     raise SystemExit("redis-server did not start")
                 time.sleep(0.1)
-            rows = asyncio.run(_run(f"redis://127.0.0.1:{port}/0"))
+            rows = asyncio.run(_run(f"redis://127.0.0.1:{port}/0", Path(folder)))
         finally:
             server.terminate()
             server.wait(10)

@@ -13,12 +13,13 @@ from bot.hours import BusinessHours, ScheduleError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-class Settings(BaseSettings):
-    """Every setting of the app; see the table in the README."""
+ENV_CONFIG = SettingsConfigDict(env_prefix="AUTORESPONDER_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    model_config = SettingsConfigDict(
-        env_prefix="AUTORESPONDER_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+
+class Settings(BaseSettings):
+    """The app's core settings; each channel reads its own (`connectors/*/settings.py`) the same way."""
+
+    model_config = ENV_CONFIG
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
@@ -28,6 +29,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     rest_token: str | None = None
     crm_url: str | None = None
+    # Load the demo shop (customers C202405001…, orders DD202405001…) into an empty CRM at `autoresponder up`.
+    demo_data: bool = True
     engine_port: int | None = None
     engine_url: str | None = None
     engine_token: str | None = None
@@ -42,28 +45,6 @@ class Settings(BaseSettings):
     strict_templates: bool = False
     log_level: str = "info"
     agent_token: str | None = None
-    # Email channel: on when imap_host is set.
-    imap_host: str | None = None
-    imap_port: int | None = None
-    imap_security: str = "ssl"
-    imap_user: str | None = None
-    imap_password: str | None = None
-    imap_folder: str = "INBOX"
-    imap_processed_folder: str | None = None
-    imap_poll_seconds: float = 30.0
-    smtp_host: str | None = None
-    smtp_port: int | None = None
-    smtp_security: str = "starttls"
-    smtp_user: str | None = None
-    smtp_password: str | None = None
-    support_address: str | None = None
-    email_max_bytes: int = 10 * 1024 * 1024
-    email_replies_per_sender_per_hour: int = 5
-    # Telegram channel: on when telegram_token is set.
-    telegram_token: str | None = None
-    telegram_mode: str = "polling"
-    telegram_webhook_secret: str | None = None
-    telegram_api_base: str | None = None
     # Handoff thresholds (read by the engine-side decision through the action endpoint).
     followup_limit: int = 3
     sentiment_threshold: float = 0.5
@@ -118,13 +99,12 @@ class Settings(BaseSettings):
         """Database URL of the CRM: SQLite under var/ unless configured."""
         return self.crm_url or f"sqlite:///{self.var_dir / 'crm.sqlite3'}"
 
-    def secret(self, name: str) -> str:
+    def secret(self, name: str, explicit: str | None = None) -> str:
         """A persistent random secret under var/ (created on first use) unless set explicitly."""
-        explicit = {
+        explicit = explicit or {
             "rest_token": self.rest_token,
             "secret_key": self.secret_key,
             "agent_token": self.agent_token,
-            "telegram_webhook_secret": self.telegram_webhook_secret,
         }.get(name)
         if explicit:
             return explicit

@@ -18,24 +18,27 @@ Channels fall back to `chat`; zh-TW falls back to the zh-CN variant converted to
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from jinja2 import StrictUndefined, Undefined, pass_context
+from jinja2 import Template as JinjaTemplate
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
 
-from bot.crm import carrier_name
+from bot.crm.records import carrier_name
 from bot.errors import TemplateError
 from bot.locale import LOCALES, to_traditional
 
-# How each channel's text is formatted: HTML output is autoescaped, plain text is not.
-CHANNEL_FORMAT = {"chat": "text", "email": "text", "telegram": "html"}
-CHANNEL_OF = {"webchat": "chat", "rest": "chat", "chat": "chat", "email": "email", "telegram": "telegram"}
+# The variants a response file may hold, and how each one's text is formatted: HTML output is
+# autoescaped, plain text is not. A channel names the variant it is answered in (`Channel.variant`);
+# a channel that names none is answered in `chat`.
+VARIANT_FORMAT = {"chat": "text", "email": "text", "telegram": "html"}
 
 
 @dataclass(frozen=True)
@@ -91,9 +94,14 @@ def _carrier(ctx: Context, code: Any) -> str:
 class TemplateRegistry:
     """Loads every template once and renders them in a sandbox."""
 
-    def __init__(self, templates: dict[str, Template], *, strict: bool) -> None:
+    def __init__(
+        self, templates: dict[str, Template], *, strict: bool, variants: Mapping[str, str] | None = None
+    ) -> None:
         self.templates = templates
         self.strict = strict
+        # Channel name -> the variant it is answered in; variant names stand for themselves.
+        self.variants = {name: name for name in VARIANT_FORMAT} | dict(variants or {})
+        self._compiled: dict[tuple[str, str, str, bool], JinjaTemplate] = {}
         undefined: type[Undefined] = StrictUndefined if strict else Undefined
         self._text_env = ImmutableSandboxedEnvironment(autoescape=False, undefined=undefined)
         self._html_env = ImmutableSandboxedEnvironment(autoescape=True, undefined=undefined)
@@ -102,7 +110,9 @@ class TemplateRegistry:
             env.filters["carrier"] = _carrier
 
     @classmethod
-    def from_dir(cls, directory: Path, *, strict: bool = False) -> TemplateRegistry:
+    def from_dir(
+        cls, directory: Path, *, strict: bool = False, variants: Mapping[str, str] | None = None
+    ) -> TemplateRegistry:
         """Parse every `*.yml` file of the folder; a malformed file is an error at start-up."""
         templates: dict[str, Template] = {}
         for path in sorted(directory.glob("*.yml")):
@@ -125,7 +135,7 @@ class TemplateRegistry:
             if tpl.name in templates:
                 raise TemplateError(f"{path}: response {tpl.name} is defined twice")
             templates[tpl.name] = tpl
-        return cls(templates, strict=strict)
+        return cls(templates, strict=strict, variants=variants)
 
     def _source(self, tpl: Template, channel: str, locale: str) -> tuple[str, bool]:
         """The Jinja source for a channel and locale; second item: needs script conversion."""
@@ -136,33 +146,43 @@ class TemplateRegistry:
             return variants["zh-CN"], True
         return variants.get("en") or tpl.text["chat"]["en"], False
 
+    def _compile(self, tpl: Template, kind: str, locale: str, source: str, html: bool) -> JinjaTemplate:
+        """The compiled template for a variant and locale, compiled once and kept."""
+        key = (tpl.name, kind, locale, html)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = (self._html_env if html else self._text_env).from_string(source)
+            self._compiled[key] = compiled
+        return compiled
+
     def render(self, name: str, channel: str, locale: str, variables: dict[str, Any]) -> Rendered:
-        """Render a response for a channel (webchat, rest, email, telegram) and locale."""
+        """Render a response for a channel (a channel name such as webchat, or a variant name) and locale."""
         tpl = self.templates.get(name)
         if tpl is None:
             raise TemplateError(f"no template for response {name!r}: add responses/{name}.yml")
         locale = locale if locale in LOCALES else "zh-CN"
-        kind = CHANNEL_OF.get(channel, "chat")
+        kind = self.variants.get(channel, "chat")
         source, convert = self._source(tpl, kind, locale)
         context = {**variables, "locale": locale, "channel": kind}
         try:
-            if CHANNEL_FORMAT[kind] == "html" and kind in tpl.text:
-                text = self._html_env.from_string(source).render(context)
+            if VARIANT_FORMAT[kind] == "html" and kind in tpl.text:
+                text = self._compile(tpl, kind, locale, source, True).render(context)
                 html = None
-            elif CHANNEL_FORMAT[kind] == "html":
+            elif VARIANT_FORMAT[kind] == "html":
                 # The plain `chat` variant stands in: escape all of it, its own text as well as the variables.
-                text = str(escape(self._text_env.from_string(source).render(context)))
+                text = str(escape(self._compile(tpl, kind, locale, source, False).render(context)))
                 html = None
             else:
-                text = self._text_env.from_string(source).render(context)
-                html = _paragraphs(self._html_env.from_string(source).render(context)) if kind == "email" else None
+                text = self._compile(tpl, kind, locale, source, False).render(context)
+                twin = self._compile(tpl, kind, locale, source, True).render(context) if kind == "email" else None
+                html = _paragraphs(twin) if twin is not None else None
         except JinjaTemplateError as exc:
             raise TemplateError(f"{tpl.path.name} ({kind}/{locale}): {exc}") from exc
         if convert:
             text = to_traditional(text)
             html = to_traditional(html) if html else None
         buttons = [{"title": _pick(b["title"], locale), "payload": str(b["payload"])} for b in tpl.buttons]
-        return Rendered(tpl.name, tpl.version, locale, kind, text.strip(), html, buttons, CHANNEL_FORMAT[kind])
+        return Rendered(tpl.name, tpl.version, locale, kind, text.strip(), html, buttons, VARIANT_FORMAT[kind])
 
 
 def _pick(title: Any, locale: str) -> str:
@@ -181,4 +201,4 @@ def _paragraphs(escaped: str) -> str:
     return "\n".join(Markup("<p>{}</p>").format(Markup(b.replace("\n", "<br>\n"))) for b in blocks)
 
 
-__all__ = ["CHANNEL_OF", "Rendered", "TemplateRegistry", "escape"]
+__all__ = ["VARIANT_FORMAT", "Rendered", "TemplateRegistry", "escape"]

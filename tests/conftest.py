@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,17 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from bot.crm import CRM
-from bot.settings import PROJECT_ROOT
-from bot.stack import _redis_ping, free_port, redis_server_binary
+from bot.conversations.channels import Channel
+from bot.conversations.ports import Engine
+from bot.crm.repository import CRM
+from bot.hours import BusinessHours
+from bot.ops.stack import free_port, redis_ping, redis_server_binary
+from bot.settings import PROJECT_ROOT, Settings
+from bot.web.container import Container, build
+
+# redis-py types every reply as `bytes | str` even on a client with decode_responses=True, which is how
+# the app and the tests connect; like the app's store, the tests hold that client loosely typed.
+TextRedis = Any
 
 REST_TOKEN = "test-rest-token-0123456789"
 AGENT_TOKEN = "test-agent-token-0123456789"
@@ -39,7 +47,7 @@ class RunningStack:
 
     def tracking_number(self, order_id: str) -> str:
         """The tracking number this stack's CRM holds for an order."""
-        from bot.crm import CRM
+        from bot.crm.repository import CRM
 
         crm = CRM.from_url(f"sqlite:///{self.var_dir / 'crm.sqlite3'}")
         try:
@@ -105,7 +113,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 15
-    while not _redis_ping(port):
+    while not redis_ping(port):
         if time.monotonic() > deadline or proc.poll() is not None:
             proc.kill()
             pytest.fail("redis-server did not start")
@@ -126,7 +134,7 @@ def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CRM]:
 
 
 @pytest.fixture
-async def redis(redis_server: str) -> AsyncIterator[Redis]:
+async def redis(redis_server: str) -> AsyncIterator[TextRedis]:
     """A client on the tests' Redis, emptied after each test."""
     client = Redis.from_url(redis_server, decode_responses=True)
     yield client
@@ -158,7 +166,7 @@ def start_stack(
     env.update(extra_env or {})
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "up"],
+            [sys.executable, "-m", "bot.ops.cli", "up"],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=out,
@@ -215,3 +223,21 @@ def chromium_path() -> str | None:
         if found:
             return found
     return None
+
+
+def app_settings(**values: Any) -> Settings:
+    """Settings for an in-process app: no .env file, strict templates, the given values."""
+    return Settings(_env_file=None, strict_templates=True, **values)  # type: ignore[call-arg]
+
+
+def in_process(
+    redis: TextRedis,
+    crm: CRM,
+    engine: Engine,
+    *,
+    channels: Iterable[Channel] = (),
+    hours: BusinessHours | None = None,
+    **settings: Any,
+) -> Container:
+    """The app's object graph from the composition root, on the tests' Redis and CRM with a given engine."""
+    return build(app_settings(**settings), redis=redis, crm=crm, engine=engine, channels=channels, hours=hours)

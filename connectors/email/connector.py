@@ -9,18 +9,19 @@ import socket
 import ssl
 from typing import TYPE_CHECKING, Any
 
-from bot import keys
-from connectors.base import Connector, OutboundMessage
+from bot.conversations.channels import Channel, ChannelContext
+from bot.conversations.messages import OutboundMessage
+from connectors.email import keys as mail_keys
 from connectors.email.errors import MailConfigError
 from connectors.email.imap import ImapConfig
 from connectors.email.outbox import OutboundMail, Outbox, OutboxWorker, SmtpConfig, SmtpSender
 from connectors.email.processor import CHANNEL, MailProcessor, Outcome, thread_state
 from connectors.email.reader import MailboxReader
+from connectors.email.settings import EmailSettings
 
 if TYPE_CHECKING:
-    from bot.services import Services
+    from bot.conversations.model import Conversation
     from bot.settings import Settings
-    from bot.store import Conversation
 
 log = logging.getLogger(__name__)
 
@@ -31,24 +32,29 @@ _DEFAULT_IMAP_PORT = {"ssl": 993, "starttls": 143, "none": 143}
 _DEFAULT_SMTP_PORT = {"ssl": 465, "starttls": 587, "none": 25}
 
 
-class EmailConnector(Connector):
+class EmailConnector(Channel):
     """Reads the support mailbox and answers by mail; on when AUTORESPONDER_IMAP_HOST is set."""
+
+    variant = "email"
+    live = False
 
     def __init__(
         self,
         settings: Settings,
+        mail: EmailSettings,
         *,
         imap_tls: ssl.SSLContext | None = None,
         smtp_tls: ssl.SSLContext | None = None,
     ) -> None:
-        self.settings = settings
-        support = settings.support_address or (settings.imap_user if "@" in (settings.imap_user or "") else None)
+        self.settings = mail
+        self.max_text_chars = settings.max_text_chars
+        support = mail.support_address or (mail.imap_user if "@" in (mail.imap_user or "") else None)
         missing = [
             name
             for name, value in (
-                ("AUTORESPONDER_IMAP_USER", settings.imap_user),
-                ("AUTORESPONDER_IMAP_PASSWORD", settings.imap_password),
-                ("AUTORESPONDER_SMTP_HOST", settings.smtp_host),
+                ("AUTORESPONDER_IMAP_USER", mail.imap_user),
+                ("AUTORESPONDER_IMAP_PASSWORD", mail.imap_password),
+                ("AUTORESPONDER_SMTP_HOST", mail.smtp_host),
                 ("AUTORESPONDER_SUPPORT_ADDRESS", support),
             )
             if not value
@@ -57,28 +63,28 @@ class EmailConnector(Connector):
             raise MailConfigError(
                 f"the email channel is on (AUTORESPONDER_IMAP_HOST is set) but {', '.join(missing)} unset"
             )
-        assert settings.imap_host and settings.imap_user and settings.imap_password and settings.smtp_host and support
+        assert mail.imap_host and mail.imap_user and mail.imap_password and mail.smtp_host and support
         self.support_address = support.strip().lower()
         self.imap = ImapConfig(
-            host=settings.imap_host,
-            port=settings.imap_port or _DEFAULT_IMAP_PORT.get(settings.imap_security, 993),
-            user=settings.imap_user,
-            password=settings.imap_password,
-            security=settings.imap_security,
-            folder=settings.imap_folder,
+            host=mail.imap_host,
+            port=mail.imap_port or _DEFAULT_IMAP_PORT.get(mail.imap_security, 993),
+            user=mail.imap_user,
+            password=mail.imap_password,
+            security=mail.imap_security,
+            folder=mail.imap_folder,
             tls_context=imap_tls,
         )
         self.smtp = SmtpConfig(
-            host=settings.smtp_host,
-            port=settings.smtp_port or _DEFAULT_SMTP_PORT.get(settings.smtp_security, 587),
-            security=settings.smtp_security,
-            user=settings.smtp_user,
-            password=settings.smtp_password,
+            host=mail.smtp_host,
+            port=mail.smtp_port or _DEFAULT_SMTP_PORT.get(mail.smtp_security, 587),
+            security=mail.smtp_security,
+            user=mail.smtp_user,
+            password=mail.smtp_password,
             tls_context=smtp_tls,
         )
         # Names this replica in the mailbox lease and the outbox consumer group; stable across restarts.
         self.identity = f"{socket.gethostname()}:{settings.http_port}"
-        self.services: Services | None = None
+        self.context: ChannelContext | None = None
         self.processor: MailProcessor | None = None
         self.reader: MailboxReader | None = None
         self.worker: OutboxWorker | None = None
@@ -91,27 +97,29 @@ class EmailConnector(Connector):
         return CHANNEL
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> EmailConnector | None:
+    def from_settings(cls, settings: Settings, own: EmailSettings | None = None) -> EmailConnector | None:
         """The connector when AUTORESPONDER_IMAP_HOST is set, else None."""
-        if not settings.imap_host:
+        own = own or EmailSettings()
+        if not own.imap_host:
             return None
-        return cls(settings)
+        return cls(settings, own)
 
-    async def start(self, services: Services) -> None:
+    async def start(self, context: ChannelContext) -> None:
         """Start the mailbox reader and the outbox worker in the background."""
-        self.services = services
+        self.context = context
         self.processor = MailProcessor(
-            services,
+            context,
             support_address=self.support_address,
             max_bytes=self.settings.email_max_bytes,
             replies_per_hour=self.settings.email_replies_per_sender_per_hour,
+            max_text_chars=self.max_text_chars,
         )
-        await Outbox(services.redis).ensure_group()
+        await Outbox(context.redis).ensure_group()
         self.sender = SmtpSender(self.smtp)
-        self.worker = OutboxWorker(services.redis, self.sender, self.identity, on_failure=self._undelivered)
+        self.worker = OutboxWorker(context.redis, self.sender, self.identity, on_failure=self._undelivered)
         self.reader = MailboxReader(
             self.imap,
-            services.redis,
+            context.redis,
             self._process,
             identity=self.identity,
             max_bytes=self.settings.email_max_bytes,
@@ -147,10 +155,10 @@ class EmailConnector(Connector):
         """An agent's answer or a notice, as a mail in the conversation's thread (through the outbox)."""
         if message.template in NOT_MAILED:
             return
-        services, processor = self.services, self.processor
-        if services is None or processor is None:
+        context, processor = self.context, self.processor
+        if context is None or processor is None:
             raise MailConfigError("the email channel is not started")
-        redis: Any = services.redis
+        redis: Any = context.redis
         state = await thread_state(redis, conversation.id)
         if state is None:
             log.warning("conversation %s has no mail thread; message not mailed", conversation.id)
@@ -158,7 +166,7 @@ class EmailConnector(Connector):
         locale = conversation.locale or "zh-CN"
         if message.role == "agent":
             kind = "agent"
-            rendered = services.templates.render(
+            rendered = context.templates.render(
                 "email_agent_reply", CHANNEL, locale, {"body": message.text, "agent_name": message.agent_name or ""}
             )
         elif processor.is_letter(message.template):  # a notice written as a whole letter (the survey)
@@ -168,7 +176,7 @@ class EmailConnector(Connector):
             return
         else:
             kind = "notice"
-            rendered = services.templates.render(
+            rendered = context.templates.render(
                 "email_reply",
                 CHANNEL,
                 locale,
@@ -182,13 +190,13 @@ class EmailConnector(Connector):
         """Into the outbox, with the Message-ID → thread entry that threads the customer's reply to it."""
         pipe = redis.pipeline(transaction=True)
         Outbox.add(pipe, mail)
-        pipe.set(keys.mail_thread(mail.message_id), root, ex=keys.MAIL_DONE_TTL_SECONDS)
+        pipe.set(mail_keys.mail_thread(mail.message_id), root, ex=mail_keys.MAIL_DONE_TTL_SECONDS)
         await pipe.execute()
 
     async def _undelivered(self, mail: OutboundMail, reason: str) -> None:
         """Put a permanent delivery failure where agents look: the conversation's transcript."""
-        if self.services is not None and mail.conversation_id:
-            await self.services.store.append(
+        if self.context is not None and mail.conversation_id:
+            await self.context.store.append(
                 mail.conversation_id,
                 "system",
                 f"Email to {', '.join(mail.recipients)} could not be delivered ({reason}).",

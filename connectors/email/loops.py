@@ -12,7 +12,7 @@ import time
 from enum import StrEnum
 from typing import Any
 
-from bot import keys
+from connectors.email import keys as mail_keys
 from connectors.email.parse import ParsedMail
 
 
@@ -124,7 +124,7 @@ class ReplyRateLimit:
     async def allowed(self, address: str, mail_key: str, now: float | None = None) -> bool:
         """True when another answer to this address is allowed (a mail already counted stays allowed)."""
         now = time.time() if now is None else now
-        key = keys.mail_rate(address)
+        key = mail_keys.mail_rate(address)
         await self.redis.zremrangebyscore(key, "-inf", now - self.WINDOW_SECONDS)
         if await self.redis.zscore(key, mail_key) is not None:
             return True
@@ -132,6 +132,6 @@ class ReplyRateLimit:
 
     def record(self, pipe: Any, address: str, mail_key: str, now: float | None = None) -> None:
         """Count an answer inside the caller's MULTI, with the outbox entry it belongs to."""
-        key = keys.mail_rate(address)
+        key = mail_keys.mail_rate(address)
         pipe.zadd(key, {mail_key: time.time() if now is None else now})
         pipe.expire(key, self.WINDOW_SECONDS * 2)

@@ -39,7 +39,7 @@ from aiosmtplib.response import SMTPResponse
 from aiosmtplib.typing import Default, SMTPStatus
 from redis.exceptions import ResponseError
 
-from bot import keys
+from connectors.email import keys as mail_keys
 from connectors.email.errors import SendError
 from connectors.email.imap import check_security
 
@@ -317,7 +317,7 @@ class Outbox:
     async def ensure_group(self) -> None:
         """Create the stream and consumer group when missing."""
         try:
-            await self.redis.xgroup_create(keys.outbox(), keys.OUTBOX_GROUP, id="0", mkstream=True)
+            await self.redis.xgroup_create(mail_keys.outbox(), mail_keys.OUTBOX_GROUP, id="0", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):  # anything but "the group exists already"
                 raise
@@ -325,7 +325,7 @@ class Outbox:
     @staticmethod
     def add(pipe: Any, mail: OutboundMail) -> None:
         """Queue a mail inside the caller's MULTI (with whatever makes it exist)."""
-        pipe.xadd(keys.outbox(), mail.fields())
+        pipe.xadd(mail_keys.outbox(), mail.fields())
 
 
 def _backoff(attempt: int) -> float:
@@ -380,7 +380,7 @@ class OutboxWorker:
 
     async def _read_new(self) -> None:
         reply = await self.redis.xreadgroup(
-            keys.OUTBOX_GROUP, self.consumer, {keys.outbox(): ">"}, count=self.batch, block=1000
+            mail_keys.OUTBOX_GROUP, self.consumer, {mail_keys.outbox(): ">"}, count=self.batch, block=1000
         )
         for _stream, entries in reply or []:
             for entry_id, fields in entries:
@@ -392,13 +392,15 @@ class OutboxWorker:
         """Entries this consumer read before (an earlier life, or a failed attempt) whose time has come."""
         start = "0"
         while not self._stopping.is_set():
-            reply = await self.redis.xreadgroup(keys.OUTBOX_GROUP, self.consumer, {keys.outbox(): start}, count=100)
+            reply = await self.redis.xreadgroup(
+                mail_keys.OUTBOX_GROUP, self.consumer, {mail_keys.outbox(): start}, count=100
+            )
             entries = reply[0][1] if reply else []
             if not entries:
                 return
             for entry_id, fields in entries:
                 if not fields:  # deleted from the stream while pending
-                    await self.redis.xack(keys.outbox(), keys.OUTBOX_GROUP, entry_id)
+                    await self.redis.xack(mail_keys.outbox(), mail_keys.OUTBOX_GROUP, entry_id)
                     continue
                 state = await self._attempts(entry_id)
                 if state.get("next_at", 0) <= time.time():
@@ -410,32 +412,38 @@ class OutboxWorker:
             return
         self._last_claim = time.monotonic()
         await self.redis.xautoclaim(
-            keys.outbox(), keys.OUTBOX_GROUP, self.consumer, CLAIM_IDLE_MS, start_id="0-0", count=100, justid=True
+            mail_keys.outbox(),
+            mail_keys.OUTBOX_GROUP,
+            self.consumer,
+            CLAIM_IDLE_MS,
+            start_id="0-0",
+            count=100,
+            justid=True,
         )
 
     async def _attempts(self, entry_id: str) -> dict[str, Any]:
-        raw = await self.redis.hget(keys.outbox_attempts(), entry_id)
+        raw = await self.redis.hget(mail_keys.outbox_attempts(), entry_id)
         return dict(json.loads(raw)) if raw else {}
 
     async def _handle(self, entry_id: str, fields: dict[str, str]) -> None:
         mail = OutboundMail.from_fields(fields)
-        marker = keys.mail_sent(mail.message_id)
+        marker = mail_keys.mail_sent(mail.message_id)
         if await self.redis.exists(marker):  # sent, or its final dot was on the way when a process died
             await self._finish(entry_id, mail, sent_now=False)
             return
         # Across replicas only one sends an entry at a time (an abandoned entry may be claimed twice). A
         # lock under this consumer's own name was left by its previous life, killed mid-send: take it.
-        lock = keys.outbox_lock(entry_id)
-        if not await self.redis.set(lock, self.consumer, nx=True, ex=keys.OUTBOX_LOCK_SECONDS):
+        lock = mail_keys.outbox_lock(entry_id)
+        if not await self.redis.set(lock, self.consumer, nx=True, ex=mail_keys.OUTBOX_LOCK_SECONDS):
             if await self.redis.get(lock) != self.consumer:
                 return
-            await self.redis.expire(lock, keys.OUTBOX_LOCK_SECONDS)
+            await self.redis.expire(lock, mail_keys.OUTBOX_LOCK_SECONDS)
         await self._marker.ready()
         marked = False
 
         async def before_final_dot() -> None:
             nonlocal marked
-            await self._marker.mark(marker, f"dot {time.time():.3f}", keys.MAIL_SENT_TTL_SECONDS)
+            await self._marker.mark(marker, f"dot {time.time():.3f}", mail_keys.MAIL_SENT_TTL_SECONDS)
             marked = True
 
         try:
@@ -447,16 +455,16 @@ class OutboxWorker:
             await self._failed(entry_id, mail, exc)
             return
         finally:
-            await self.redis.delete(keys.outbox_lock(entry_id))
+            await self.redis.delete(mail_keys.outbox_lock(entry_id))
         await self._marker.settle()
         await self._finish(entry_id, mail, sent_now=True)
 
     async def _finish(self, entry_id: str, mail: OutboundMail, *, sent_now: bool) -> None:
         pipe = self.redis.pipeline(transaction=True)
-        pipe.set(keys.mail_sent(mail.message_id), str(time.time()), ex=keys.MAIL_SENT_TTL_SECONDS)
-        pipe.xack(keys.outbox(), keys.OUTBOX_GROUP, entry_id)
-        pipe.xdel(keys.outbox(), entry_id)
-        pipe.hdel(keys.outbox_attempts(), entry_id)
+        pipe.set(mail_keys.mail_sent(mail.message_id), str(time.time()), ex=mail_keys.MAIL_SENT_TTL_SECONDS)
+        pipe.xack(mail_keys.outbox(), mail_keys.OUTBOX_GROUP, entry_id)
+        pipe.xdel(mail_keys.outbox(), entry_id)
+        pipe.hdel(mail_keys.outbox_attempts(), entry_id)
         await pipe.execute()
         if sent_now:
             self.sent_count += 1
@@ -468,7 +476,7 @@ class OutboxWorker:
             delay = _backoff(attempts)
             log.warning("mail %s: attempt %d failed (%s); retry in %.0f s", mail.message_id, attempts, exc, delay)
             await self.redis.hset(
-                keys.outbox_attempts(),
+                mail_keys.outbox_attempts(),
                 entry_id,
                 json.dumps({"attempts": attempts, "next_at": time.time() + delay, "error": str(exc)}),
             )
@@ -478,10 +486,10 @@ class OutboxWorker:
         pipe = self.redis.pipeline(transaction=True)
         record = {k: v for k, v in mail.fields().items() if k != "data"}
         record.update(error=str(exc), code=str(exc.code or ""), attempts=str(attempts), failed_at=str(time.time()))
-        pipe.xadd(keys.outbox_failed(), record, maxlen=keys.MAIL_LOG_MAXLEN, approximate=True)
-        pipe.xack(keys.outbox(), keys.OUTBOX_GROUP, entry_id)
-        pipe.xdel(keys.outbox(), entry_id)
-        pipe.hdel(keys.outbox_attempts(), entry_id)
+        pipe.xadd(mail_keys.outbox_failed(), record, maxlen=mail_keys.MAIL_LOG_MAXLEN, approximate=True)
+        pipe.xack(mail_keys.outbox(), mail_keys.OUTBOX_GROUP, entry_id)
+        pipe.xdel(mail_keys.outbox(), entry_id)
+        pipe.hdel(mail_keys.outbox_attempts(), entry_id)
         await pipe.execute()
         if self.on_failure is not None:
             try:

@@ -21,7 +21,7 @@ from email.parser import BytesParser
 from html.parser import HTMLParser
 from typing import ClassVar
 
-from connectors.base import Attachment
+from bot.conversations.messages import Attachment
 
 # Charset labels seen in real mail, mapped to the codecs that decode what senders actually meant:
 # "gb2312" mail routinely contains GBK characters, "big5" mail Microsoft's cp950 extensions,

@@ -10,21 +10,23 @@ lease lost during a long pause) cannot both commit.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from markupsafe import escape
 from redis.exceptions import WatchError
 
 from bot import keys
+from bot.conversations.channels import ChannelContext
+from bot.conversations.locks import KeyedLocks
+from bot.conversations.messages import InboundMessage
+from bot.conversations.model import Conversation, LogEntry
 from bot.locale import resolve_locale
-from bot.store import Conversation, LogEntry
-from connectors.base import InboundMessage
+from connectors.email import keys as mail_keys
 from connectors.email.compose import (
     bare_subject,
     build_message,
@@ -39,13 +41,9 @@ from connectors.email.loops import ReplyRateLimit, Suppressed, suppression
 from connectors.email.outbox import OutboundMail, Outbox
 from connectors.email.parse import ParsedMail, parse_mail
 
-if TYPE_CHECKING:
-    from bot.services import Services
-
 log = logging.getLogger(__name__)
 
 CHANNEL = "email"
-ENGINE_DOWN_TEMPLATE = "engine_unavailable"
 
 
 @dataclass(frozen=True)
@@ -101,19 +99,28 @@ def _size_mb(size: int) -> str:
 class MailProcessor:
     """Turns inbound mail into at most one committed answer each."""
 
-    def __init__(self, services: Services, *, support_address: str, max_bytes: int, replies_per_hour: int) -> None:
-        self.services = services
-        self.redis: Any = services.redis
+    def __init__(
+        self,
+        context: ChannelContext,
+        *,
+        support_address: str,
+        max_bytes: int,
+        replies_per_hour: int,
+        max_text_chars: int = 5000,
+    ) -> None:
+        self.context = context
+        self.redis: Any = context.redis
+        self.max_text_chars = max_text_chars
         self.support_address = support_address
         self.max_bytes = max_bytes
         self.rate = ReplyRateLimit(self.redis, replies_per_hour)
-        self._sender_locks: dict[str, asyncio.Lock] = {}
+        self._sender_locks = KeyedLocks()
 
     async def process(self, raw: bytes, *, size: int | None = None, uid: int | None = None) -> Outcome:
         """Process one mail; RetryLater when it must stay unprocessed for now."""
         full_size = size if size is not None else len(raw)
         mail = parse_mail(raw, size=full_size)
-        done = await self.redis.get(keys.mail_done(mail.key))
+        done = await self.redis.get(mail_keys.mail_done(mail.key))
         if done:
             return Outcome("duplicate", mail_key=mail.key)
         reason = suppression(mail, self.support_address)
@@ -123,11 +130,9 @@ class MailProcessor:
             return outcome
         address = mail.reply_address
         assert address is not None  # suppression() returned NO_SENDER otherwise
-        if len(self._sender_locks) > 10_000:
-            self._sender_locks = {a: lk for a, lk in self._sender_locks.items() if lk.locked()}
         # One mail per sender at a time: the rate limit counts committed answers, so it must not race.
-        async with self._sender_locks.setdefault(address, asyncio.Lock()):
-            if await self.redis.exists(keys.mail_done(mail.key)):
+        async with self._sender_locks.hold(address):
+            if await self.redis.exists(mail_keys.mail_done(mail.key)):
                 return Outcome("duplicate", mail_key=mail.key)  # the same mail twice in the folder, one done
             root = await self._thread_root(mail)
             if not await self.rate.allowed(address, mail.key):
@@ -150,14 +155,14 @@ class MailProcessor:
         """The conversation's thread: a known id this mail answers, else the headers' own root."""
         candidates = list(reversed(mail.thread_candidates))
         if candidates:
-            roots = await self.redis.mget([keys.mail_thread(m) for m in candidates])
+            roots = await self.redis.mget([mail_keys.mail_thread(m) for m in candidates])
             for root in roots:
                 if root:
                     return str(root)
         return mail.natural_root
 
     def _inbound(self, mail: ParsedMail, root: str, address: str) -> InboundMessage:
-        limit = self.services.settings.max_text_chars
+        limit = self.max_text_chars
         text = mail.text or bare_subject(mail.subject) or mail.body.strip()
         text = (text or "?")[:limit]
         shown = text
@@ -179,20 +184,20 @@ class MailProcessor:
     async def _route(
         self, mail: ParsedMail, root: str, address: str
     ) -> tuple[Outcome, OutboundMail | None, ThreadState]:
-        router = self.services.router
+        router = self.context.router
         msg = self._inbound(mail, root, address)
         result = await router.handle(msg)
         if result.duplicate:
-            if await self.redis.exists(keys.mail_done(mail.key)):
+            if await self.redis.exists(mail_keys.mail_done(mail.key)):
                 raise RetryLater(f"mail {mail.key} was committed meanwhile")  # next round: flagged as done
             # The router's claim outlived a process killed mid-message (this replica holds the mailbox
             # lease, so no live one is working on it); our own done marker says it was never committed.
-            await self.services.store.release_idempotency_key(CHANNEL, mail.key)
+            await self.context.store.release_idempotency_key(CHANNEL, mail.key)
             result = await router.handle(msg)
             if result.duplicate:
                 raise RetryLater(f"mail {mail.key} is being processed elsewhere")
-        if any(r.template == ENGINE_DOWN_TEMPLATE for r in result.replies):
-            await self.services.store.release_idempotency_key(CHANNEL, mail.key)
+        if result.engine_down:
+            await self.context.store.release_idempotency_key(CHANNEL, mail.key)
             raise RetryLater("the engine is unavailable; the mail stays unprocessed until it is back")
         conv = result.conversation
         state = self._state(mail, root, address)
@@ -211,9 +216,9 @@ class MailProcessor:
         )
 
     async def _record_unanswered(self, mail: ParsedMail, root: str, address: str) -> str:
-        store = self.services.store
+        store = self.context.store
         msg = self._inbound(mail, root, address)
-        customer = await self.services.router.identify(msg)
+        customer = await self.context.router.identify(msg)
         conv, _ = await store.find_or_open(CHANNEL, root, customer.id if customer else None)
         await store.append(conv.id, "customer", str(msg.metadata["display_text"]))
         await store.append(
@@ -225,20 +230,20 @@ class MailProcessor:
         return conv.id
 
     async def _fallback_reply(self, conv: Conversation) -> LogEntry:
-        rendered = self.services.templates.render("utter_default", CHANNEL, conv.locale or "zh-CN", {})
-        return await self.services.store.append_rendered(conv.id, "bot", rendered)
+        rendered = self.context.templates.render("utter_default", CHANNEL, conv.locale or "zh-CN", {})
+        return await self.context.store.append_rendered(conv.id, "bot", rendered)
 
     async def _too_large(self, mail: ParsedMail, root: str, address: str) -> tuple[Outcome, OutboundMail, ThreadState]:
-        store = self.services.store
+        store = self.context.store
         msg = self._inbound(mail, root, address)
-        customer = await self.services.router.identify(msg)
+        customer = await self.context.router.identify(msg)
         conv, _ = await store.find_or_open(CHANNEL, root, customer.id if customer else None)
         hint = mail.locale_hint or (customer.locale if customer else None)
         conv.locale = resolve_locale(mail.subject, conv.locale, hint)
-        await store.save(conv)
+        await store.update(conv, "locale")
         await store.append(conv.id, "customer", f"{mail.subject}\n[{_size_mb(mail.size)} MB, not read: over the limit]")
         name = await self.customer_name(conv)
-        rendered = self.services.templates.render(
+        rendered = self.context.templates.render(
             "email_too_large",
             CHANNEL,
             conv.locale or "zh-CN",
@@ -264,14 +269,11 @@ class MailProcessor:
 
     async def customer_name(self, conv: Conversation) -> str:
         """The customer's masked name in the conversation's locale, or "" for a guest."""
-        if not conv.customer_id:
-            return ""
-        customer = await asyncio.to_thread(self.services.crm.get_customer, conv.customer_id)
-        return customer.masked_name(conv.locale) if customer else ""
+        return await self.context.customers.masked_name(conv.customer_id, conv.locale)
 
     def is_letter(self, template: str | None) -> bool:
         """The template has an email variant of its own: a whole letter, greeting and closing included."""
-        tpl = self.services.templates.templates.get(template or "")
+        tpl = self.context.templates.templates.get(template or "")
         return tpl is not None and "email" in tpl.text
 
     async def _answer(
@@ -282,7 +284,7 @@ class MailProcessor:
             text = "\n\n".join(r.text for r in replies)
             html = "\n".join(r.html or str(escape(r.text)) for r in replies)
         else:
-            rendered = self.services.templates.render(
+            rendered = self.context.templates.render(
                 "email_reply",
                 CHANNEL,
                 conv.locale or "zh-CN",
@@ -328,7 +330,7 @@ class MailProcessor:
         uid: int | None,
     ) -> bool:
         """Queue the answer and mark the mail processed, atomically; False when it was done already."""
-        done_key = keys.mail_done(mail.key)
+        done_key = mail_keys.mail_done(mail.key)
         now = time.time()
         record = {
             "status": outcome.status,
@@ -346,17 +348,17 @@ class MailProcessor:
                 if outbound is not None and state is not None:
                     Outbox.add(pipe, outbound)
                     self.rate.record(pipe, state.address, mail.key, now)
-                    pipe.set(keys.mail_thread(outbound.message_id), state.root, ex=keys.MAIL_DONE_TTL_SECONDS)
+                    pipe.set(mail_keys.mail_thread(outbound.message_id), state.root, ex=mail_keys.MAIL_DONE_TTL_SECONDS)
                 if state is not None:
                     if mail.message_id:
-                        pipe.set(keys.mail_thread(mail.message_id), state.root, ex=keys.MAIL_DONE_TTL_SECONDS)
+                        pipe.set(mail_keys.mail_thread(mail.message_id), state.root, ex=mail_keys.MAIL_DONE_TTL_SECONDS)
                     if outcome.conversation_id:
-                        conv_key = keys.mail_conversation(outcome.conversation_id)
+                        conv_key = mail_keys.mail_conversation(outcome.conversation_id)
                         pipe.hset(conv_key, mapping=state.to_hash())
                         pipe.expire(conv_key, keys.CONVERSATION_TTL_SECONDS)
-                pipe.set(done_key, json.dumps(record), ex=keys.MAIL_DONE_TTL_SECONDS)
+                pipe.set(done_key, json.dumps(record), ex=mail_keys.MAIL_DONE_TTL_SECONDS)
                 pipe.xadd(
-                    keys.mail_log(),
+                    mail_keys.mail_log(),
                     {
                         "key": mail.key,
                         "message_id": mail.message_id or "",
@@ -365,7 +367,7 @@ class MailProcessor:
                         "subject": mail.subject[:200],
                         **{k: str(v) for k, v in record.items()},
                     },
-                    maxlen=keys.MAIL_LOG_MAXLEN,
+                    maxlen=mail_keys.MAIL_LOG_MAXLEN,
                     approximate=True,
                 )
                 await pipe.execute()
@@ -377,4 +379,4 @@ class MailProcessor:
 
 async def thread_state(redis: Any, conversation_id: str) -> ThreadState | None:
     """The reply state of an email conversation, or None when it did not come by email."""
-    return ThreadState.from_hash(await redis.hgetall(keys.mail_conversation(conversation_id)))
+    return ThreadState.from_hash(await redis.hgetall(mail_keys.mail_conversation(conversation_id)))

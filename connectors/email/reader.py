@@ -23,7 +23,7 @@ from typing import Any
 import aioimaplib
 from redis.exceptions import RedisError
 
-from bot import keys
+from connectors.email import keys as mail_keys
 from connectors.email.errors import ImapError, LeaseLost, MailError, RetryLater
 from connectors.email.imap import ImapClient, ImapConfig
 from connectors.email.processor import Outcome
@@ -60,7 +60,7 @@ class Lease:
     restarted after a crash takes its own stale lease back at once instead of waiting for it to expire.
     """
 
-    def __init__(self, redis: Any, key: str, identity: str, ttl_seconds: float = keys.MAIL_LEASE_SECONDS) -> None:
+    def __init__(self, redis: Any, key: str, identity: str, ttl_seconds: float = mail_keys.MAIL_LEASE_SECONDS) -> None:
         self.redis = redis
         self.key = key
         self.identity = identity
@@ -115,7 +115,7 @@ class MailboxReader:
         self.processed_folder = processed_folder
         self.poll_seconds = poll_seconds
         self.concurrency = concurrency
-        self.lease = Lease(redis, keys.mail_lease(config.mailbox_id), identity)
+        self.lease = Lease(redis, mail_keys.mail_lease(config.mailbox_id), identity)
         self.mode = "starting"  # then "idle" or "poll": how this session waits for new mail
         self.sessions = 0
         self.processed = 0
@@ -208,7 +208,7 @@ class MailboxReader:
 
     async def _serve(self, client: ImapClient) -> None:
         selected = await client.select()
-        state_key = keys.mail_uid(self.config.mailbox_id)
+        state_key = mail_keys.mail_uid(self.config.mailbox_id)
         stored = await self.redis.hgetall(state_key)
         if stored and int(stored.get("uidvalidity") or 0) != selected.uidvalidity:
             log.warning(

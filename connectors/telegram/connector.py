@@ -33,24 +33,28 @@ from aiogram.types import (
     User,
 )
 from aiogram.utils.token import TokenValidationError, validate_token
+from fastapi import APIRouter
 from markupsafe import escape
 from pydantic import ValidationError
 
 from bot import keys
-from bot.crm import normalise_phone
+from bot.conversations.channels import Channel, ChannelContext
+from bot.conversations.messages import Attachment, InboundMessage, OutboundMessage
+from bot.conversations.router import RouterResult, TypingHook
 from bot.errors import AutoresponderError, BadInput
-from bot.locale import normalise_locale
-from bot.router import RouterResult, TypingHook
-from connectors.base import Attachment, Connector, InboundMessage, OutboundMessage
 from connectors.telegram import CHANNEL, WEBHOOK_PATH
+from connectors.telegram import keys as tg_keys
 from connectors.telegram.formatting import split_html, to_html
+from connectors.telegram.handlers import build_router
 from connectors.telegram.middlewares import RetryMiddleware, UpdateGate
+from connectors.telegram.port import user_locale
+from connectors.telegram.settings import TelegramSettings
+from connectors.telegram.webhook import webhook_routes
 
 if TYPE_CHECKING:
-    from bot.crm import CustomerInfo
-    from bot.services import Services
+    from bot.conversations.model import Conversation, LogEntry
+    from bot.crm.records import CustomerInfo
     from bot.settings import Settings
-    from bot.store import Conversation, LogEntry
 
 log = logging.getLogger(__name__)
 
@@ -72,21 +76,10 @@ class TelegramConfigError(AutoresponderError):
     """The Telegram settings are inconsistent; the message says which one to fix."""
 
 
-def user_locale(user: User | None) -> str | None:
-    """The locale of a Telegram user's app language: zh-Hant → zh-TW, zh → zh-CN, any other → en."""
-    if user is None or not user.language_code:
-        return None
-    return normalise_locale(user.language_code) or "en"
-
-
-def mask_phone(phone: str) -> str:
-    """A phone number with its middle hidden, for transcripts: 138****8001."""
-    digits = re.sub(r"\D", "", normalise_phone(phone))
-    return digits[:3] + "****" + digits[-4:] if len(digits) >= 8 else "****"
-
-
-class TelegramConnector(Connector):
+class TelegramConnector(Channel):
     """Customers write to the company's Telegram bot; replies go back as HTML with inline buttons."""
+
+    variant = "telegram"
 
     def __init__(
         self,
@@ -97,6 +90,7 @@ class TelegramConnector(Connector):
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
         retry: RetryMiddleware | None = None,
+        max_text_chars: int = 5000,
     ) -> None:
         if mode not in MODES:
             raise TelegramConfigError(f"AUTORESPONDER_TELEGRAM_MODE is {mode!r}; set it to polling or webhook")
@@ -118,7 +112,8 @@ class TelegramConnector(Connector):
         self.webhook_url = webhook_url
         self.webhook_secret = webhook_secret
         self.retry = retry or RetryMiddleware()
-        self._services: Services | None = None
+        self.max_text_chars = max_text_chars
+        self._context: ChannelContext | None = None
         self._bot: Bot | None = None
         self._dp: Dispatcher | None = None
         self._gate: UpdateGate | None = None
@@ -131,28 +126,34 @@ class TelegramConnector(Connector):
         return CHANNEL
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> TelegramConnector | None:
+    def from_settings(cls, settings: Settings, own: TelegramSettings | None = None) -> TelegramConnector | None:
         """On when AUTORESPONDER_TELEGRAM_TOKEN is set."""
-        if not settings.telegram_token:
+        own = own or TelegramSettings()
+        if not own.telegram_token:
             return None
-        mode = settings.telegram_mode.strip().lower()
+        mode = own.telegram_mode.strip().lower()
         webhook = mode == "webhook"
         return cls(
-            settings.telegram_token,
+            own.telegram_token,
             mode=mode,
-            api_base=settings.telegram_api_base,
+            api_base=own.telegram_api_base,
             webhook_url=settings.base_url + WEBHOOK_PATH if webhook else None,
-            webhook_secret=settings.secret("telegram_webhook_secret") if webhook else None,
+            webhook_secret=settings.secret("telegram_webhook_secret", own.telegram_webhook_secret) if webhook else None,
+            max_text_chars=settings.max_text_chars,
         )
+
+    def routes(self) -> APIRouter:
+        """The webhook Telegram posts to (answers 404 in polling mode)."""
+        return webhook_routes(self)
 
     # --- life cycle ---
 
     @property
-    def services(self) -> Services:
-        """The app's services (set by start)."""
-        if self._services is None:
+    def context(self) -> ChannelContext:
+        """What the channel works with (set by start)."""
+        if self._context is None:
             raise AutoresponderError("the Telegram connector is not started")
-        return self._services
+        return self._context
 
     @property
     def bot(self) -> Bot:
@@ -168,16 +169,14 @@ class TelegramConnector(Connector):
             raise AutoresponderError("the Telegram connector is not started")
         return self._dp
 
-    async def start(self, services: Services) -> None:
+    async def start(self, context: ChannelContext) -> None:
         """Build the bot and dispatcher, then poll or register the webhook in the background."""
-        from connectors.telegram.handlers import build_router
-
-        self._services = services
+        self._context = context
         api = TelegramAPIServer.from_base(self.api_base) if self.api_base else PRODUCTION
         session = AiohttpSession(api=api)
         session.middleware(self.retry)
         self._bot = Bot(self.token, session=session)
-        self._gate = UpdateGate(services.store)
+        self._gate = UpdateGate(context.store)
         # The connector reaches the handlers as workflow data (aiogram's dependency injection).
         self._dp = Dispatcher(disable_fsm=True, connector=self)
         self._dp.update.outer_middleware(self._gate)
@@ -259,19 +258,19 @@ class TelegramConnector(Connector):
 
     async def linked_customer(self, user_id: int) -> CustomerInfo | None:
         """The CRM customer this Telegram user shared their phone number as, if any."""
-        return await asyncio.to_thread(self.services.crm.find_customer_by_telegram, user_id)
+        return await self.context.customers.find_by_account(CHANNEL, str(user_id))
 
     async def conversation(
         self, chat_id: int, user: User | None, *, locale: str | None = None, customer_id: str | None = None
     ) -> Conversation:
         """The chat's conversation, with its customer and a locale filled in (`locale` overrides)."""
-        store = self.services.store
+        store = self.context.store
         conv, _ = await store.find_or_open(CHANNEL, str(chat_id), customer_id)
         wanted = locale or conv.locale or user_locale(user) or "zh-CN"
         if (customer_id and not conv.customer_id) or wanted != conv.locale:
             conv.customer_id = conv.customer_id or customer_id
             conv.locale = wanted
-            await store.save(conv)
+            await store.update(conv, "customer_id", "locale")
         return conv
 
     async def route(
@@ -297,7 +296,7 @@ class TelegramConnector(Connector):
             metadata["display_text"] = display
         if customer is not None:
             metadata["customer_id"] = customer.id
-        result = await self.services.router.handle(
+        result = await self.context.router.handle(
             InboundMessage(
                 channel=CHANNEL,
                 thread_id=str(chat_id),
@@ -317,7 +316,7 @@ class TelegramConnector(Connector):
         await self.unblocked(chat_id)
         customer = await self.linked_customer(user.id)
         conv = await self.conversation(chat_id, user, customer_id=customer.id if customer else None)
-        await self.services.store.append(conv.id, "customer", shown)
+        await self.context.store.append(conv.id, "customer", shown)
         return conv
 
     async def reply_template(
@@ -329,8 +328,8 @@ class TelegramConnector(Connector):
         markup: Keyboard = None,
     ) -> None:
         """Render an app-side notice for Telegram, record it as the bot's, and send it."""
-        rendered = self.services.templates.render(template, CHANNEL, conv.locale or "zh-CN", variables or {})
-        entry = await self.services.store.append_rendered(conv.id, "bot", rendered)
+        rendered = self.context.templates.render(template, CHANNEL, conv.locale or "zh-CN", variables or {})
+        entry = await self.context.store.append_rendered(conv.id, "bot", rendered)
         await self.send_entries(chat_id, [entry], markup)
 
     def typing(self, chat_id: int) -> TypingHook:
@@ -406,8 +405,8 @@ class TelegramConnector(Connector):
         if len(payload.encode()) <= CALLBACK_LIMIT and not payload.startswith(_HASHED):
             return payload
         digest = hashlib.sha256(payload.encode()).hexdigest()[:32]
-        await self.services.store.redis.set(
-            keys.telegram_callback(digest), payload, ex=keys.TELEGRAM_CALLBACK_TTL_SECONDS
+        await self.context.redis.set(
+            tg_keys.telegram_callback(digest), payload, ex=tg_keys.TELEGRAM_CALLBACK_TTL_SECONDS
         )
         return _HASHED + digest
 
@@ -415,7 +414,7 @@ class TelegramConnector(Connector):
         """The payload behind a pressed button's callback data (None: an expired long payload)."""
         if not data.startswith(_HASHED):
             return data
-        stored = await self.services.store.redis.get(keys.telegram_callback(data.removeprefix(_HASHED)))
+        stored = await self.context.redis.get(tg_keys.telegram_callback(data.removeprefix(_HASHED)))
         return str(stored) if stored else None
 
     async def deliver(self, conversation: Conversation, message: OutboundMessage) -> None:
@@ -425,8 +424,8 @@ class TelegramConnector(Connector):
         transcript for the agent instead of failing the agent's request.
         """
         chat_id = int(conversation.thread_id)
-        store = self.services.store
-        if await store.redis.exists(keys.telegram_blocked(str(chat_id))):
+        store = self.context.store
+        if await self.context.redis.exists(tg_keys.telegram_blocked(str(chat_id))):
             await store.append(conversation.id, "system", "Telegram: not delivered, the customer has blocked the bot.")
             return
         text = to_html(message.text, message.text_format)
@@ -444,9 +443,9 @@ class TelegramConnector(Connector):
 
     async def blocked(self, chat_id: int, reason: Exception | str) -> None:
         """Remember that a customer blocked the bot (403), once, in Redis and in the transcript."""
-        store = self.services.store
-        newly = await store.redis.set(
-            keys.telegram_blocked(str(chat_id)), "1", nx=True, ex=keys.CONVERSATION_TTL_SECONDS
+        store = self.context.store
+        newly = await self.context.redis.set(
+            tg_keys.telegram_blocked(str(chat_id)), "1", nx=True, ex=keys.CONVERSATION_TTL_SECONDS
         )
         if newly:
             log.warning("telegram chat %s blocked the bot: %s", chat_id, reason)
@@ -455,7 +454,7 @@ class TelegramConnector(Connector):
 
     async def unblocked(self, chat_id: int) -> None:
         """A customer who writes (or restarts the bot) can be written to again."""
-        await self.services.store.redis.delete(keys.telegram_blocked(str(chat_id)))
+        await self.context.redis.delete(tg_keys.telegram_blocked(str(chat_id)))
 
     async def on_error(self, event: ErrorEvent) -> bool:
         """The channel's one error hook: 403 marks the chat blocked; anything else is logged and the

@@ -6,7 +6,6 @@ already made sure the update is new and that the chat's earlier updates are done
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 from aiogram import F, Router
@@ -14,8 +13,9 @@ from aiogram.enums import ChatMemberStatus, ChatType, ContentType
 from aiogram.filters import Command, CommandStart
 from aiogram.types import CallbackQuery, ChatMemberUpdated, Message, ReplyKeyboardRemove, User
 
-from connectors.base import Attachment
-from connectors.telegram.connector import TelegramConnector, mask_phone, user_locale
+from bot.conversations.messages import Attachment
+from connectors.telegram import CHANNEL
+from connectors.telegram.port import ChatChannel, mask_phone, user_locale
 
 # What the engine gets for the bot's commands: Rasa's "/intent" syntax.
 GREET, HUMAN = "/greet", "/request_human"
@@ -67,7 +67,7 @@ def as_words(text: str) -> str:
     return _COMMAND.sub(lambda m: m.group(1).replace("_", " "), text, count=1).strip()
 
 
-async def on_start(message: Message, connector: TelegramConnector) -> None:
+async def on_start(message: Message, connector: ChatChannel) -> None:
     """Greet in the language of the customer's Telegram app; offer to link a customer profile."""
     user = _sender(message)
     result = await connector.route(
@@ -77,18 +77,18 @@ async def on_start(message: Message, connector: TelegramConnector) -> None:
         await connector.reply_template(message.chat.id, result.conversation, "utter_telegram_share_contact")
 
 
-async def on_human(message: Message, connector: TelegramConnector) -> None:
+async def on_human(message: Message, connector: ChatChannel) -> None:
     """Ask for a human agent."""
     await connector.route(message.chat.id, _sender(message), HUMAN, display=message.text or "/human")
 
 
-async def on_link(message: Message, connector: TelegramConnector) -> None:
+async def on_link(message: Message, connector: ChatChannel) -> None:
     """Show the "share my phone number" button."""
     conv = await connector.record(message.chat.id, _sender(message), message.text or "/link")
     await connector.reply_template(message.chat.id, conv, "utter_telegram_share_contact")
 
 
-async def on_contact(message: Message, connector: TelegramConnector) -> None:
+async def on_contact(message: Message, connector: ChatChannel) -> None:
     """Link the customer to the CRM by the phone number they shared, if it is their own."""
     assert message.contact is not None  # registered with F.contact
     user = _sender(message)
@@ -99,19 +99,19 @@ async def on_contact(message: Message, connector: TelegramConnector) -> None:
         # Anyone's contact card can be forwarded; only the button shares the sender's own number.
         await connector.reply_template(message.chat.id, conv, "utter_telegram_contact_not_own", markup=done)
         return
-    crm = connector.services.crm
-    customer = await asyncio.to_thread(crm.find_customer, contact.phone_number)
+    customers = connector.context.customers
+    customer = await customers.find(contact.phone_number)
     if customer is None:
         await connector.reply_template(message.chat.id, conv, "utter_telegram_contact_unknown", markup=done)
         return
-    await asyncio.to_thread(crm.link_telegram, customer.id, user.id)
+    await customers.link_account(customer.id, CHANNEL, str(user.id))
     conv.customer_id = customer.id
-    await connector.services.store.save(conv)
+    await connector.context.store.update(conv, "customer_id")
     name = customer.masked_name(conv.locale)
     await connector.reply_template(message.chat.id, conv, "utter_telegram_contact_linked", {"name": name}, done)
 
 
-async def on_text(message: Message, connector: TelegramConnector) -> None:
+async def on_text(message: Message, connector: ChatChannel) -> None:
     """A customer's question: through the router to the engine (or to the agent)."""
     assert message.text is not None  # registered with F.text
     text = as_words(message.text) if message.text.startswith("/") else message.text
@@ -119,7 +119,7 @@ async def on_text(message: Message, connector: TelegramConnector) -> None:
         await connector.route(message.chat.id, _sender(message), _limit(text, connector), display=message.text)
 
 
-async def on_media(message: Message, connector: TelegramConnector) -> None:
+async def on_media(message: Message, connector: ChatChannel) -> None:
     """Photos, stickers, voice, files, locations: recorded; a caption is answered, else acknowledged."""
     user = _sender(message)
     kind, label, attachment = describe(message)
@@ -134,7 +134,7 @@ async def on_media(message: Message, connector: TelegramConnector) -> None:
     )
 
 
-async def on_edited(message: Message, connector: TelegramConnector) -> None:
+async def on_edited(message: Message, connector: ChatChannel) -> None:
     """A corrected message counts as a new one (a fixed order number deserves an answer); the
     transcript marks it as edited. Edits without text, such as live-location updates, are ignored."""
     original = message.text or message.caption or ""
@@ -143,7 +143,7 @@ async def on_edited(message: Message, connector: TelegramConnector) -> None:
         await connector.route(message.chat.id, _sender(message), _limit(text, connector), display=f"✏️ {original}")
 
 
-async def on_button(query: CallbackQuery, connector: TelegramConnector) -> None:
+async def on_button(query: CallbackQuery, connector: ChatChannel) -> None:
     """A quick reply pressed: answer the callback query, then send its payload as the customer's message."""
     assert query.data is not None  # registered with F.data
     payload = await connector.payload_of(query.data)
@@ -161,7 +161,7 @@ async def on_button(query: CallbackQuery, connector: TelegramConnector) -> None:
     await connector.route(chat_id, query.from_user, payload, display=title)
 
 
-async def on_membership(event: ChatMemberUpdated, connector: TelegramConnector) -> None:
+async def on_membership(event: ChatMemberUpdated, connector: ChatChannel) -> None:
     """The customer blocked the bot (Telegram says "kicked") or unblocked it."""
     status = event.new_chat_member.status
     if status == ChatMemberStatus.KICKED:
@@ -170,8 +170,8 @@ async def on_membership(event: ChatMemberUpdated, connector: TelegramConnector) 
         await connector.unblocked(event.chat.id)
 
 
-def _limit(text: str, connector: TelegramConnector) -> str:
-    return text[: connector.services.settings.max_text_chars]
+def _limit(text: str, connector: ChatChannel) -> str:
+    return text[: connector.max_text_chars]
 
 
 def describe(message: Message) -> tuple[str, str, tuple[Attachment, ...]]:

@@ -20,12 +20,13 @@ from aiogram.methods import GetUpdates, SendChatAction, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import TelegramObject, Update
 
+from bot.conversations.locks import KeyedLocks
 from connectors.telegram import CHANNEL
 
 if TYPE_CHECKING:
     from aiogram import Bot
 
-    from bot.store import ConversationStore
+    from bot.conversations.store import ConversationStore
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,7 @@ class UpdateGate(BaseMiddleware):
 
     def __init__(self, store: ConversationStore) -> None:
         self.store = store
-        self._locks: dict[int, asyncio.Lock] = {}
-        self._users: dict[int, int] = {}
+        self._locks = KeyedLocks()
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -100,12 +100,10 @@ class UpdateGate(BaseMiddleware):
         assert isinstance(event, Update)  # registered on the dispatcher's update observer
         chat = data.get("event_chat")
         chat_key = int(chat.id) if chat is not None else 0
-        lock = self._locks.setdefault(chat_key, asyncio.Lock())
-        self._users[chat_key] = self._users.get(chat_key, 0) + 1
         self._in_flight += 1
         self._idle.clear()
         try:
-            async with lock:
+            async with self._locks.hold(chat_key):
                 bot: Bot = data["bot"]
                 key = f"{bot.id}:{event.update_id}"
                 if not await self.store.claim_idempotency_key(CHANNEL, key):
@@ -119,10 +117,6 @@ class UpdateGate(BaseMiddleware):
                 await self.store.complete_idempotency_key(CHANNEL, key)
                 return result
         finally:
-            self._users[chat_key] -= 1
-            if not self._users[chat_key]:
-                del self._users[chat_key]
-                del self._locks[chat_key]
             self._in_flight -= 1
             if not self._in_flight:
                 self._idle.set()

@@ -5,14 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from rasa_sdk import Action
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.after_sales import ActionRefundStatus, ActionRepair, ActionWarranty
 from actions.deps import ActionServices, configure
 from actions.order_changes import ActionCancelOrder, ActionChangeAddress
-from bot.crm import CRM, OrderStatus
+from bot.crm.records import OrderStatus
+from bot.crm.repository import CRM
 from tests.actions.test_orders import order_entity, tracker
 
 TODAY = dt.date(2024, 7, 1)
@@ -28,11 +31,12 @@ def crm(tmp_path: Path) -> Iterator[CRM]:
     crm.close()
 
 
-async def answer(action: object, intent: str, order_id: str, text: str | None = None) -> dict:
+async def answer(action: Action, intent: str, order_id: str, text: str | None = None) -> dict[str, Any]:
     dispatcher = CollectingDispatcher()
-    await action.run(dispatcher, tracker(intent, text or f"{order_id}", entities=order_entity(order_id)), {})  # type: ignore[attr-defined]
+    await action.run(dispatcher, tracker(intent, text or f"{order_id}", entities=order_entity(order_id)), {})
     [message] = dispatcher.messages
-    return message
+    found: dict[str, Any] = message
+    return found
 
 
 async def test_address_change_before_shipping_opens_a_ticket(crm: CRM) -> None:

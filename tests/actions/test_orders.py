@@ -13,7 +13,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.deps import ActionServices, configure
 from actions.handoff import ActionHandoff
 from actions.orders import ActionInform, ActionOrderStatus
-from bot.crm import CRM
+from bot.crm.repository import CRM
 
 
 @pytest.fixture(autouse=True)
@@ -99,7 +99,7 @@ async def test_someone_elses_order_is_not_disclosed() -> None:
 
 
 async def test_handoff_carries_reason_skill_priority_and_summary() -> None:
-    history = [
+    history: list[dict[str, Any]] = [
         {"event": "user", "text": "DD202405001 到哪了", "parse_data": {"intent": {"name": "order_status"}}},
         {"event": "bot", "text": "订单 DD202405001 已发货"},
     ]

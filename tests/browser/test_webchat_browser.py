@@ -74,7 +74,8 @@ async def settled(page: Page) -> None:
 
 async def seqs(page: Page) -> list[str | None]:
     """data-seq of every rendered message, in display order."""
-    return await messages(page).evaluate_all("els => els.map(e => e.getAttribute('data-seq'))")
+    found: list[str | None] = await messages(page).evaluate_all("els => els.map(e => e.getAttribute('data-seq'))")
+    return found
 
 
 async def texts(page: Page, role: str) -> list[str]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
+from bot.engine.contract import EngineReply, HandoffRequest, MessageMetadata
 from bot.errors import EngineUnavailable
 
 
@@ -20,21 +20,30 @@ class StubEngine:
         self.down = False
         self.delay = 0.0
         self.texts: list[str] = []
+        self.resets: list[str] = []
 
     @property
     def calls(self) -> int:
         """How many messages reached it."""
         return len(self.texts)
 
-    async def send(self, conversation_id: str, text: str, metadata: dict[str, Any]) -> list[dict[str, Any]]:
+    async def send(self, conversation_id: str, text: str, metadata: MessageMetadata) -> list[EngineReply]:
+        """The scripted answer (a handoff for "转人工"); EngineUnavailable while `down`."""
         self.texts.append(text)
         await asyncio.sleep(self.delay)
         if self.down:
             raise EngineUnavailable("stub engine is down")
         if text == self.HANDOFF:
-            handoff = {"reason": "requested", "skill": "general", "priority": 3, "summary": "asked for an agent"}
-            return [{"text": "好的，正在为您转接", "ar_template": "utter_handoff", "custom": {"handoff": handoff}}]
-        return [{"text": f"answer to: {text}", "ar_template": "utter_default", "ar_template_version": 1}]
+            handoff = HandoffRequest(reason="requested", skill="general", priority=3, summary="asked for an agent")
+            return [EngineReply(text="好的，正在为您转接", template="utter_handoff", handoff=handoff)]
+        return [EngineReply(text=f"answer to: {text}", template="utter_default", template_version=1)]
 
     async def reset(self, conversation_id: str) -> None:
-        return None
+        """Forget the conversation; EngineUnavailable while `down`."""
+        if self.down:
+            raise EngineUnavailable("stub engine is down")
+        self.resets.append(conversation_id)
+
+    async def ready(self) -> bool:
+        """Up unless `down`."""
+        return not self.down

@@ -14,6 +14,7 @@ import unicodedata
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -34,7 +35,7 @@ _ANNOTATION = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\})")
 
 
 @lru_cache(maxsize=1)
-def _t2s():
+def _t2s() -> Any:  # OpenCC ships no type information
     from opencc import OpenCC
 
     return OpenCC("t2s")

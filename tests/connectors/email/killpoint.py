@@ -37,7 +37,7 @@ def arm(moment: str) -> None:
             die()
             await original_mark(self, *args)
 
-        outbox.CommitMarker.mark = mark  # type: ignore[method-assign]
+        outbox.CommitMarker.mark = mark  # type: ignore[method-assign, assignment]  # a test patch with *args
     elif moment == "dot_sent":
         original_write = SMTPProtocol.write
 

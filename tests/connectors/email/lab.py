@@ -1,8 +1,8 @@
 """A mail lab for the crash test and the benchmark: Redis and the engine that stay up, an app process to kill.
 
 `autoresponder up` supervises its children and stops everything when one dies, so the lab starts the
-pieces itself with `bot.stack.Stack` (Redis with AOF, the Rasa engine with the trained model) and runs
-the app (`uvicorn --factory bot.asgi:build`, the way `Stack.start_app` does) as a process of its own.
+pieces itself with `bot.ops.stack.Stack` (Redis with AOF, the Rasa engine with the trained model) and runs
+the app (`uvicorn --factory bot.web.asgi:build`, the way `Stack.start_app` does) as a process of its own.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import httpx
 
+from bot.ops.stack import Stack, StackError, free_port, train
 from bot.settings import PROJECT_ROOT, Settings
-from bot.stack import Stack, StackError, free_port, train
 from tests.connectors.email.mails import SUPPORT
 from tests.connectors.email.servers import PASSWORD, Dovecot, Smtp
 
@@ -93,6 +93,7 @@ class Lab:
     def start(self) -> None:
         """Redis and the engine; returns once the engine has loaded the model."""
         model = train(self.settings)
+        self.stack.prepare_crm()
         self.stack.engine_token = secrets.token_urlsafe(16)
         self.redis_url = self.stack.start_redis()
         self.stack.redis_url = self.redis_url
@@ -151,7 +152,7 @@ class Lab:
         """Start the app process (not waiting for it)."""
         log = self.var_dir / f"app-{len(self.apps)}.log"
         cmd = [
-            sys.executable, "-m", "uvicorn", "--factory", "bot.asgi:build", "--host", "127.0.0.1",
+            sys.executable, "-m", "uvicorn", "--factory", "bot.web.asgi:build", "--host", "127.0.0.1",
             "--port", str(self.http_port), "--log-level", "warning", "--no-access-log",
         ]  # fmt: skip
         with open(log, "wb") as out:

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from bot.stack import free_port
+from bot.ops.stack import free_port
 from connectors.email.imap import ImapClient, ImapConfig
 
 PASSWORD = "test-imap-secret"

@@ -5,34 +5,40 @@ from __future__ import annotations
 import pytest
 
 from bot.settings import Settings
-from connectors import connector_classes, enabled_connectors
+from connectors import channel_classes, enabled_channels
 from connectors.email.connector import EmailConnector
 from connectors.email.errors import MailConfigError
+from connectors.email.settings import EmailSettings
 
 
-def settings(**values: object) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
+def settings() -> Settings:
+    return Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def mail(**values: object) -> EmailSettings:
+    return EmailSettings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
 
 
 def test_off_unless_an_imap_host_is_set() -> None:
-    assert EmailConnector in connector_classes()
-    assert EmailConnector.from_settings(settings()) is None
-    assert "email" not in enabled_connectors(settings())
+    assert EmailConnector in channel_classes()
+    assert EmailConnector.from_settings(settings(), mail()) is None
+    assert "email" not in enabled_channels(settings())
 
 
 def test_missing_settings_are_named() -> None:
     with pytest.raises(MailConfigError, match="AUTORESPONDER_IMAP_USER, AUTORESPONDER_IMAP_PASSWORD"):
-        EmailConnector.from_settings(settings(imap_host="imap.example.com"))
+        EmailConnector.from_settings(settings(), mail(imap_host="imap.example.com"))
 
 
 def test_defaults_ports_and_support_address() -> None:
     connector = EmailConnector.from_settings(
-        settings(
+        settings(),
+        mail(
             imap_host="imap.example.com",
             imap_user="Support@Shop.Test",
             imap_password="x",
             smtp_host="smtp.example.com",
-        )
+        ),
     )
     assert connector is not None
     assert (connector.imap.port, connector.imap.security) == (993, "ssl")
@@ -44,7 +50,8 @@ def test_defaults_ports_and_support_address() -> None:
 def test_plain_text_to_a_remote_server_is_refused() -> None:
     with pytest.raises(MailConfigError, match="AUTORESPONDER_SMTP_SECURITY=none"):
         EmailConnector.from_settings(
-            settings(
+            settings(),
+            mail(
                 imap_host="127.0.0.1",
                 imap_security="none",
                 imap_user="support",
@@ -52,5 +59,5 @@ def test_plain_text_to_a_remote_server_is_refused() -> None:
                 smtp_host="smtp.example.com",
                 smtp_security="none",
                 support_address="support@shop.test",
-            )
+            ),
         )

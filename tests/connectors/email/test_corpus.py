@@ -81,8 +81,8 @@ async def test_the_mail_corpora_through_the_whole_stack(mail_stack: MailStack) -
     await asyncio.sleep(2)
     unprocessed = sorted(rel for rel, _, parsed, _ in mails if parsed.key not in outcomes)
     assert unprocessed == [], f"{len(unprocessed)} corpus mails never got an outcome (a crash or a hang)"
-    async with httpx.AsyncClient() as client:
-        assert (await client.get(f"{mail_stack.stack.base_url}/healthz", timeout=10)).status_code == 200
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(f"{mail_stack.stack.base_url}/healthz", timeout=10)).status_code == 200
 
     answers_to: Counter[str] = Counter()
     for received in mail_stack.smtp.handler.snapshot():

@@ -8,10 +8,10 @@ import re
 from email import policy
 
 import pytest
-from redis.asyncio import Redis
 
 from connectors.email.loops import ReplyRateLimit, Suppressed, is_system_address, suppression
 from connectors.email.parse import parse_mail
+from tests.conftest import TextRedis
 from tests.connectors.email.mails import SUPPORT, build
 from tests.connectors.email.test_parse import MAIL_DATA, corpus_files
 
@@ -102,7 +102,7 @@ def test_no_usable_sender() -> None:
     assert suppression(parse_mail(raw), SUPPORT) is Suppressed.NO_SENDER
 
 
-async def test_rate_limit_counts_answers_per_sender_per_hour(redis: Redis) -> None:
+async def test_rate_limit_counts_answers_per_sender_per_hour(redis: TextRedis) -> None:
     limit = ReplyRateLimit(redis, 2)
     for key in ("m1", "m2"):
         assert await limit.allowed("a@mail.test", key, now=1000.0)

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
-from bot import keys
+from connectors.email import keys as mail_keys
 from connectors.email import outbox as outbox_module
 from connectors.email.compose import build_message
 from connectors.email.outbox import OutboundMail, Outbox, OutboxWorker, SmtpConfig, SmtpSender
+from tests.conftest import TextRedis
 from tests.connectors.email import killpoint
 from tests.connectors.email.mails import SUPPORT, guest, new_id
 from tests.connectors.email.servers import Smtp, client_tls, make_certificate, start_smtp, until
@@ -41,7 +41,7 @@ def mail_to(address: str) -> OutboundMail:
     return OutboundMail(message_id=message_id, envelope_from=SUPPORT, recipients=(address,), data=data, kind="auto")
 
 
-async def enqueue(redis: Redis, mail: OutboundMail) -> None:
+async def enqueue(redis: TextRedis, mail: OutboundMail) -> None:
     await Outbox(redis).ensure_group()
     pipe = redis.pipeline(transaction=True)
     Outbox.add(pipe, mail)
@@ -73,7 +73,7 @@ def received_ids(smtp: Smtp) -> list[str]:
     return [r.header("Message-ID").strip("<>") for r in smtp.handler.snapshot()]
 
 
-async def test_a_queued_mail_is_sent_once_and_acknowledged(redis: Redis, server: Smtp) -> None:
+async def test_a_queued_mail_is_sent_once_and_acknowledged(redis: TextRedis, server: Smtp) -> None:
     mail = mail_to(guest())
     await enqueue(redis, mail)
     sender = sender_for(server)
@@ -85,30 +85,30 @@ async def test_a_queued_mail_is_sent_once_and_acknowledged(redis: Redis, server:
     got = server.handler.snapshot()[0]
     assert got.mail_from == SUPPORT
     assert got.rcpt_tos == list(mail.recipients)
-    assert await redis.exists(keys.mail_sent(mail.message_id))
-    assert await redis.xlen(keys.outbox()) == 0
-    assert (await redis.xpending(keys.outbox(), keys.OUTBOX_GROUP))["pending"] == 0
+    assert await redis.exists(mail_keys.mail_sent(mail.message_id))
+    assert await redis.xlen(mail_keys.outbox()) == 0
+    assert (await redis.xpending(mail_keys.outbox(), mail_keys.OUTBOX_GROUP))["pending"] == 0
 
 
-async def test_a_mail_whose_transaction_completed_is_never_sent_again(redis: Redis, server: Smtp) -> None:
+async def test_a_mail_whose_transaction_completed_is_never_sent_again(redis: TextRedis, server: Smtp) -> None:
     mail = mail_to(guest())
     await enqueue(redis, mail)
     # A replica killed between the server's 250 and the acknowledgement left the sent marker behind.
-    await redis.set(keys.mail_sent(mail.message_id), "1")
+    await redis.set(mail_keys.mail_sent(mail.message_id), "1")
     async with running(OutboxWorker(redis, sender_for(server), "replica-a")):
         await asyncio.sleep(1.5)
     assert server.handler.snapshot() == []
-    assert await redis.xlen(keys.outbox()) == 0
+    assert await redis.xlen(mail_keys.outbox()) == 0
 
 
-async def test_entries_left_pending_by_a_killed_process_are_sent_after_restart(redis: Redis, server: Smtp) -> None:
+async def test_entries_left_pending_by_a_killed_process_are_sent_after_restart(redis: TextRedis, server: Smtp) -> None:
     mine, theirs = mail_to(guest()), mail_to(guest())
     await enqueue(redis, mine)
     await enqueue(redis, theirs)
     # Two replicas read one entry each and died before sending; replica-a in the middle of the transaction.
-    read = await redis.xreadgroup(keys.OUTBOX_GROUP, "replica-a", {keys.outbox(): ">"}, count=1)
-    await redis.set(keys.outbox_lock(read[0][1][0][0]), "replica-a", ex=keys.OUTBOX_LOCK_SECONDS)
-    await redis.xreadgroup(keys.OUTBOX_GROUP, "replica-dead", {keys.outbox(): ">"}, count=1)
+    read = await redis.xreadgroup(mail_keys.OUTBOX_GROUP, "replica-a", {mail_keys.outbox(): ">"}, count=1)
+    await redis.set(mail_keys.outbox_lock(read[0][1][0][0]), "replica-a", ex=mail_keys.OUTBOX_LOCK_SECONDS)
+    await redis.xreadgroup(mail_keys.OUTBOX_GROUP, "replica-dead", {mail_keys.outbox(): ">"}, count=1)
     # replica-a comes back under the same name: it takes its own pending entry at once.
     async with running(OutboxWorker(redis, sender_for(server), "replica-a")):
         await until(lambda: mine.message_id in received_ids(server), 10, "replica-a's own pending mail")
@@ -116,12 +116,12 @@ async def test_entries_left_pending_by_a_killed_process_are_sent_after_restart(r
 
 
 async def test_entries_of_a_dead_replica_are_claimed_once_idle(
-    redis: Redis, server: Smtp, monkeypatch: pytest.MonkeyPatch
+    redis: TextRedis, server: Smtp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(outbox_module, "CLAIM_IDLE_MS", 200)
     theirs = mail_to(guest())
     await enqueue(redis, theirs)
-    await redis.xreadgroup(keys.OUTBOX_GROUP, "replica-dead", {keys.outbox(): ">"}, count=1)
+    await redis.xreadgroup(mail_keys.OUTBOX_GROUP, "replica-dead", {mail_keys.outbox(): ">"}, count=1)
     await asyncio.sleep(0.3)
     async with running(OutboxWorker(redis, sender_for(server), "replica-b")):
         await until(lambda: theirs.message_id in received_ids(server), 10, "the abandoned mail")
@@ -129,7 +129,7 @@ async def test_entries_of_a_dead_replica_are_claimed_once_idle(
 
 
 async def test_temporary_failures_are_retried_with_backoff(
-    redis: Redis, server: Smtp, monkeypatch: pytest.MonkeyPatch
+    redis: TextRedis, server: Smtp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(outbox_module, "BACKOFF_FIRST_SECONDS", 0.2)
     refusals = iter(["451 4.3.0 try again later", "421 4.3.2 busy"])
@@ -140,11 +140,11 @@ async def test_temporary_failures_are_retried_with_backoff(
         await until(lambda: bool(server.handler.snapshot()), 15, "the mail after two refusals")
     assert server.handler.transactions == 3
     assert received_ids(server) == [mail.message_id]
-    assert await redis.hlen(keys.outbox_attempts()) == 0
-    assert await redis.xlen(keys.outbox_failed()) == 0
+    assert await redis.hlen(mail_keys.outbox_attempts()) == 0
+    assert await redis.xlen(mail_keys.outbox_failed()) == 0
 
 
-async def test_permanent_failures_are_recorded_and_reported(redis: Redis, server: Smtp) -> None:
+async def test_permanent_failures_are_recorded_and_reported(redis: TextRedis, server: Smtp) -> None:
     server.handler.policy = lambda envelope: "550 5.1.1 mailbox unavailable"
     reported: list[tuple[str, str]] = []
 
@@ -157,17 +157,19 @@ async def test_permanent_failures_are_recorded_and_reported(redis: Redis, server
         await until(lambda: bool(reported), 10, "the failure report")
         await asyncio.sleep(1.2)
     assert server.handler.transactions == 1  # a 5xx is not retried
-    failed = await redis.xrange(keys.outbox_failed())
+    failed = await redis.xrange(mail_keys.outbox_failed())
     assert len(failed) == 1
     record = failed[0][1]
     assert record["message_id"] == mail.message_id
     assert record["code"] == "550"
     assert "mailbox unavailable" in record["error"]
     assert reported[0][0] == mail.message_id and reported[0][1].startswith("permanent")
-    assert await redis.xlen(keys.outbox()) == 0
+    assert await redis.xlen(mail_keys.outbox()) == 0
 
 
-async def test_an_address_smtp_cannot_carry_fails_once_and_the_next_mail_still_goes(redis: Redis, server: Smtp) -> None:
+async def test_an_address_smtp_cannot_carry_fails_once_and_the_next_mail_still_goes(
+    redis: TextRedis, server: Smtp
+) -> None:
     good = mail_to(guest())
     bad = OutboundMail(
         message_id=new_id("shop.test"), envelope_from=SUPPORT, recipients=("客户@mail.test",), data=good.data
@@ -177,11 +179,13 @@ async def test_an_address_smtp_cannot_carry_fails_once_and_the_next_mail_still_g
     async with running(OutboxWorker(redis, sender_for(server), "replica-a")):
         await until(lambda: bool(server.handler.snapshot()), 10, "the good mail")
     assert received_ids(server) == [good.message_id]
-    failed = await redis.xrange(keys.outbox_failed())
+    failed = await redis.xrange(mail_keys.outbox_failed())
     assert [f[1]["message_id"] for f in failed] == [bad.message_id]
 
 
-async def test_giving_up_after_the_last_attempt(redis: Redis, server: Smtp, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_giving_up_after_the_last_attempt(
+    redis: TextRedis, server: Smtp, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(outbox_module, "BACKOFF_FIRST_SECONDS", 0.1)
     monkeypatch.setattr(outbox_module, "MAX_ATTEMPTS", 3)
     server.handler.policy = lambda envelope: "452 4.2.2 mailbox full"
@@ -191,11 +195,11 @@ async def test_giving_up_after_the_last_attempt(redis: Redis, server: Smtp, monk
         await until(lambda: server.handler.transactions >= 3, 15, "three attempts")
         await asyncio.sleep(1.5)
     assert server.handler.transactions == 3
-    failed = await redis.xrange(keys.outbox_failed())
+    failed = await redis.xrange(mail_keys.outbox_failed())
     assert [f[1]["attempts"] for f in failed] == ["3"]
 
 
-async def test_smtp_server_down_then_up(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_smtp_server_down_then_up(redis: TextRedis, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(outbox_module, "BACKOFF_FIRST_SECONDS", 0.2)
     smtp = start_smtp()
     port = smtp.port
@@ -205,7 +209,7 @@ async def test_smtp_server_down_then_up(redis: Redis, monkeypatch: pytest.Monkey
     sender = SmtpSender(SmtpConfig(host="127.0.0.1", port=port, security="none"))
     async with running(OutboxWorker(redis, sender, "replica-a")):
         await asyncio.sleep(1.0)
-        state = await redis.hget(keys.outbox_attempts(), (await redis.xrange(keys.outbox()))[0][0])
+        state = await redis.hget(mail_keys.outbox_attempts(), (await redis.xrange(mail_keys.outbox()))[0][0])
         assert state is not None and '"attempts"' in state
         from aiosmtpd.controller import Controller
 
@@ -228,7 +232,7 @@ def certificate() -> Iterator[tuple[Path, Path]]:
 
 
 @pytest.mark.parametrize("security", ["starttls", "ssl"])
-async def test_sends_over_starttls_and_tls(redis: Redis, certificate: tuple[Path, Path], security: str) -> None:
+async def test_sends_over_starttls_and_tls(redis: TextRedis, certificate: tuple[Path, Path], security: str) -> None:
     cert, key = certificate
     smtp = start_smtp(tls_cert=cert, tls_key=key, implicit_tls=security == "ssl")
     try:
@@ -245,7 +249,7 @@ async def test_sends_over_starttls_and_tls(redis: Redis, certificate: tuple[Path
 
 @pytest.mark.parametrize("moment", killpoint.MOMENTS)
 async def test_a_process_killed_at_any_point_of_the_transaction_sends_the_mail_exactly_once(
-    redis: Redis, redis_server: str, server: Smtp, moment: str
+    redis: TextRedis, redis_server: str, server: Smtp, moment: str
 ) -> None:
     mail = mail_to(guest())
     await enqueue(redis, mail)
@@ -261,11 +265,11 @@ async def test_a_process_killed_at_any_point_of_the_transaction_sends_the_mail_e
     await asyncio.sleep(0.5)  # what the dead process's sockets held reaches the servers
     # Before the dot the server drops the unfinished transaction; from the dot on it delivers.
     assert received_ids(server) == ([] if moment == "body_sent" else [mail.message_id])
-    assert await redis.exists(keys.mail_sent(mail.message_id)) == (moment != "body_sent")
+    assert await redis.exists(mail_keys.mail_sent(mail.message_id)) == (moment != "body_sent")
     # The same replica comes back and finishes its pending entry: sent if it was not, never twice.
     async with running(OutboxWorker(redis, sender_for(server), "replica-k")):
         await until(lambda: bool(received_ids(server)), 10, "the mail")
         await asyncio.sleep(1.5)  # the entry is finished, and a second send would show up by now
     assert received_ids(server) == [mail.message_id]
-    assert await redis.xlen(keys.outbox()) == 0
-    assert (await redis.xpending(keys.outbox(), keys.OUTBOX_GROUP))["pending"] == 0
+    assert await redis.xlen(mail_keys.outbox()) == 0
+    assert (await redis.xpending(mail_keys.outbox(), mail_keys.OUTBOX_GROUP))["pending"] == 0

@@ -8,15 +8,15 @@ import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from redis.asyncio import Redis
 
-from bot import keys
+from connectors.email import keys as mail_keys
 from connectors.email import reader as reader_module
 from connectors.email.errors import RetryLater
 from connectors.email.imap import ImapConfig
 from connectors.email.parse import parse_mail
 from connectors.email.processor import Outcome
 from connectors.email.reader import PROCESSED_KEYWORD, MailboxReader
+from tests.conftest import TextRedis
 from tests.connectors.email.mails import build, guest
 from tests.connectors.email.servers import Dovecot, start_dovecot, until
 
@@ -50,7 +50,7 @@ async def reading(reader: MailboxReader) -> AsyncIterator[MailboxReader]:
         await asyncio.wait_for(task, 15)
 
 
-def make_reader(config: ImapConfig, redis: Redis, recorder: Recorder, **kwargs: object) -> MailboxReader:
+def make_reader(config: ImapConfig, redis: TextRedis, recorder: Recorder, **kwargs: object) -> MailboxReader:
     options: dict[str, object] = {"identity": "test-host:1", "max_bytes": 100_000, "poll_seconds": 1.0}
     options.update(kwargs)
     return MailboxReader(config, redis, recorder, **options)  # type: ignore[arg-type]
@@ -61,7 +61,7 @@ def mails(n: int) -> tuple[list[bytes], list[str]]:
     return [build(sender=guest(), subject=f"q{i}", body="hello", message_id=m) for i, m in enumerate(ids)], ids
 
 
-async def test_new_mail_is_processed_by_uid_and_flagged(dovecot: Dovecot, redis: Redis) -> None:
+async def test_new_mail_is_processed_by_uid_and_flagged(dovecot: Dovecot, redis: TextRedis) -> None:
     raws, ids = mails(3)
     await dovecot.deliver("reader", *raws[:2])
     recorder = Recorder()
@@ -75,7 +75,7 @@ async def test_new_mail_is_processed_by_uid_and_flagged(dovecot: Dovecot, redis:
         assert time.monotonic() - started < 3
         await asyncio.sleep(0.5)
     assert recorder.ids() == ids
-    state = await redis.hgetall(keys.mail_uid(config.mailbox_id))
+    state = await redis.hgetall(mail_keys.mail_uid(config.mailbox_id))
     assert int(state["last_uid"]) == max(c[0] for c in recorder.calls)
     client = await dovecot.client("reader")
     try:
@@ -92,7 +92,7 @@ async def test_new_mail_is_processed_by_uid_and_flagged(dovecot: Dovecot, redis:
     assert again.calls == []
 
 
-async def test_processed_mail_can_be_moved_to_a_folder(dovecot: Dovecot, redis: Redis) -> None:
+async def test_processed_mail_can_be_moved_to_a_folder(dovecot: Dovecot, redis: TextRedis) -> None:
     raws, _ids = mails(2)
     await dovecot.deliver("movebox", *raws)
     recorder = Recorder()
@@ -107,7 +107,7 @@ async def test_processed_mail_can_be_moved_to_a_folder(dovecot: Dovecot, redis: 
         await client.close()
 
 
-async def test_oversized_mail_is_fetched_header_only(dovecot: Dovecot, redis: Redis) -> None:
+async def test_oversized_mail_is_fetched_header_only(dovecot: Dovecot, redis: TextRedis) -> None:
     big = build(sender=guest(), subject="big", body="x" * 5000, message_id="big-1@customer.test")
     await dovecot.deliver("reader2", big)
     recorder = Recorder()
@@ -119,7 +119,7 @@ async def test_oversized_mail_is_fetched_header_only(dovecot: Dovecot, redis: Re
     assert fetched < 1000
 
 
-async def test_uidvalidity_change_rescans_the_folder(dovecot: Dovecot, redis: Redis) -> None:
+async def test_uidvalidity_change_rescans_the_folder(dovecot: Dovecot, redis: TextRedis) -> None:
     raws, ids = mails(2)
     client = await dovecot.client("reader2")
     await client.ensure_folder("Support")
@@ -129,7 +129,7 @@ async def test_uidvalidity_change_rescans_the_folder(dovecot: Dovecot, redis: Re
     first = Recorder()
     async with reading(make_reader(config, redis, first)):
         await until(lambda: len(first.calls) == 2, 15, "the first scan")
-    validity = (await redis.hgetall(keys.mail_uid(config.mailbox_id)))["uidvalidity"]
+    validity = (await redis.hgetall(mail_keys.mail_uid(config.mailbox_id)))["uidvalidity"]
     # The folder is recreated (a restore, a server migration): same mails, new UIDVALIDITY, UIDs renumbered.
     client = await dovecot.client("reader2")
     await client.imap.delete('"Support"')
@@ -140,7 +140,7 @@ async def test_uidvalidity_change_rescans_the_folder(dovecot: Dovecot, redis: Re
     async with reading(make_reader(config, redis, second)):
         await until(lambda: len(second.calls) == 2, 15, "the rescan")
     assert second.ids() == ids  # handed over again; the processor recognises them by Message-ID
-    state = await redis.hgetall(keys.mail_uid(config.mailbox_id))
+    state = await redis.hgetall(mail_keys.mail_uid(config.mailbox_id))
     assert state["uidvalidity"] != validity
 
 
@@ -151,7 +151,7 @@ def own_dovecot() -> Iterator[Dovecot]:
     server.stop()
 
 
-async def test_reconnects_after_the_server_goes_away(own_dovecot: Dovecot, redis: Redis) -> None:
+async def test_reconnects_after_the_server_goes_away(own_dovecot: Dovecot, redis: TextRedis) -> None:
     recorder = Recorder()
     async with reading(make_reader(own_dovecot.config("outage"), redis, recorder)) as reader:
         await until(lambda: reader.sessions == 1 and reader.mode == "idle", 10, "the first session")
@@ -162,7 +162,7 @@ async def test_reconnects_after_the_server_goes_away(own_dovecot: Dovecot, redis
         assert reader.sessions >= 2
 
 
-async def test_polls_when_the_server_has_no_idle(redis: Redis) -> None:
+async def test_polls_when_the_server_has_no_idle(redis: TextRedis) -> None:
     server = start_dovecot(["poll"], idle=False)
     try:
         recorder = Recorder()
@@ -177,7 +177,7 @@ async def test_polls_when_the_server_has_no_idle(redis: Redis) -> None:
 
 
 async def test_a_mail_that_cannot_be_processed_now_is_retried(
-    dovecot: Dovecot, redis: Redis, monkeypatch: pytest.MonkeyPatch
+    dovecot: Dovecot, redis: TextRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(reader_module, "RETRY_FIRST_SECONDS", 0.3)
     raws, ids = mails(1)
@@ -196,7 +196,7 @@ async def test_a_mail_that_cannot_be_processed_now_is_retried(
         await client.close()
 
 
-async def test_one_replica_reads_a_mailbox(dovecot: Dovecot, redis: Redis) -> None:
+async def test_one_replica_reads_a_mailbox(dovecot: Dovecot, redis: TextRedis) -> None:
     config = dovecot.config("lease")
     first, second = Recorder(), Recorder()
     a = make_reader(config, redis, first, identity="host-a:8000")
@@ -211,7 +211,7 @@ async def test_one_replica_reads_a_mailbox(dovecot: Dovecot, redis: Redis) -> No
             assert second.calls == []
             assert b.sessions == 0
     # A replica restarted under the same identity takes its own stale lease back at once.
-    assert await redis.set(keys.mail_lease(config.mailbox_id), "host-c:8000#dead", px=60_000)
+    assert await redis.set(mail_keys.mail_lease(config.mailbox_id), "host-c:8000#dead", px=60_000)
     c_again = make_reader(config, redis, Recorder(), identity="host-c:8000")
     started = time.monotonic()
     async with reading(c_again):

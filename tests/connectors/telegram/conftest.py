@@ -13,6 +13,7 @@ import pytest
 from redis import Redis
 
 from bot import keys
+from connectors.telegram import keys as tg_keys
 from tests.conftest import RunningStack, start_stack
 from tests.fakes.telegram_api import FakeBotAPI, TgUser, running
 
@@ -68,7 +69,7 @@ class TelegramStack:
     def blocked_flag(self, chat_id: int) -> bool:
         """Whether the app has the chat marked as having blocked the bot."""
         with Redis.from_url(self.redis_url, decode_responses=True) as redis:
-            return bool(redis.exists(keys.telegram_blocked(str(chat_id))))
+            return bool(redis.exists(tg_keys.telegram_blocked(str(chat_id))))
 
 
 def _redis_url(stack: RunningStack) -> str:

@@ -8,31 +8,33 @@ from typing import Any
 
 import pytest
 from aiogram.types import InlineKeyboardMarkup, Message, ReplyKeyboardMarkup, User
-from redis.asyncio import Redis
 
+from bot.conversations.store import ConversationStore
 from bot.settings import Settings
-from bot.store import ConversationStore
 from bot.templates import TemplateRegistry
-from connectors import enabled_connectors
-from connectors.telegram.connector import (
-    CONTACT_PAYLOAD,
-    TelegramConfigError,
-    TelegramConnector,
-    mask_phone,
-    user_locale,
-)
+from connectors import enabled_channels
+from connectors.telegram.connector import CONTACT_PAYLOAD, TelegramConfigError, TelegramConnector
 from connectors.telegram.handlers import as_words, describe
+from connectors.telegram.port import mask_phone, user_locale
+from connectors.telegram.settings import TelegramSettings
+from tests.conftest import TextRedis
 from tests.connectors.telegram.conftest import TOKEN
 
 
-def settings(tmp_path: Path, **values: Any) -> Settings:
-    return Settings(_env_file=None, var_dir=tmp_path, **values)  # type: ignore[call-arg]
+def settings(tmp_path: Path, **values: Any) -> tuple[Settings, TelegramSettings]:
+    """The core settings and the channel's own, from the same keyword values."""
+    own = {k: v for k, v in values.items() if k.startswith("telegram_")}
+    core = {k: v for k, v in values.items() if k not in own}
+    return (
+        Settings(_env_file=None, var_dir=tmp_path, **core),  # type: ignore[call-arg]
+        TelegramSettings(_env_file=None, **own),  # type: ignore[call-arg]
+    )
 
 
 def test_the_channel_is_on_only_with_a_token(tmp_path: Path) -> None:
-    assert TelegramConnector.from_settings(settings(tmp_path)) is None
-    assert "telegram" not in enabled_connectors(settings(tmp_path))
-    connector = enabled_connectors(settings(tmp_path, telegram_token=TOKEN))["telegram"]
+    assert TelegramConnector.from_settings(*settings(tmp_path)) is None
+    assert "telegram" not in enabled_channels(settings(tmp_path)[0])
+    connector = TelegramConnector.from_settings(*settings(tmp_path, telegram_token=TOKEN))
     assert isinstance(connector, TelegramConnector)
     assert connector.mode == "polling"
     assert connector.webhook_url is None
@@ -41,22 +43,22 @@ def test_the_channel_is_on_only_with_a_token(tmp_path: Path) -> None:
 
 def test_a_wrong_mode_is_refused_with_the_setting_to_fix(tmp_path: Path) -> None:
     with pytest.raises(TelegramConfigError, match="AUTORESPONDER_TELEGRAM_MODE"):
-        TelegramConnector.from_settings(settings(tmp_path, telegram_token=TOKEN, telegram_mode="push"))
+        TelegramConnector.from_settings(*settings(tmp_path, telegram_token=TOKEN, telegram_mode="push"))
 
 
 def test_a_malformed_token_or_secret_is_refused_with_the_setting_to_fix(tmp_path: Path) -> None:
     with pytest.raises(TelegramConfigError, match="AUTORESPONDER_TELEGRAM_TOKEN"):
-        TelegramConnector.from_settings(settings(tmp_path, telegram_token="not a token"))
+        TelegramConnector.from_settings(*settings(tmp_path, telegram_token="not a token"))
     with pytest.raises(TelegramConfigError, match="AUTORESPONDER_TELEGRAM_WEBHOOK_SECRET"):
         TelegramConnector.from_settings(
-            settings(tmp_path, telegram_token=TOKEN, telegram_mode="webhook", telegram_webhook_secret="a b!")
+            *settings(tmp_path, telegram_token=TOKEN, telegram_mode="webhook", telegram_webhook_secret="a b!")
         )
 
 
 def test_webhook_mode_uses_the_public_url_and_a_persistent_secret(tmp_path: Path) -> None:
     s = settings(tmp_path, telegram_token=TOKEN, telegram_mode="Webhook", public_url="https://support.example.com/")
-    first = TelegramConnector.from_settings(s)
-    again = TelegramConnector.from_settings(s)
+    first = TelegramConnector.from_settings(*s)
+    again = TelegramConnector.from_settings(*s)
     assert first is not None
     assert again is not None
     assert first.webhook_url == "https://support.example.com/channels/telegram/webhook"
@@ -69,16 +71,16 @@ def test_webhook_mode_uses_the_public_url_and_a_persistent_secret(tmp_path: Path
     assert not first.check_secret("")
     assert not first.check_secret(None)
     explicit = TelegramConnector.from_settings(
-        settings(tmp_path, telegram_token=TOKEN, telegram_mode="webhook", telegram_webhook_secret="s3cret")
+        *settings(tmp_path, telegram_token=TOKEN, telegram_mode="webhook", telegram_webhook_secret="s3cret")
     )
     assert explicit is not None
     assert explicit.webhook_secret == "s3cret"
 
 
 @pytest.fixture
-def connector(redis: Redis) -> TelegramConnector:
+def connector(redis: TextRedis) -> TelegramConnector:
     tg = TelegramConnector(TOKEN)
-    tg._services = SimpleNamespace(store=ConversationStore(redis))  # type: ignore[assignment]
+    tg._context = SimpleNamespace(store=ConversationStore(redis), redis=redis)  # type: ignore[assignment]
     return tg
 
 

@@ -20,10 +20,10 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import GetUpdates
 from aiogram.types import Message, Update
-from redis.asyncio import Redis
 
-from bot.store import ConversationStore
+from bot.conversations.store import ConversationStore
 from connectors.telegram.middlewares import RetryMiddleware, UpdateGate
+from tests.conftest import TextRedis
 from tests.connectors.telegram.conftest import TOKEN
 from tests.fakes.telegram_api import FakeBotAPI, TgUser, running
 
@@ -115,7 +115,7 @@ def _update(update_id: int, chat_id: int, text: str) -> Update:
 
 
 @pytest.fixture
-async def gated(redis: Redis) -> AsyncIterator[tuple[Dispatcher, Bot, list[str]]]:
+async def gated(redis: TextRedis) -> AsyncIterator[tuple[Dispatcher, Bot, list[str]]]:
     seen: list[str] = []
     dp = Dispatcher(disable_fsm=True)
     dp.update.outer_middleware(UpdateGate(ConversationStore(redis)))

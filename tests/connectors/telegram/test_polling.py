@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.crm import CRM
+from bot.crm.repository import CRM
 from tests.connectors.telegram.conftest import TelegramStack, new_user
 from tests.fakes.telegram_api import parse_html, utf16_len, wait_for
 

@@ -1,0 +1,1 @@
+"""The conversation core: messages, the conversation model, the store, the router and its ports."""

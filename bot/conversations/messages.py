@@ -1,0 +1,45 @@
+"""Messages across the channel boundary: channel events in as InboundMessage, pushes out as OutboundMessage."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file or media item a customer sent; recorded, never processed."""
+
+    name: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One customer message from any channel, in the router's terms."""
+
+    channel: str
+    thread_id: str
+    sender: str
+    text: str
+    idempotency_key: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    locale_hint: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    received_at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One message to deliver to a customer outside a request/response cycle (agent answers, notices)."""
+
+    text: str
+    role: str = "bot"
+    buttons: tuple[dict[str, str], ...] = ()
+    template: str | None = None
+    template_version: int | None = None
+    html: str | None = None
+    agent_name: str | None = None
+    text_format: str = "text"  # "html" when `text` is HTML (a notice rendered for Telegram)

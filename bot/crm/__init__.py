@@ -1,0 +1,1 @@
+"""The CRM: records, tables, the repository, its async façade and the demo seed."""

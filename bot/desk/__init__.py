@@ -1,0 +1,1 @@
+"""The agent desk: taking and answering conversations, assignment, SLA, CSAT, notices and figures."""

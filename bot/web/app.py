@@ -1,0 +1,46 @@
+"""The app's web server: the channels' routes, the engine callbacks, the agent API, pages and health."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from bot.settings import Settings
+from bot.web import container, errors
+from bot.web.routes import agents, callbacks, pages
+from connectors import HasRoutes, enabled_channels
+
+
+def create_app(settings: Settings, *, engine_token: str) -> FastAPI:
+    """Build the app; connections are opened in the lifespan, not here."""
+    channels = enabled_channels(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with container.running(settings, engine_token=engine_token, channels=channels.values()) as built:
+            app.state.container = built
+            try:
+                yield
+            finally:
+                app.state.container = None
+
+    app = FastAPI(
+        title="autoresponder",
+        version="0.1.0",
+        description="Omnichannel customer-service auto-responder. The REST channel is for company apps; "
+        "the web chat widget talks over the websocket at /channels/webchat/ws.",
+        lifespan=lifespan,
+    )
+    app.state.container = None
+    app.state.engine_token = engine_token
+    app.state.agent_token = settings.secret("agent_token")
+    errors.install(app)
+    for channel in channels.values():
+        if isinstance(channel, HasRoutes):
+            app.include_router(channel.routes())
+    app.include_router(callbacks.router)
+    app.include_router(agents.router)
+    app.include_router(pages.router)
+    return app

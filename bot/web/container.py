@@ -1,0 +1,175 @@
+"""The composition root: builds the app's object graph once; the app, the tests and the benchmarks use it.
+
+`build` wires the parts from settings and the three external systems (Redis, the CRM, the engine),
+which callers pass in so that tests can hand over a Redis of their own or a stub engine. `running`
+opens those systems the way the app does, starts the background work and the channels, and closes
+everything again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from rasa_sdk.executor import ActionExecutor
+from redis.asyncio import Redis
+
+import actions
+import connectors
+from actions.deps import ActionServices, configure
+from bot.conversations.channels import Channel, ChannelContext, Channels
+from bot.conversations.ports import Engine
+from bot.conversations.router import Router
+from bot.conversations.store import ConversationStore
+from bot.crm.directory import AsyncCRM
+from bot.crm.repository import CRM
+from bot.desk.agents import AgentDesk
+from bot.desk.assign import Assigner
+from bot.desk.csat import CsatPolicy, SurveyInterceptor
+from bot.desk.notices import AfterHoursNotice
+from bot.desk.sla import SlaClock, SlaPolicy, SlaWatcher
+from bot.desk.stats import DeskStats
+from bot.engine.client import EngineClient
+from bot.errors import AutoresponderError
+from bot.hours import BusinessHours
+from bot.settings import PROJECT_ROOT, Settings
+from bot.templates import TemplateRegistry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Container:
+    """Every long-lived part of the app, built once."""
+
+    settings: Settings
+    redis: Any
+    crm: CRM
+    customers: AsyncCRM
+    engine: Engine
+    templates: TemplateRegistry
+    store: ConversationStore
+    router: Router
+    channels: Channels
+    desk: AgentDesk
+    sla: SlaPolicy
+    csat: CsatPolicy
+    hours: BusinessHours
+    watcher: SlaWatcher
+    assigner: Assigner
+    stats: DeskStats
+    executor: ActionExecutor
+    engine_token: str = ""
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def channel_context(self) -> ChannelContext:
+        """What channels are started with."""
+        return ChannelContext(
+            router=self.router, store=self.store, templates=self.templates, customers=self.customers, redis=self.redis
+        )
+
+
+def build(
+    settings: Settings,
+    *,
+    redis: Redis,
+    crm: CRM,
+    engine: Engine,
+    channels: Iterable[Channel] = (),
+    engine_token: str = "",
+    hours: BusinessHours | None = None,
+) -> Container:
+    """Wire the app's parts; nothing is started and no connection is opened here."""
+    hours = hours or settings.hours()
+    templates = TemplateRegistry.from_dir(
+        PROJECT_ROOT / "responses", strict=settings.strict_templates, variants=connectors.variants()
+    )
+    customers = AsyncCRM(crm)
+    store = ConversationStore(redis)
+    sla = SlaPolicy(
+        first_response=settings.sla_first_response_minutes * 60,
+        escalate_after=settings.sla_escalate_after_minutes * 60,
+        hours=hours,
+    )
+    csat = CsatPolicy(
+        enabled=settings.csat_enabled,
+        low_score=settings.csat_low_score,
+        window_seconds=settings.csat_window_hours * 3600,
+    )
+    registry = Channels(channels, store)
+    router = Router(
+        store,
+        customers,
+        engine,
+        templates,
+        interceptors=[SurveyInterceptor(store, templates, csat)],
+        listeners=[SlaClock(sla), AfterHoursNotice(templates, hours, registry)],
+    )
+    desk = AgentDesk(store, templates, engine, registry, customers, csat=csat)
+    executor = ActionExecutor()
+    executor.register_package(actions)
+    configure(
+        ActionServices(
+            crm=crm, followup_limit=settings.followup_limit, sentiment_threshold=settings.sentiment_threshold
+        )
+    )
+    return Container(
+        settings=settings,
+        redis=redis,
+        crm=crm,
+        customers=customers,
+        engine=engine,
+        templates=templates,
+        store=store,
+        router=router,
+        channels=registry,
+        desk=desk,
+        sla=sla,
+        csat=csat,
+        hours=hours,
+        watcher=SlaWatcher(store, sla, interval=settings.sla_check_seconds),
+        assigner=Assigner(store, desk, interval=settings.assign_interval_seconds),
+        stats=DeskStats(store, sla),
+        executor=executor,
+        engine_token=engine_token,
+    )
+
+
+@asynccontextmanager
+async def running(settings: Settings, *, engine_token: str, channels: Iterable[Channel]) -> AsyncIterator[Container]:
+    """Open Redis, the CRM and the engine client, start the desk's background work and the channels;
+    stop and close them all on the way out."""
+    if not settings.redis_url:
+        raise AutoresponderError("AUTORESPONDER_REDIS_URL is not set; start the stack with `autoresponder up`")
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    await redis.ping()
+    crm = CRM.from_url(settings.resolved_crm_url)
+    crm.create_schema()  # the demo data, if wanted, is loaded by `autoresponder up`, not by every replica
+    engine = EngineClient(settings.resolved_engine_url, engine_token, settings.engine_timeout_seconds)
+    container = build(settings, redis=redis, crm=crm, engine=engine, channels=channels, engine_token=engine_token)
+    container._tasks = [
+        asyncio.create_task(container.watcher.run(), name="sla-watcher"),
+        asyncio.create_task(container.assigner.run(), name="assigner"),
+    ]
+    started: list[Channel] = []
+    try:
+        context = container.channel_context()
+        for channel in container.channels:
+            await channel.start(context)
+            started.append(channel)
+            log.info("channel %s started", channel.name())
+        yield container
+    finally:
+        container.watcher.stop()
+        container.assigner.stop()
+        for task in container._tasks:
+            await task
+        for channel in reversed(started):
+            await channel.stop()
+        await engine.close()
+        await redis.aclose()
+        crm.close()

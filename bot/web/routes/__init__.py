@@ -1,0 +1,1 @@
+"""HTTP routes of the app's own surfaces (agents, engine callbacks, pages, health); channels bring theirs."""

@@ -1,0 +1,70 @@
+"""The app's pages and health: the demo page, the widget script, the agent console, /healthz."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from bot.web.deps import ContainerDep
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+# The agent console runs only its own script and stylesheet and talks only to this app: no inline
+# script or style, no other origin, no framing, no form posts (the sign-in form is handled in script).
+CONSOLE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+CONSOLE_HEADERS = {
+    "Content-Security-Policy": CONSOLE_CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+router = APIRouter()
+
+
+@router.get("/", include_in_schema=False)
+async def demo_page() -> FileResponse:
+    """The demo shop page with the widget."""
+    return FileResponse(STATIC / "demo.html", media_type="text/html; charset=utf-8")
+
+
+@router.get("/widget.js", include_in_schema=False)
+async def widget() -> FileResponse:
+    """The widget script shops embed."""
+    return FileResponse(
+        STATIC / "widget.js",
+        media_type="text/javascript; charset=utf-8",
+        headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"},
+    )
+
+
+@router.get("/console", include_in_schema=False)
+async def console_page() -> FileResponse:
+    """The agent console."""
+    return FileResponse(STATIC / "console.html", media_type="text/html; charset=utf-8", headers=CONSOLE_HEADERS)
+
+
+@router.get("/console.js", include_in_schema=False)
+async def console_script() -> FileResponse:
+    """The agent console's script."""
+    return FileResponse(STATIC / "console.js", media_type="text/javascript; charset=utf-8", headers=CONSOLE_HEADERS)
+
+
+@router.get("/console.css", include_in_schema=False)
+async def console_style() -> FileResponse:
+    """The agent console's stylesheet."""
+    return FileResponse(STATIC / "console.css", media_type="text/css; charset=utf-8", headers=CONSOLE_HEADERS)
+
+
+@router.get("/healthz", tags=["ops"])
+async def healthz(c: ContainerDep) -> Response:
+    """Liveness and readiness: Redis reachable and the engine answering."""
+    redis_ok = bool(await c.redis.ping())
+    engine_ok = await c.engine.ready()
+    status = 200 if redis_ok and engine_ok else 503
+    return JSONResponse({"redis": redis_ok, "engine": engine_ok}, status_code=status)

@@ -1,0 +1,67 @@
+"""Model freshness and the engine configuration the launcher writes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+
+from bot.ops.stack import MODEL_INPUTS, Stack, model_fingerprint
+from bot.settings import PROJECT_ROOT, Settings
+
+
+def _copy_inputs(dest: Path) -> None:
+    for name in MODEL_INPUTS:
+        src = PROJECT_ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, dest / name)
+
+
+def test_fingerprint_follows_content_not_mtime(tmp_path: Path) -> None:
+    _copy_inputs(tmp_path)
+    before = model_fingerprint(tmp_path)
+    (tmp_path / "domain.yml").touch()
+    assert model_fingerprint(tmp_path) == before
+    nlu = next((tmp_path / "data" / "nlu").glob("*.yml"))
+    nlu.write_text(nlu.read_text() + "\n")
+    assert model_fingerprint(tmp_path) != before
+
+
+def test_engine_config_points_at_this_stack(tmp_path: Path) -> None:
+    settings = Settings(http_port=18123, var_dir=tmp_path)
+    stack = Stack(settings, engine_token="tok-123")
+    endpoints, credentials = stack.write_engine_config("redis://:pw@127.0.0.1:6390/2")
+    ep = yaml.safe_load(endpoints.read_text())
+    assert ep["action_endpoint"] == {"url": "http://127.0.0.1:18123/webhooks/actions", "token": "tok-123"}
+    assert ep["nlg"]["url"] == "http://127.0.0.1:18123/webhooks/nlg"
+    for store in ("tracker_store", "lock_store"):
+        assert ep[store]["type"] == "redis"
+        assert (ep[store]["url"], ep[store]["port"], ep[store]["db"], ep[store]["password"]) == (
+            "127.0.0.1",
+            6390,
+            2,
+            "pw",
+        )
+    assert yaml.safe_load(credentials.read_text()) == {"ar_engine.channel.AppInput": {"token": "tok-123"}}
+    assert endpoints.stat().st_mode & 0o077 == 0  # tokens are not world-readable
+    assert settings.resolved_engine_port == 18124
+
+
+def test_an_engine_token_starting_with_a_dash_reaches_rasa_as_the_token(tmp_path: Path) -> None:
+    import argparse
+
+    settings = Settings(http_port=18125, var_dir=tmp_path)
+    stack = Stack(settings, engine_token="-Rk3v_dash-first")
+    spawned: list[list[str]] = []
+    stack._spawn = lambda name, cmd, env, log=None: spawned.append(cmd)  # type: ignore[method-assign, assignment, return-value]  # records the command instead of starting it
+    stack.start_engine(tmp_path / "model.tar.gz", tmp_path / "endpoints.yml", tmp_path / "credentials.yml")
+    # `rasa run` reads its options with argparse: parse the same way the options it was given.
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-t", "--auth-token")
+    parser.add_argument("--interface")
+    options, _ = parser.parse_known_args(spawned[0][2:])
+    assert options.auth_token == "-Rk3v_dash-first"
+    assert options.interface == "127.0.0.1"
