@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -35,6 +36,8 @@ class Settings(BaseSettings):
     engine_url: str | None = None
     engine_token: str | None = None
     secret_key: str | None = None
+    # The per-shop secret the shop's backend signs logged-in customers' ids with (web chat identity).
+    identity_secret: str | None = None
     var_dir: Path = PROJECT_ROOT / "var"
     model_dir: Path = PROJECT_ROOT / "models"
     engine_dir: Path = PROJECT_ROOT / "engine"
@@ -104,6 +107,7 @@ class Settings(BaseSettings):
         explicit = explicit or {
             "rest_token": self.rest_token,
             "secret_key": self.secret_key,
+            "identity_secret": self.identity_secret,
             "agent_token": self.agent_token,
         }.get(name)
         if explicit:
@@ -111,8 +115,19 @@ class Settings(BaseSettings):
         path = self.var_dir / "secrets" / name
         if path.exists():
             return path.read_text().strip()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.parent.chmod(0o700)
         value = secrets.token_urlsafe(24)
-        path.write_text(value)
-        path.chmod(0o600)
+        # Written whole to a file only the owner can read, then linked into place: of two processes starting
+        # together one wins, the other reads the winner's (link fails when the name exists).
+        draft = path.with_name(f".{name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(value)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            value = path.read_text().strip()
+        finally:
+            draft.unlink()
         return value

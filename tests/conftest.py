@@ -32,6 +32,8 @@ TextRedis = Any
 
 REST_TOKEN = "test-rest-token-0123456789"
 AGENT_TOKEN = "test-agent-token-0123456789"
+# The shop's identity secret in the tests' stacks (web chat customers signed by "the shop's backend").
+IDENTITY_SECRET = "test-identity-secret-0123456789"
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,7 @@ def start_stack(
         AUTORESPONDER_VAR_DIR=str(var_dir),
         AUTORESPONDER_REST_TOKEN=REST_TOKEN,
         AUTORESPONDER_AGENT_TOKEN=AGENT_TOKEN,
+        AUTORESPONDER_IDENTITY_SECRET=IDENTITY_SECRET,
         AUTORESPONDER_STRICT_TEMPLATES="true",
         AUTORESPONDER_LOG_LEVEL="warning",
     )

@@ -29,6 +29,10 @@ class InboundMessage:
     locale_hint: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     received_at: float = field(default_factory=time.time)
+    # The sender is a contact the channel vouches for (a REST app's customer id, email address or phone;
+    # the address an email answer goes to): the CRM customer it names is this conversation's customer.
+    # Web chat visitors and Telegram users are identified otherwise (a verified identity in `metadata`).
+    sender_is_contact: bool = False
 
 
 @dataclass(frozen=True)

@@ -65,9 +65,14 @@ class Router:
         self._locks = KeyedLocks()
 
     async def identify(self, msg: InboundMessage) -> CustomerInfo | None:
-        """The CRM customer behind a sender (id, email or phone), or None for a guest."""
+        """The CRM customer behind a message, or None for a guest.
+
+        Either the channel verified who it is (`metadata["customer_id"]`: a web chat identity signed by the
+        shop, a Telegram account linked by its own phone number, the id a REST app asserts), or the sender
+        is a contact the channel vouches for (`sender_is_contact`: an id, email address or phone number).
+        """
         explicit = msg.metadata.get("customer_id")
-        for candidate in (explicit, msg.sender):
+        for candidate in (explicit, msg.sender if msg.sender_is_contact else None):
             if candidate:
                 customer = await self.customers.find(str(candidate))
                 if customer is not None:

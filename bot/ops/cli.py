@@ -20,6 +20,14 @@ from bot.settings import PROJECT_ROOT, Settings
 app = typer.Typer(help="Omnichannel customer-service auto-responder.", no_args_is_help=True)
 
 
+def rest_token_source(settings: Settings) -> str:
+    """Where the REST token is, never the token itself (banners end up in logs and screenshots)."""
+    settings.secret("rest_token")  # created now if it does not exist yet
+    if settings.rest_token:
+        return "AUTORESPONDER_REST_TOKEN"
+    return f"in {settings.var_dir / 'secrets' / 'rest_token'} (readable by you only)"
+
+
 @app.command()
 def up() -> None:
     """Start Redis (unless AUTORESPONDER_REDIS_URL is set), the engine and the app; Ctrl-C stops them."""
@@ -40,7 +48,7 @@ def up() -> None:
             f"  web chat demo : {base}/\n"
             f"  API docs      : {base}/docs\n"
             f"  REST channel  : POST {base}/channels/rest/messages\n"
-            f"  REST token    : {settings.secret('rest_token')}\n"
+            f"  REST token    : {rest_token_source(settings)}\n"
             f"  agent console : {base}/console  (agent token: {settings.secret('agent_token')})\n"
             f"  Redis         : {stack.redis_url}\n"
             "Press Ctrl-C to stop.",
@@ -162,6 +170,14 @@ def bench_nlu(
     cmd = [str(python), "-m", "ar_engine.bench_nlu", dataset, "--data", str(data.resolve())]
     cmd += ["--config", str(PROJECT_ROOT / "config.yml"), "--out", str(out)]
     raise typer.Exit(subprocess.run(cmd, cwd=PROJECT_ROOT, env=engine_env(settings, ""), check=False).returncode)
+
+
+@app.command("identity-hash")
+def identity_hash_cmd(customer_id: Annotated[str, typer.Argument(help="The logged-in customer's id.")]) -> None:
+    """Print the hash a shop's backend puts beside a customer's id for the web chat (for trying it out)."""
+    from connectors.webchat.identity import identity_hash
+
+    print(identity_hash(Settings().secret("identity_secret"), customer_id))
 
 
 @app.command()

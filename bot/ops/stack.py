@@ -66,6 +66,14 @@ def rasa_bin(settings: Settings) -> Path:
     return path
 
 
+def engine_python(settings: Settings) -> Path:
+    """The engine environment's Python."""
+    path = settings.engine_dir / ".venv" / "bin" / "python"
+    if not path.exists():
+        raise StackError(f"{path} is missing: run `make setup` to create the engine environment")
+    return path
+
+
 def train(settings: Settings, *, force: bool = False) -> Path:
     """Train the model when it is missing or its inputs changed; return its path.
 
@@ -198,13 +206,13 @@ class Stack:
         return ep, cr
 
     def start_engine(self, model: Path, endpoints: Path, credentials: Path) -> None:
-        """Start `rasa run` on loopback with its HTTP API behind the engine token."""
+        """Start the engine (`rasa run`) on loopback with its HTTP API behind the engine token."""
         port = self.settings.resolved_engine_port
+        # `rasa run` through ar_engine.serve, which gives Rasa its API token from the environment: on a
+        # command line it would be in every user's `ps`.
         cmd = [
-            str(rasa_bin(self.settings)), "run", "--model", str(model), "--enable-api",
-            # One argument with "=": a token that starts with "-" (token_urlsafe makes one in 64) would
-            # otherwise be read by argparse as an option and `rasa run` would refuse to start.
-            f"--auth-token={self.engine_token}", "--interface", "127.0.0.1", "--port", str(port),
+            str(engine_python(self.settings)), "-m", "ar_engine.serve", "--model", str(model), "--enable-api",
+            "--interface", "127.0.0.1", "--port", str(port),
             "--endpoints", str(endpoints), "--credentials", str(credentials),
             "--response-timeout", str(int(self.settings.engine_timeout_seconds)),
         ]  # fmt: skip

@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from bot.settings import Settings
 from bot.web import container, errors
+from bot.web.middleware import DocsPolicy
 from bot.web.routes import agents, callbacks, pages
 from connectors import HasRoutes, enabled_channels
 
@@ -26,7 +28,8 @@ def create_app(settings: Settings, *, engine_token: str) -> FastAPI:
             finally:
                 app.state.container = None
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from the fastapi-offline package: /docs and /redoc need no CDN.
+    app = FastAPIOffline(
         title="autoresponder",
         version="0.1.0",
         description="Omnichannel customer-service auto-responder. The REST channel is for company apps; "
@@ -37,6 +40,7 @@ def create_app(settings: Settings, *, engine_token: str) -> FastAPI:
     app.state.engine_token = engine_token
     app.state.agent_token = settings.secret("agent_token")
     errors.install(app)
+    app.add_middleware(DocsPolicy)
     for channel in channels.values():
         if isinstance(channel, HasRoutes):
             app.include_router(channel.routes())

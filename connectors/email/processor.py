@@ -179,6 +179,8 @@ class MailProcessor:
             attachments=mail.attachments,
             locale_hint=mail.locale_hint,
             metadata={"display_text": shown, "message_id": mail.message_id or "", "subject": mail.subject},
+            # Answers go to this address, so whoever wrote, only the customer on file reads them.
+            sender_is_contact=True,
         )
 
     async def _route(

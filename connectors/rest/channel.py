@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, field_validator
 
 from bot.conversations.channels import Channel, ChannelContext
@@ -88,6 +89,10 @@ class MessagesOut(BaseModel):
 
 
 POLL_INTERVAL_SECONDS = 0.5
+# Declared in the OpenAPI document, so that /docs offers "Authorize" with the REST token.
+REST_AUTH = HTTPBearer(
+    scheme_name="rest_token", description="AUTORESPONDER_REST_TOKEN (var/secrets/rest_token)", auto_error=False
+)
 
 
 class RestChannel(Channel):
@@ -126,8 +131,8 @@ class RestChannel(Channel):
             raise HTTPException(status_code=503, detail="the app is starting; try again shortly")
         return self._context
 
-    def _bearer(self, authorization: str = Header(default="", include_in_schema=False)) -> None:
-        supplied = authorization[7:] if authorization.startswith("Bearer ") else ""
+    def _bearer(self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(REST_AUTH)]) -> None:
+        supplied = credentials.credentials if credentials is not None else ""
         if not supplied or not hmac.compare_digest(supplied.encode(), self.token.encode()):
             raise HTTPException(
                 status_code=401,
@@ -176,6 +181,7 @@ class RestChannel(Channel):
                     idempotency_key=idempotency_key,
                     locale_hint=str(meta["locale"]) if meta.get("locale") else None,
                     metadata={k: v for k, v in meta.items() if k in ("customer_id",)},
+                    sender_is_contact=True,
                 )
             )
             conv = result.conversation

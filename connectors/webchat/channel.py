@@ -23,6 +23,7 @@ from bot.errors import BadInput
 from bot.locale import normalise_locale
 from bot.settings import Settings
 from connectors.webchat import CHANNEL
+from connectors.webchat.identity import IdentityVerifier
 
 log = logging.getLogger(__name__)
 
@@ -35,19 +36,30 @@ MAX_QUEUED = 20
 _BACKGROUND: set[asyncio.Task[None]] = set()
 
 
+@dataclass(frozen=True)
+class Session:
+    """Who a browser is: its visitor id (and so its conversation), and the verified customer, if any."""
+
+    visitor: str
+    customer_id: str | None = None
+
+
 class Sessions:
-    """Signed session tokens that tie a browser to its visitor id (and so to its conversation)."""
+    """Signed session tokens that tie a browser to its visitor id and verified customer."""
 
     def __init__(self, secret: str, max_age_seconds: int) -> None:
         self._serializer = URLSafeTimedSerializer(secret, salt=SESSION_SALT)
         self.max_age = max_age_seconds
 
-    def issue(self, visitor_id: str) -> str:
-        """A new token for the visitor."""
-        return self._serializer.dumps({"v": visitor_id})
+    def issue(self, session: Session) -> str:
+        """A new token for the session."""
+        data = {"v": session.visitor}
+        if session.customer_id:
+            data["c"] = session.customer_id
+        return self._serializer.dumps(data)
 
-    def verify(self, token: str) -> str:
-        """The visitor id in a token; BadInput with code bad_session or expired_session otherwise."""
+    def verify(self, token: str) -> Session:
+        """The session in a token; BadInput with code bad_session or expired_session otherwise."""
         try:
             data = self._serializer.loads(token, max_age=self.max_age)
         except SignatureExpired as exc:
@@ -56,7 +68,8 @@ class Sessions:
             raise BadInput("bad_session", "session token not valid; a new conversation was started") from exc
         if not isinstance(data, dict) or not isinstance(data.get("v"), str):
             raise BadInput("bad_session", "session token not valid; a new conversation was started")
-        return str(data["v"])
+        customer = data.get("c")
+        return Session(str(data["v"]), customer if isinstance(customer, str) and customer else None)
 
 
 @dataclass
@@ -64,19 +77,28 @@ class _Job:
     text: str
     display: str
     client_id: str
+    session: Session
 
 
 class WebchatConnection:
     """One browser connection: reads frames, forwards the conversation's events."""
 
     def __init__(
-        self, ws: WebSocket, router: Router, store: ConversationStore, sessions: Sessions, max_chars: int
+        self,
+        ws: WebSocket,
+        context: ChannelContext,
+        sessions: Sessions,
+        identities: IdentityVerifier,
+        max_chars: int,
     ) -> None:
         self.ws = ws
-        self.router = router
-        self.store = store
+        self.router: Router = context.router
+        self.store: ConversationStore = context.store
+        self.customers = context.customers
         self.sessions = sessions
+        self.identities = identities
         self.max_chars = max_chars
+        self.session: Session | None = None
         self.visitor: str | None = None
         self.conv_id: str | None = None
         self.locale_hint: str | None = None
@@ -140,25 +162,69 @@ class WebchatConnection:
             await self.send({"type": "pong"})
         elif kind == "hello":
             await self._hello(frame)
+        elif kind == "identify":
+            await self._identify(frame)
         elif kind in ("message", "button"):
             await self._message(frame, kind)
         else:
-            await self.error("unknown_type", f"unknown frame type {kind!r}; expected hello, message, button or ping")
+            await self.error(
+                "unknown_type", f"unknown frame type {kind!r}; expected hello, identify, message, button or ping"
+            )
+
+    async def _claim(self, raw: Any) -> str | None:
+        """The verified customer id a frame's `identity` names; a bad one is an error frame and a guest."""
+        claim = self.identities.check(raw)
+        if not claim.valid:
+            await self.error("bad_identity", "the customer identity is not signed correctly; continuing as a guest")
+        return claim.customer_id
+
+    def _continue(self, session: Session | None, customer_id: str | None) -> Session | None:
+        """The session to go on with under this identity, or None when a new conversation must start.
+
+        A guest who logs in keeps the conversation (linked from then on); logging out, or another
+        customer on the same browser, starts afresh so that nobody sees another customer's conversation.
+        """
+        if session is None:
+            return None
+        if session.customer_id is None or session.customer_id == customer_id:
+            return Session(session.visitor, customer_id)
+        return None
 
     async def _hello(self, frame: dict[str, Any]) -> None:
         self.locale_hint = normalise_locale(str(frame.get("locale") or "")) or self.locale_hint
+        customer_id = await self._claim(frame.get("identity"))
         token = frame.get("session")
-        visitor = None
+        session: Session | None = None
         if isinstance(token, str) and token:
             try:
-                visitor = self.sessions.verify(token)
+                session = self.sessions.verify(token)
             except BadInput as exc:
                 await self.error(exc.code, exc.message)
-        replay_from = frame.get("last_seq") if visitor and isinstance(frame.get("last_seq"), str) else None
-        if visitor is None:
-            visitor = uuid.uuid4().hex
-        self.visitor = visitor
+        kept = self._continue(session, customer_id)
+        replay_from = frame.get("last_seq") if kept and isinstance(frame.get("last_seq"), str) else None
+        await self._welcome(kept or Session(uuid.uuid4().hex, customer_id), replay_from)
+
+    async def _identify(self, frame: dict[str, Any]) -> None:
+        """The visitor logged in, out, or as someone else while connected."""
+        if self.session is None:
+            await self.error("no_session", "send a hello frame first")
+            return
+        customer_id = await self._claim(frame.get("identity"))
+        if customer_id == self.session.customer_id:
+            return
+        kept = self._continue(self.session, customer_id)
+        replay_from = f"{self.last_sent_seq[0]}-{self.last_sent_seq[1]}" if kept else None
+        await self._welcome(kept or Session(uuid.uuid4().hex, customer_id), replay_from)
+
+    async def _welcome(self, session: Session, replay_from: str | None) -> None:
+        self.session = session
+        visitor = self.visitor = session.visitor
         conv, _ = await self.store.find_or_open(CHANNEL, visitor, None)
+        if session.customer_id and conv.customer_id is None:
+            customer = await self.customers.find(session.customer_id)
+            if customer is not None:
+                conv.customer_id = customer.id
+                await self.store.update(conv, "customer_id")
         self.conv_id = conv.id
         for task in self._tasks:
             task.cancel()
@@ -173,7 +239,7 @@ class WebchatConnection:
         await self.send(
             {
                 "type": "welcome",
-                "session": self.sessions.issue(visitor),
+                "session": self.sessions.issue(session),
                 "conversation_id": conv.id,
                 "mode": conv.mode,
                 "locale": conv.locale or self.locale_hint or "zh-CN",
@@ -201,7 +267,7 @@ class WebchatConnection:
 
     async def _message(self, frame: dict[str, Any], kind: str) -> None:
         client_id = frame.get("client_id") if isinstance(frame.get("client_id"), str) else None
-        if self.visitor is None:
+        if self.session is None:
             await self.error("no_session", "send a hello frame first", client_id)
             return
         field = "payload" if kind == "button" else "text"
@@ -215,25 +281,31 @@ class WebchatConnection:
         display = str(frame.get("title") or text) if kind == "button" else text
         try:
             self.jobs.put_nowait(
-                _Job(text=text, display=display[: self.max_chars], client_id=client_id or uuid.uuid4().hex)
+                _Job(
+                    text=text,
+                    display=display[: self.max_chars],
+                    client_id=client_id or uuid.uuid4().hex,
+                    session=self.session,
+                )
             )
         except asyncio.QueueFull:
             await self.error("rate_limited", "too many messages at once; wait for the answers", client_id)
 
     async def _work(self) -> None:
         while (job := await self.jobs.get()) is not None:
-            assert self.visitor is not None
-            assert self.conv_id is not None
+            metadata: dict[str, Any] = {"client_id": job.client_id, "display_text": job.display}
+            if job.session.customer_id:
+                metadata["customer_id"] = job.session.customer_id  # verified by the shop's signature
             try:
                 await self.router.handle(
                     InboundMessage(
                         channel=CHANNEL,
-                        thread_id=self.visitor,
-                        sender=self.visitor,
+                        thread_id=job.session.visitor,
+                        sender=job.session.visitor,
                         text=job.text,
                         idempotency_key=job.client_id,
                         locale_hint=self.locale_hint,
-                        metadata={"client_id": job.client_id, "display_text": job.display},
+                        metadata=metadata,
                     ),
                     on_typing=self._typing,
                 )
@@ -256,8 +328,9 @@ def _seq_key(seq: str) -> tuple[int, int]:
 class WebchatChannel(Channel):
     """The web chat widget's channel: one websocket per browser tab."""
 
-    def __init__(self, sessions: Sessions, max_text_chars: int) -> None:
+    def __init__(self, sessions: Sessions, identities: IdentityVerifier, max_text_chars: int) -> None:
         self.sessions = sessions
+        self.identities = identities
         self.max_text_chars = max_text_chars
         self._context: ChannelContext | None = None
 
@@ -270,7 +343,7 @@ class WebchatChannel(Channel):
     def from_settings(cls, settings: Settings) -> WebchatChannel:
         """Always on; sessions are signed with the app's secret key."""
         sessions = Sessions(settings.secret("secret_key"), settings.session_max_age_days * 86400)
-        return cls(sessions, settings.max_text_chars)
+        return cls(sessions, IdentityVerifier(settings.secret("identity_secret")), settings.max_text_chars)
 
     async def start(self, context: ChannelContext) -> None:
         """Accept sockets from now on."""
@@ -296,7 +369,7 @@ class WebchatChannel(Channel):
                 await ws.close(code=1013, reason="starting up; try again")
                 return
             await ws.accept()
-            conn = WebchatConnection(ws, context.router, context.store, self.sessions, self.max_text_chars)
+            conn = WebchatConnection(ws, context, self.sessions, self.identities, self.max_text_chars)
             await conn.run()
 
         return router

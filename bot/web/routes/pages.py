@@ -43,6 +43,16 @@ async def widget() -> FileResponse:
     )
 
 
+@router.get("/widget.css", include_in_schema=False)
+async def widget_style() -> FileResponse:
+    """The widget's stylesheet (a file of its own, so shops need no 'unsafe-inline' in their CSP)."""
+    return FileResponse(
+        STATIC / "widget.css",
+        media_type="text/css; charset=utf-8",
+        headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"},
+    )
+
+
 @router.get("/console", include_in_schema=False)
 async def console_page() -> FileResponse:
     """The agent console."""

@@ -5,9 +5,15 @@
  *   <script src="https://HOST/widget.js" data-server="https://HOST" async></script>
  *
  * Optional attributes on the script tag:
- *   data-server  base URL of the autoresponder server (default: origin of this script)
- *   data-locale  "zh-CN" | "zh-TW" | "en" (default: from navigator.languages)
- *   data-open    "true" to open the chat panel as soon as the page loads
+ *   data-server         base URL of the autoresponder server (default: origin of this script)
+ *   data-locale         "zh-CN" | "zh-TW" | "en" (default: from navigator.languages)
+ *   data-open           "true" to open the chat panel as soon as the page loads
+ *   data-customer-id    the logged-in customer's id, with
+ *   data-customer-hash  HMAC-SHA256(identity secret, customer id) in hex, computed by the shop's server
+ *
+ * The identity can also be given before the script loads (window.autoresponderSettings = {customerId,
+ * customerHash}) or after: autoresponder.identify({customerId, customerHash}) when the customer logs in,
+ * autoresponder.logout() when they log out (a new conversation starts).
  *
  * Plain ES2020, no dependencies, renders inside an open Shadow DOM.
  * Debug / test hooks: window.AutoResponderWidget = {open(), close(), send(text), socket()}.
@@ -357,197 +363,6 @@
     }
   }
 
-  // ---------------------------------------------------------------------------
-  // Styles (inlined so the embed is a single request)
-  // ---------------------------------------------------------------------------
-
-  const FONT_STACK =
-    LOCALE === "zh-TW"
-      ? '-apple-system, BlinkMacSystemFont, "Segoe UI", "PingFang TC", "Microsoft JhengHei", "Noto Sans CJK TC", "Noto Sans TC", Roboto, "Helvetica Neue", Arial, sans-serif'
-      : '-apple-system, BlinkMacSystemFont, "Segoe UI", "PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", "Noto Sans SC", Roboto, "Helvetica Neue", Arial, sans-serif';
-
-  const CSS = `
-:host { all: initial; }
-*, *::before, *::after { box-sizing: border-box; }
-[hidden] { display: none !important; }
-.ar-root {
-  --ar-primary: #2563eb;
-  --ar-primary-dark: #1d4ed8;
-  --ar-text: #111827;
-  --ar-muted: #6b7280;
-  --ar-border: #e5e7eb;
-  --ar-bot-bg: #f1f3f5;
-  --ar-agent-bg: #e8f7ef;
-  --ar-agent-fg: #065f46;
-  --ar-agent-accent: #059669;
-  --ar-danger: #dc2626;
-  font-family: ${FONT_STACK};
-  font-size: 14px;
-  line-height: 1.5;
-  color: var(--ar-text);
-  -webkit-font-smoothing: antialiased;
-  -webkit-text-size-adjust: 100%;
-}
-button { font: inherit; color: inherit; }
-.ar-launcher {
-  position: fixed; right: 24px; bottom: 24px; z-index: 2147483000;
-  width: 60px; height: 60px; border-radius: 50%; border: 0; padding: 0; cursor: pointer;
-  background: var(--ar-primary); color: #fff;
-  box-shadow: 0 6px 20px rgba(37, 99, 235, .35), 0 2px 6px rgba(0,0,0,.15);
-  display: flex; align-items: center; justify-content: center;
-  transition: transform .18s ease, background .18s ease;
-}
-.ar-launcher:hover { background: var(--ar-primary-dark); transform: scale(1.05); }
-.ar-launcher:focus-visible { outline: 3px solid #93c5fd; outline-offset: 3px; }
-.ar-launcher svg { width: 28px; height: 28px; }
-.ar-launcher .ar-icon-close { display: none; }
-.ar-launcher[aria-expanded="true"] .ar-icon-chat { display: none; }
-.ar-launcher[aria-expanded="true"] .ar-icon-close { display: block; }
-.ar-badge {
-  position: absolute; top: -2px; right: -2px; min-width: 20px; height: 20px; padding: 0 6px;
-  border-radius: 10px; background: var(--ar-danger); color: #fff; font-size: 12px; font-weight: 600;
-  line-height: 20px; text-align: center; box-shadow: 0 0 0 2px #fff;
-}
-.ar-panel {
-  position: fixed; right: 24px; bottom: 96px; z-index: 2147483001;
-  width: 380px; height: min(640px, calc(100vh - 120px)); max-height: calc(100vh - 120px);
-  background: #fff; border-radius: 16px; overflow: hidden;
-  box-shadow: 0 12px 48px rgba(17, 24, 39, .18), 0 2px 8px rgba(17, 24, 39, .08);
-  display: flex; flex-direction: column;
-  transform-origin: bottom right;
-  animation: ar-pop .18s ease-out;
-}
-@keyframes ar-pop { from { opacity: 0; transform: translateY(8px) scale(.98); } to { opacity: 1; transform: none; } }
-.ar-header {
-  flex: none; display: flex; align-items: center; gap: 12px; padding: 14px 12px 14px 16px;
-  background: linear-gradient(135deg, var(--ar-primary) 0%, #3b82f6 100%); color: #fff;
-}
-.ar-avatar {
-  flex: none; width: 38px; height: 38px; border-radius: 50%; background: rgba(255,255,255,.2);
-  display: flex; align-items: center; justify-content: center;
-}
-.ar-avatar svg { width: 22px; height: 22px; }
-.ar-heading { flex: 1; min-width: 0; }
-.ar-title { margin: 0; font-size: 16px; font-weight: 600; line-height: 1.3; }
-.ar-status { display: flex; align-items: center; gap: 6px; font-size: 12px; opacity: .92; margin-top: 2px; }
-.ar-status-dot { width: 8px; height: 8px; border-radius: 50%; background: #fbbf24; flex: none; }
-.ar-status[data-state="online"] .ar-status-dot { background: #34d399; }
-.ar-status[data-state="offline"] .ar-status-dot { background: #f87171; }
-.ar-status[data-state="connecting"] .ar-status-dot,
-.ar-status[data-state="reconnecting"] .ar-status-dot { animation: ar-blink 1s infinite; }
-@keyframes ar-blink { 50% { opacity: .3; } }
-.ar-close {
-  flex: none; width: 36px; height: 36px; border-radius: 8px; border: 0; background: transparent; color: #fff;
-  cursor: pointer; display: flex; align-items: center; justify-content: center;
-}
-.ar-close:hover { background: rgba(255,255,255,.16); }
-.ar-close:focus-visible { outline: 2px solid #fff; outline-offset: 1px; }
-.ar-close svg { width: 20px; height: 20px; }
-.ar-mode {
-  flex: none; display: flex; align-items: center; gap: 8px; padding: 8px 16px;
-  font-size: 13px; border-bottom: 1px solid var(--ar-border);
-}
-.ar-mode[data-mode="waiting"] { background: #fffbeb; color: #92400e; }
-.ar-mode[data-mode="agent"] { background: var(--ar-agent-bg); color: var(--ar-agent-fg); }
-.ar-spinner {
-  flex: none; width: 14px; height: 14px; border-radius: 50%;
-  border: 2px solid currentColor; border-right-color: transparent; animation: ar-spin .8s linear infinite;
-}
-.ar-mode-dot { flex: none; width: 8px; height: 8px; border-radius: 50%; background: var(--ar-agent-accent); }
-@keyframes ar-spin { to { transform: rotate(360deg); } }
-.ar-scroll {
-  flex: 1; min-height: 0; overflow-y: auto; overscroll-behavior: contain; padding: 16px 14px 8px;
-  background: #fff; scroll-behavior: auto;
-}
-.ar-empty { text-align: center; color: var(--ar-muted); padding: 28px 16px; }
-.ar-empty-hello { font-size: 18px; font-weight: 600; color: var(--ar-text); margin-bottom: 6px; }
-.ar-messages { display: flex; flex-direction: column; gap: 6px; }
-.ar-msg { display: flex; flex-direction: column; max-width: 82%; }
-.ar-msg[data-role="customer"] { align-self: flex-end; align-items: flex-end; }
-.ar-msg[data-role="bot"], .ar-msg[data-role="agent"] { align-self: flex-start; align-items: flex-start; }
-.ar-msg[data-role="system"] { align-self: center; align-items: center; max-width: 90%; margin: 6px 0; }
-.ar-label { font-size: 12px; color: var(--ar-agent-accent); font-weight: 600; margin: 4px 4px 2px; }
-.ar-bubble {
-  padding: 9px 13px; border-radius: 18px; white-space: pre-wrap; word-wrap: break-word; overflow-wrap: anywhere;
-  max-width: 100%;
-}
-.ar-msg[data-role="customer"] .ar-bubble { background: var(--ar-primary); color: #fff; border-bottom-right-radius: 6px; }
-.ar-msg[data-role="bot"] .ar-bubble { background: var(--ar-bot-bg); color: var(--ar-text); border-bottom-left-radius: 6px; }
-.ar-msg[data-role="agent"] .ar-bubble {
-  background: var(--ar-agent-bg); color: var(--ar-agent-fg); border-bottom-left-radius: 6px;
-  box-shadow: inset 3px 0 0 var(--ar-agent-accent);
-}
-.ar-msg[data-role="system"] .ar-bubble {
-  background: transparent; color: var(--ar-muted); font-size: 12px; padding: 2px 8px; text-align: center;
-}
-.ar-bubble:empty { display: none; }
-.ar-bubble a { color: inherit; text-decoration: underline; text-underline-offset: 2px; word-break: break-all; }
-.ar-msg[data-role="bot"] .ar-bubble a { color: var(--ar-primary-dark); }
-.ar-msg[data-status="pending"] .ar-bubble { opacity: .6; }
-.ar-msg[data-status="failed"] .ar-bubble { background: #fee2e2; color: #7f1d1d; box-shadow: inset 0 0 0 1px #fca5a5; }
-.ar-meta { font-size: 11px; color: var(--ar-muted); margin: 2px 6px 0; display: flex; gap: 6px; align-items: center; }
-.ar-msg[data-status="failed"] .ar-meta { color: var(--ar-danger); }
-.ar-retry { border: 0; background: none; padding: 0; color: var(--ar-primary); cursor: pointer; text-decoration: underline; font-size: 11px; }
-.ar-typing {
-  align-self: flex-start; display: inline-flex; gap: 4px; padding: 12px 14px; margin-top: 6px;
-  background: var(--ar-bot-bg); border-radius: 18px; border-bottom-left-radius: 6px;
-}
-.ar-typing span { width: 7px; height: 7px; border-radius: 50%; background: #9ca3af; animation: ar-dot 1.2s infinite ease-in-out; }
-.ar-typing span:nth-child(2) { animation-delay: .15s; }
-.ar-typing span:nth-child(3) { animation-delay: .3s; }
-@keyframes ar-dot { 0%, 60%, 100% { transform: translateY(0); opacity: .5; } 30% { transform: translateY(-4px); opacity: 1; } }
-.ar-error {
-  flex: none; display: flex; align-items: flex-start; gap: 8px; margin: 0 12px 6px; padding: 7px 10px;
-  border-radius: 8px; background: #fef2f2; color: #991b1b; font-size: 12px; border: 1px solid #fecaca;
-}
-.ar-error-text { flex: 1; }
-.ar-error-x { border: 0; background: none; cursor: pointer; color: inherit; padding: 0 2px; font-size: 14px; line-height: 1; }
-.ar-quick {
-  display: flex; flex-wrap: wrap; gap: 6px; padding: 10px 0 4px 12%; justify-content: flex-end;
-}
-.ar-quick-btn {
-  border: 1px solid var(--ar-primary); background: #fff; color: var(--ar-primary); border-radius: 999px;
-  padding: 6px 12px; font-size: 13px; cursor: pointer; line-height: 1.3; max-width: 100%; text-align: left;
-  transition: background .12s ease, color .12s ease;
-}
-.ar-quick-btn:hover { background: var(--ar-primary); color: #fff; }
-.ar-quick-btn:focus-visible { outline: 2px solid #93c5fd; outline-offset: 2px; }
-.ar-composer { flex: none; border-top: 1px solid var(--ar-border); padding: 10px 10px 10px 14px; background: #fff; }
-.ar-composer-row { display: flex; align-items: flex-end; gap: 8px; }
-.ar-input {
-  flex: 1; min-width: 0; resize: none; border: 0; outline: none; background: transparent;
-  font: inherit; font-size: 15px; line-height: 1.45; color: var(--ar-text);
-  max-height: 120px; min-height: 22px; padding: 8px 0; margin: 0;
-}
-.ar-input::placeholder { color: #9ca3af; }
-.ar-send {
-  flex: none; height: 38px; min-width: 38px; padding: 0 14px; border-radius: 19px; border: 0; cursor: pointer;
-  background: var(--ar-primary); color: #fff; font-weight: 600; font-size: 14px;
-  display: flex; align-items: center; justify-content: center; gap: 6px;
-}
-.ar-send:hover:not(:disabled) { background: var(--ar-primary-dark); }
-.ar-send:disabled { background: #c7d2fe; cursor: not-allowed; }
-.ar-send:focus-visible { outline: 2px solid #93c5fd; outline-offset: 2px; }
-.ar-send svg { width: 16px; height: 16px; }
-.ar-counter { font-size: 11px; color: var(--ar-muted); text-align: right; margin-top: 4px; }
-.ar-counter[data-over="true"] { color: var(--ar-danger); font-weight: 600; }
-.ar-sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
-@media (max-width: 479.98px) {
-  .ar-panel {
-    inset: 0; top: 0; left: 0; right: 0; bottom: 0; width: 100%; height: 100%; max-height: none; border-radius: 0;
-    height: 100dvh;
-  }
-  .ar-root[data-open="true"] .ar-launcher { display: none; }
-  .ar-launcher { right: 16px; bottom: 16px; }
-  .ar-header { padding-top: max(14px, env(safe-area-inset-top)); }
-  .ar-composer { padding-bottom: max(10px, env(safe-area-inset-bottom)); }
-  .ar-input { font-size: 16px; }
-}
-@media (prefers-reduced-motion: reduce) {
-  .ar-panel, .ar-spinner, .ar-typing span, .ar-status-dot { animation: none !important; }
-  .ar-launcher { transition: none; }
-}
-`;
 
   // Static, trusted markup only (icons). Message text never goes through innerHTML.
   const ICON_CHAT =
@@ -572,9 +387,12 @@ button { font: inherit; color: inherit; }
   host.style.setProperty("position", "static", "important");
   const shadow = host.attachShadow({ mode: "open" });
 
-  const styleEl = document.createElement("style");
-  styleEl.textContent = CSS;
-  shadow.appendChild(styleEl);
+  // A stylesheet from this server, not a <style> element: shops with a strict Content-Security-Policy
+  // (no 'unsafe-inline') allow it by the server's origin. The widget stays hidden until it has loaded.
+  const styleLink = document.createElement("link");
+  styleLink.rel = "stylesheet";
+  styleLink.href = `${server.httpBase}/widget.css`;
+  shadow.appendChild(styleLink);
 
   const uid = Math.random().toString(36).slice(2, 8);
   const ids = { panel: `ar-panel-${uid}`, title: `ar-title-${uid}`, input: `ar-input-${uid}`, counter: `ar-counter-${uid}` };
@@ -655,13 +473,27 @@ button { font: inherit; color: inherit; }
 
   panel.append(header, modeSlot, scroller, errorSlot, composer);
   root.append(panel, launcher);
+  root.hidden = true; // shown once its stylesheet is there (or failed: then unstyled rather than missing)
+  const showRoot = () => {
+    root.hidden = false;
+  };
+  styleLink.addEventListener("load", showRoot, { once: true });
+  styleLink.addEventListener("error", showRoot, { once: true });
   shadow.appendChild(root);
 
   // ---------------------------------------------------------------------------
   // State
   // ---------------------------------------------------------------------------
 
+  function initialIdentity() {
+    const pre = window.autoresponderSettings || {};
+    const id = attr("data-customer-id") || (typeof pre.customerId === "string" ? pre.customerId : null);
+    const hash = attr("data-customer-hash") || (typeof pre.customerHash === "string" ? pre.customerHash : null);
+    return id && hash ? { customer_id: id, hash } : null;
+  }
+
   const state = {
+    identity: initialIdentity(), // {customer_id, hash} signed by the shop, or null for a guest
     ws: null,
     ready: false, // welcome received on the current socket
     everConnected: false,
@@ -1208,7 +1040,13 @@ button { font: inherit; color: inherit; }
 
     ws.addEventListener("open", () => {
       if (state.ws !== ws) return;
-      wsSend({ type: "hello", session: state.session || null, locale: LOCALE, last_seq: state.newestSeq || null });
+      wsSend({
+        type: "hello",
+        session: state.session || null,
+        locale: LOCALE,
+        last_seq: state.newestSeq || null,
+        identity: state.identity,
+      });
       clearTimers();
       state.pingTimer = setInterval(() => {
         if (state.ws !== ws) return;
@@ -1351,6 +1189,12 @@ button { font: inherit; color: inherit; }
 
   function onError(f) {
     const code = typeof f.code === "string" ? f.code : "";
+    if (code === "bad_identity") {
+      // The shop's page passed an id whose hash the server rejects: a set-up problem for the shop, not
+      // something the customer can fix. The visitor simply chats as a guest.
+      console.warn("autoresponder: customer identity rejected (check the hash computed by the shop's server)");
+      return;
+    }
     if (code === "bad_session" || code === "expired_session") {
       state.session = null;
       storage.remove("localStorage", LS_SESSION);
@@ -1422,6 +1266,25 @@ button { font: inherit; color: inherit; }
     }
     // First-time visitors connect lazily when they open the panel or send something.
   }
+
+  function setIdentity(identity) {
+    const next =
+      identity && typeof identity.customerId === "string" && typeof identity.customerHash === "string"
+        ? { customer_id: identity.customerId, hash: identity.customerHash }
+        : null;
+    const same =
+      (next === null && state.identity === null) ||
+      (next && state.identity && next.customer_id === state.identity.customer_id && next.hash === state.identity.hash);
+    if (same) return;
+    state.identity = next;
+    // The server answers with a welcome: the same conversation (a guest logging in) or a new one.
+    if (state.ready) wsSend({ type: "identify", identity: next });
+  }
+
+  window.autoresponder = {
+    identify: (identity) => setIdentity(identity || null),
+    logout: () => setIdentity(null),
+  };
 
   window.AutoResponderWidget = {
     __loaded: true,

@@ -203,7 +203,9 @@ async def test_no_survey_when_switched_off(redis: TextRedis, crm: CRM) -> None:
 
 async def test_a_known_customers_survey_by_email_greets_them_by_masked_name(desk: Desk) -> None:
     result = await desk.router.handle(
-        InboundMessage(channel="email", thread_id="t-csat", sender="C202405001", text="我要人工")
+        InboundMessage(
+            channel="email", thread_id="t-csat", sender="C202405001", text="我要人工", sender_is_contact=True
+        )
     )
     conv = result.conversation
     await desk.router.start_handoff(conv, Handoff(reason="requested"), None)

@@ -50,18 +50,13 @@ def test_engine_config_points_at_this_stack(tmp_path: Path) -> None:
     assert settings.resolved_engine_port == 18124
 
 
-def test_an_engine_token_starting_with_a_dash_reaches_rasa_as_the_token(tmp_path: Path) -> None:
-    import argparse
-
+def test_the_engine_token_is_given_in_the_environment_not_on_the_command_line(tmp_path: Path) -> None:
     settings = Settings(http_port=18125, var_dir=tmp_path)
     stack = Stack(settings, engine_token="-Rk3v_dash-first")
-    spawned: list[list[str]] = []
-    stack._spawn = lambda name, cmd, env, log=None: spawned.append(cmd)  # type: ignore[method-assign, assignment, return-value]  # records the command instead of starting it
+    spawned: list[tuple[list[str], dict[str, str]]] = []
+    stack._spawn = lambda name, cmd, env, log=None: spawned.append((cmd, env))  # type: ignore[method-assign, assignment, return-value]  # records the command instead of starting it
     stack.start_engine(tmp_path / "model.tar.gz", tmp_path / "endpoints.yml", tmp_path / "credentials.yml")
-    # `rasa run` reads its options with argparse: parse the same way the options it was given.
-    parser = argparse.ArgumentParser()
-    parser.add_argument("-t", "--auth-token")
-    parser.add_argument("--interface")
-    options, _ = parser.parse_known_args(spawned[0][2:])
-    assert options.auth_token == "-Rk3v_dash-first"
-    assert options.interface == "127.0.0.1"
+    [(cmd, env)] = spawned
+    assert not any("Rk3v" in part for part in cmd)  # `ps` shows the command line to every user
+    assert cmd[1:3] == ["-m", "ar_engine.serve"] and "--interface" in cmd
+    assert env["AUTORESPONDER_ENGINE_TOKEN"] == "-Rk3v_dash-first"

@@ -1,0 +1,37 @@
+"""`python -m ar_engine.serve ARGS…`: `rasa run ARGS…` with the API token from the environment.
+
+Rasa takes its HTTP API token only as `--auth-token` on the command line, where every user of the
+machine can read it (`ps`). The launcher passes it in AUTORESPONDER_ENGINE_TOKEN instead (a process's
+environment is readable by its owner only), and this module hands it to Rasa's argument parser inside
+the process, so it never appears in the process list.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TOKEN_ENV = "AUTORESPONDER_ENGINE_TOKEN"
+
+
+def argv(args: list[str], token: str) -> list[str]:
+    """The argument vector Rasa's CLI parses: `rasa run`, the arguments, the token."""
+    if any(a == "--auth-token" or a.startswith("--auth-token=") or a == "-t" for a in args):
+        raise SystemExit("pass the engine token in AUTORESPONDER_ENGINE_TOKEN, not on the command line")
+    # One argument with "=": a token starting with "-" would otherwise be read as an option.
+    return ["rasa", "run", *args, f"--auth-token={token}"]
+
+
+def main() -> None:
+    """Run the engine."""
+    token = os.environ.get(TOKEN_ENV, "")
+    if not token:
+        raise SystemExit(f"{TOKEN_ENV} is not set: the engine's HTTP API must not run unprotected")
+    sys.argv = argv(sys.argv[1:], token)
+    from rasa.__main__ import main as rasa_main
+
+    rasa_main()
+
+
+if __name__ == "__main__":
+    main()
