@@ -26,9 +26,13 @@ def notes(conv_id: str) -> str:
     return f"{PREFIX}:conv:{conv_id}:notes"
 
 
+EVENTS_PREFIX = f"{PREFIX}:conv:"
+EVENTS_SUFFIX = ":events"
+
+
 def events(conv_id: str) -> str:
     """Pub/sub channel: frames for everyone watching the conversation (web chat, agents)."""
-    return f"{PREFIX}:conv:{conv_id}:events"
+    return f"{EVENTS_PREFIX}{conv_id}{EVENTS_SUFFIX}"
 
 
 def thread(channel: str, thread_id: str) -> str:

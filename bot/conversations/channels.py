@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from bot.conversations.events import EventHub
 from bot.conversations.messages import OutboundMessage
 from bot.conversations.model import Conversation, LogEntry
 from bot.conversations.ports import CustomerDirectory
@@ -33,6 +34,8 @@ class ChannelContext:
     customers: CustomerDirectory
     # The app's Redis client, for the channel's own keys (its `keys` module names them).
     redis: Any
+    # Conversation events (transcript lines, typing, mode) fanned out from the process's one pub/sub connection.
+    events: EventHub
 
 
 class Channel(ABC):

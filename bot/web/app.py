@@ -10,7 +10,7 @@ from fastapi_offline import FastAPIOffline
 
 from bot.settings import Settings
 from bot.web import container, errors
-from bot.web.middleware import DocsPolicy
+from bot.web.middleware import DocsPolicy, PublicCors
 from bot.web.routes import agents, callbacks, pages
 from connectors import HasRoutes, enabled_channels
 
@@ -41,6 +41,7 @@ def create_app(settings: Settings, *, engine_token: str) -> FastAPI:
     app.state.agent_token = settings.secret("agent_token")
     errors.install(app)
     app.add_middleware(DocsPolicy)
+    app.add_middleware(PublicCors)
     for channel in channels.values():
         if isinstance(channel, HasRoutes):
             app.include_router(channel.routes())

@@ -22,6 +22,7 @@ import actions
 import connectors
 from actions.deps import ActionServices, configure
 from bot.conversations.channels import Channel, ChannelContext, Channels
+from bot.conversations.events import EventHub
 from bot.conversations.ports import Engine
 from bot.conversations.router import Router
 from bot.conversations.store import ConversationStore
@@ -63,13 +64,19 @@ class Container:
     assigner: Assigner
     stats: DeskStats
     executor: ActionExecutor
+    events: EventHub
     engine_token: str = ""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def channel_context(self) -> ChannelContext:
         """What channels are started with."""
         return ChannelContext(
-            router=self.router, store=self.store, templates=self.templates, customers=self.customers, redis=self.redis
+            router=self.router,
+            store=self.store,
+            templates=self.templates,
+            customers=self.customers,
+            redis=self.redis,
+            events=self.events,
         )
 
 
@@ -135,6 +142,7 @@ def build(
         assigner=Assigner(store, desk, interval=settings.assign_interval_seconds),
         stats=DeskStats(store, sla),
         executor=executor,
+        events=EventHub(redis.pubsub),
         engine_token=engine_token,
     )
 
@@ -151,6 +159,7 @@ async def running(settings: Settings, *, engine_token: str, channels: Iterable[C
     crm.create_schema()  # the demo data, if wanted, is loaded by `autoresponder up`, not by every replica
     engine = EngineClient(settings.resolved_engine_url, engine_token, settings.engine_timeout_seconds)
     container = build(settings, redis=redis, crm=crm, engine=engine, channels=channels, engine_token=engine_token)
+    await container.events.start()
     container._tasks = [
         asyncio.create_task(container.watcher.run(), name="sla-watcher"),
         asyncio.create_task(container.assigner.run(), name="assigner"),
@@ -170,6 +179,7 @@ async def running(settings: Settings, *, engine_token: str, channels: Iterable[C
             await task
         for channel in reversed(started):
             await channel.stop()
+        await container.events.stop()
         await engine.close()
         await redis.aclose()
         crm.close()

@@ -35,3 +35,44 @@ class DocsPolicy:
             await send(message)
 
         await self.app(scope, receive, with_policy)
+
+
+class PublicCors:
+    """Cross-origin access for the widget's HTTP transport: any shop's page may call these routes.
+
+    They carry no cookie (the session token is in the request), so `*` is safe; preflight requests are
+    answered here, and every response (errors included) carries the header so the widget can read it.
+    """
+
+    def __init__(self, app: ASGIApp, prefix: str = "/channels/webchat/http/") -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer preflights; add the header to responses under the prefix."""
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        if scope.get("method") == "OPTIONS":
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 204,
+                    "headers": [
+                        (b"access-control-allow-origin", b"*"),
+                        (b"access-control-allow-methods", b"GET, POST"),
+                        (b"access-control-allow-headers", b"content-type"),
+                        (b"access-control-max-age", b"86400"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+
+        async def with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (b"access-control-allow-origin", b"*")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_cors)

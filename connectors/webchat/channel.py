@@ -1,4 +1,10 @@
-"""The web chat channel: a websocket per browser tab, JSON frames, history replayed from Redis."""
+"""The web chat channel: the widget's connection (a websocket, or HTTP where a shop's policy forbids one),
+JSON frames, history replayed from Redis.
+
+Both transports speak the same frames (README, "Websocket protocol"); the websocket keeps one connection
+per tab, the HTTP transport posts frames and long-polls for what follows, stateless, so any app replica
+can answer any request.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,19 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
+import time
 import uuid
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from pydantic import BaseModel, Field, ValidationError
 
-from bot import keys
 from bot.conversations.channels import Channel, ChannelContext
+from bot.conversations.events import RESYNC
 from bot.conversations.messages import InboundMessage, OutboundMessage
 from bot.conversations.model import Conversation
 from bot.conversations.router import Router
@@ -80,18 +90,25 @@ class _Job:
     session: Session
 
 
+FrameSink = Callable[[dict[str, Any]], Awaitable[None]]
+
+
 class WebchatConnection:
-    """One browser connection: reads frames, forwards the conversation's events."""
+    """One browser's frames: hello, identify, messages; with `live`, also forwards the conversation's events."""
 
     def __init__(
         self,
-        ws: WebSocket,
+        sink: FrameSink,
         context: ChannelContext,
         sessions: Sessions,
         identities: IdentityVerifier,
         max_chars: int,
+        *,
+        live: bool = True,
     ) -> None:
-        self.ws = ws
+        self.sink = sink
+        self.live = live
+        self.events = context.events
         self.router: Router = context.router
         self.store: ConversationStore = context.store
         self.customers = context.customers
@@ -108,10 +125,9 @@ class WebchatConnection:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def send(self, frame: dict[str, Any]) -> None:
-        """Send one frame; a closed socket is not an error here (the client will reconnect)."""
+        """Send one frame, in order."""
         async with self._send_lock:
-            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-                await self.ws.send_text(json.dumps(frame, ensure_ascii=False))
+            await self.sink(frame)
 
     async def error(self, code: str, message: str, client_id: str | None = None) -> None:
         """Tell the browser what was wrong with its frame; the connection stays open."""
@@ -120,32 +136,36 @@ class WebchatConnection:
             frame["client_id"] = client_id
         await self.send(frame)
 
-    async def run(self) -> None:
-        """Serve the connection until the browser leaves."""
-        worker = asyncio.create_task(self._work())
-        _BACKGROUND.add(worker)
-        worker.add_done_callback(_BACKGROUND.discard)
+    async def run(self, ws: WebSocket) -> None:
+        """Serve a websocket until the browser leaves."""
+        worker = _spawn(self._work())
         try:
             while True:
-                raw = await self.ws.receive()
+                raw = await ws.receive()
                 if raw["type"] == "websocket.disconnect":
                     break
                 text = raw.get("text")
                 if text is None:
                     await self.error("bad_json", "frames must be JSON text, not binary")
                     continue
-                await self._frame(text)
+                await self.text_frame(text)
         except WebSocketDisconnect:
             pass
         finally:
-            for task in self._tasks:
-                task.cancel()
+            self.close()
             # Let queued messages finish: each is processed once whether the tab stays or not.
             with contextlib.suppress(asyncio.QueueFull):
                 self.jobs.put_nowait(None)
             await asyncio.wait({worker}, timeout=0.1)
 
-    async def _frame(self, text: str) -> None:
+    def close(self) -> None:
+        """Stop forwarding the conversation's events."""
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
+
+    async def text_frame(self, text: str) -> None:
+        """One frame as the websocket received it."""
         if len(text) > MAX_PARSED_FRAME_CHARS:
             await self.error("too_large", f"message longer than {self.max_chars} characters")
             return
@@ -154,6 +174,10 @@ class WebchatConnection:
         except ValueError:
             await self.error("bad_json", "frame is not valid JSON")
             return
+        await self.frame(frame)
+
+    async def frame(self, frame: Any) -> None:
+        """One parsed frame, whatever the transport."""
         if not isinstance(frame, dict):
             await self.error("bad_json", "frame must be a JSON object")
             return
@@ -189,6 +213,11 @@ class WebchatConnection:
         if session.customer_id is None or session.customer_id == customer_id:
             return Session(session.visitor, customer_id)
         return None
+
+    def resume(self, session: Session) -> None:
+        """Continue a session an earlier request opened (the HTTP transport: one request at a time)."""
+        self.session = session
+        self.visitor = session.visitor
 
     async def _hello(self, frame: dict[str, Any]) -> None:
         self.locale_hint = normalise_locale(str(frame.get("locale") or "")) or self.locale_hint
@@ -226,11 +255,16 @@ class WebchatConnection:
                 conv.customer_id = customer.id
                 await self.store.update(conv, "customer_id")
         self.conv_id = conv.id
-        for task in self._tasks:
-            task.cancel()
-        # Subscribe before reading history so nothing published in between is missed.
-        pubsub = self.store.redis.pubsub()
-        await pubsub.subscribe(keys.events(conv.id))
+        self.close()
+        welcomed = asyncio.Event()
+        if self.live:
+            # Subscribed before the history is read, so nothing published in between is missed; frames
+            # are forwarded only after the welcome, and those the history already held are skipped.
+            subscribed = asyncio.Event()
+            self._tasks = [asyncio.create_task(self._forward(conv.id, subscribed, welcomed))]
+            await subscribed.wait()
+        if replay_from is not None and not _valid_seq(replay_from):
+            replay_from = None  # a malformed last_seq replays everything rather than failing
         history = await self.store.history(conv.id, after=replay_from)
         if history:
             self.last_sent_seq = _seq_key(history[-1].seq)
@@ -246,24 +280,30 @@ class WebchatConnection:
                 "history": [e.frame() for e in history],
             }
         )
-        self._tasks = [asyncio.create_task(self._forward(pubsub))]
+        welcomed.set()
 
-    async def _forward(self, pubsub: Any) -> None:
-        try:
-            async for item in pubsub.listen():
-                if item.get("type") != "message":
+    async def _forward(self, conv_id: str, subscribed: asyncio.Event, welcomed: asyncio.Event) -> None:
+        async with self.events.subscribe(conv_id) as sub:
+            subscribed.set()
+            await welcomed.wait()
+            while True:
+                frame = await sub.get()
+                if frame is RESYNC:
+                    # Frames were lost (Redis restarted, or this socket fell behind): read them back.
+                    after = f"{self.last_sent_seq[0]}-{self.last_sent_seq[1]}"
+                    for entry in await self.store.history(conv_id, after=after):
+                        await self._forward_one(entry.frame())
                     continue
-                frame = json.loads(item["data"])
-                seq = frame.get("seq")
-                if isinstance(seq, str):
-                    key = _seq_key(seq)
-                    if key <= self.last_sent_seq:
-                        continue  # already replayed with the history
-                    self.last_sent_seq = key
-                await self.send(frame)
-        finally:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
+                await self._forward_one(frame)
+
+    async def _forward_one(self, frame: dict[str, Any]) -> None:
+        seq = frame.get("seq")
+        if isinstance(seq, str):
+            key = _seq_key(seq)
+            if key <= self.last_sent_seq:
+                return  # already replayed with the history
+            self.last_sent_seq = key
+        await self.send(frame)
 
     async def _message(self, frame: dict[str, Any], kind: str) -> None:
         client_id = frame.get("client_id") if isinstance(frame.get("client_id"), str) else None
@@ -279,42 +319,60 @@ class WebchatConnection:
             await self.error("too_large", f"message longer than {self.max_chars} characters", client_id)
             return
         display = str(frame.get("title") or text) if kind == "button" else text
+        job = _Job(
+            text=text, display=display[: self.max_chars], client_id=client_id or uuid.uuid4().hex, session=self.session
+        )
+        if not self.live:
+            _spawn(self._process(job))  # the HTTP request returns; the answer comes with the next poll
+            return
         try:
-            self.jobs.put_nowait(
-                _Job(
-                    text=text,
-                    display=display[: self.max_chars],
-                    client_id=client_id or uuid.uuid4().hex,
-                    session=self.session,
-                )
-            )
+            self.jobs.put_nowait(job)
         except asyncio.QueueFull:
             await self.error("rate_limited", "too many messages at once; wait for the answers", client_id)
 
     async def _work(self) -> None:
         while (job := await self.jobs.get()) is not None:
-            metadata: dict[str, Any] = {"client_id": job.client_id, "display_text": job.display}
-            if job.session.customer_id:
-                metadata["customer_id"] = job.session.customer_id  # verified by the shop's signature
-            try:
-                await self.router.handle(
-                    InboundMessage(
-                        channel=CHANNEL,
-                        thread_id=job.session.visitor,
-                        sender=job.session.visitor,
-                        text=job.text,
-                        idempotency_key=job.client_id,
-                        locale_hint=self.locale_hint,
-                        metadata=metadata,
-                    ),
-                    on_typing=self._typing,
-                )
-            except Exception:
-                log.exception("web chat message failed in conversation %s", self.conv_id)
-                await self.error("internal", "the message could not be processed; please send it again", job.client_id)
+            await self._process(job)
+
+    async def _process(self, job: _Job) -> None:
+        metadata: dict[str, Any] = {"client_id": job.client_id, "display_text": job.display}
+        if job.session.customer_id:
+            metadata["customer_id"] = job.session.customer_id  # verified by the shop's signature
+        try:
+            await self.router.handle(
+                InboundMessage(
+                    channel=CHANNEL,
+                    thread_id=job.session.visitor,
+                    sender=job.session.visitor,
+                    text=job.text,
+                    idempotency_key=job.client_id,
+                    locale_hint=self.locale_hint,
+                    metadata=metadata,
+                ),
+                on_typing=self._typing,
+            )
+        except Exception:
+            log.exception("web chat message failed in conversation %s", self.conv_id)
+            await self.error("internal", "the message could not be processed; please send it again", job.client_id)
 
     async def _typing(self, conv_id: str, on: bool) -> None:
         await self.store.publish(conv_id, {"type": "typing", "on": on})
+
+
+def _spawn(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """A task that outlives its request or socket (asyncio keeps only weak references to tasks)."""
+    task = asyncio.create_task(coro)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+    return task
+
+
+_SEQ = re.compile(r"\d{1,20}-\d{1,20}")
+
+
+def _valid_seq(seq: str) -> bool:
+    """Whether a client's seq is a Redis stream id (anything else would make XRANGE fail)."""
+    return _SEQ.fullmatch(seq) is not None
 
 
 def _seq_key(seq: str) -> tuple[int, int]:
@@ -357,9 +415,14 @@ class WebchatChannel(Channel):
         """Nothing more to do: open sockets get every transcript entry through the conversation's pub/sub,
         and a tab that reconnects replays what it missed."""
 
+    def _started(self) -> ChannelContext:
+        if self._context is None:
+            raise HTTPException(503, "the app is starting; try again shortly")
+        return self._context
+
     def routes(self) -> APIRouter:
-        """The widget's websocket."""
-        router = APIRouter()
+        """The widget's websocket, and the HTTP transport for pages whose policy allows no websocket."""
+        router = APIRouter(tags=["web chat"])
 
         @router.websocket("/channels/webchat/ws")
         async def webchat_socket(ws: WebSocket) -> None:
@@ -369,7 +432,131 @@ class WebchatChannel(Channel):
                 await ws.close(code=1013, reason="starting up; try again")
                 return
             await ws.accept()
-            conn = WebchatConnection(ws, context, self.sessions, self.identities, self.max_text_chars)
-            await conn.run()
+
+            async def to_socket(frame: dict[str, Any]) -> None:
+                # A closed socket is not an error here: the browser reconnects and replays what it missed.
+                with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                    await ws.send_text(json.dumps(frame, ensure_ascii=False))
+
+            conn = WebchatConnection(to_socket, context, self.sessions, self.identities, self.max_text_chars)
+            await conn.run(ws)
+
+        def collecting(context: ChannelContext) -> tuple[WebchatConnection, list[dict[str, Any]]]:
+            frames: list[dict[str, Any]] = []
+
+            async def collect(frame: dict[str, Any]) -> None:
+                frames.append(frame)
+
+            conn = WebchatConnection(collect, context, self.sessions, self.identities, self.max_text_chars, live=False)
+            return conn, frames
+
+        @router.post("/channels/webchat/http/hello", response_model=FramesOut, openapi_extra=_body_of(HelloIn))
+        async def http_hello(request: Request) -> FramesOut:
+            """The HTTP transport's hello: the same frame as on the websocket; answers with the welcome.
+
+            The body is JSON, sent as text/plain or application/json (text/plain spares the preflight).
+            """
+            body = await _parsed(request, HelloIn)
+            conn, frames = collecting(self._started())
+            await conn.frame({"type": "hello", **body.model_dump()})
+            return FramesOut(frames=frames)
+
+        @router.post("/channels/webchat/http/frames", response_model=FramesOut, openapi_extra=_body_of(FramesIn))
+        async def http_frames(request: Request) -> FramesOut:
+            """Frames of a session (message, button, identify, ping); messages are answered through the poll."""
+            body = await _parsed(request, FramesIn)
+            conn, frames = collecting(self._started())
+            conn.resume(self._session(body.session))
+            for frame in body.frames:
+                if isinstance(frame, dict) and frame.get("type") == "hello":
+                    await conn.error("bad_frame", "send hello to /channels/webchat/http/hello")
+                    continue
+                await conn.frame(frame)
+            return FramesOut(frames=frames)
+
+        @router.get("/channels/webchat/http/poll", response_model=FramesOut)
+        async def http_poll(
+            request: Request,
+            session: str = Query(max_length=4096, description="The session token of the welcome."),
+            after: str | None = Query(default=None, pattern=r"^\d{1,20}-\d{1,20}$", description="Last seq seen."),
+            mode: str | None = Query(default=None, max_length=16, description="The mode the widget shows now."),
+            wait: float = Query(default=25, ge=0, le=30, description="Seconds to wait for something new."),
+        ) -> FramesOut:
+            """What happened after `after`: transcript messages, a mode change, typing (long-poll)."""
+            context = self._started()
+            visitor = self._session(session).visitor
+            conv = await context.store.find(CHANNEL, visitor)
+            if conv is None:
+                raise HTTPException(404, "no conversation for this session; send hello again")
+            deadline = time.monotonic() + wait
+            async with context.events.subscribe(conv.id) as sub:
+                while True:
+                    frames: list[dict[str, Any]] = [
+                        e.frame() for e in await context.store.history(conv.id, after=after, count=200)
+                    ]
+                    current = await context.store.get(conv.id)
+                    if current is not None and mode is not None and current.mode != mode:
+                        frames.append({"type": "mode", "mode": current.mode, "agent_name": current.agent})
+                    left = deadline - time.monotonic()
+                    if frames or left <= 0 or await request.is_disconnected():
+                        return FramesOut(frames=frames)
+                    try:
+                        async with asyncio.timeout(min(left, 5.0)):
+                            event = await sub.get()
+                    except TimeoutError:
+                        continue
+                    if event.get("type") == "typing":
+                        return FramesOut(frames=[event])
 
         return router
+
+    def _session(self, token: str) -> Session:
+        try:
+            return self.sessions.verify(token)
+        except BadInput as exc:
+            raise HTTPException(401, exc.code) from exc
+
+
+M = TypeVar("M", bound=BaseModel)
+# The widget's frames are small; a body past this is refused before it is parsed.
+MAX_HTTP_BODY = 64 * 1024
+
+
+async def _parsed(request: Request, model: type[M]) -> M:
+    """The JSON body as `model`, whatever the Content-Type; 413 when too large, 422 when malformed."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_HTTP_BODY:
+            raise HTTPException(413, f"request body over {MAX_HTTP_BODY} bytes")
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise HTTPException(422, exc.errors(include_url=False, include_input=False)) from exc
+
+
+def _body_of(model: type[BaseModel]) -> dict[str, Any]:
+    """The request body's schema for the OpenAPI document (the route reads the body itself)."""
+    return {"requestBody": {"content": {"application/json": {"schema": model.model_json_schema()}}, "required": True}}
+
+
+class HelloIn(BaseModel):
+    """The HTTP transport's hello (the websocket's hello frame without its type)."""
+
+    session: str | None = Field(default=None, max_length=4096)
+    locale: str | None = Field(default=None, max_length=35)
+    last_seq: str | None = Field(default=None, max_length=64)
+    identity: dict[str, Any] | None = None
+
+
+class FramesIn(BaseModel):
+    """Frames of an open session, for the HTTP transport."""
+
+    session: str = Field(max_length=4096)
+    frames: list[Any] = Field(max_length=20)
+
+
+class FramesOut(BaseModel):
+    """Frames for the widget, as the websocket would have sent them."""
+
+    frames: list[dict[str, Any]]

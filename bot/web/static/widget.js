@@ -10,6 +10,8 @@
  *   data-open           "true" to open the chat panel as soon as the page loads
  *   data-customer-id    the logged-in customer's id, with
  *   data-customer-hash  HMAC-SHA256(identity secret, customer id) in hex, computed by the shop's server
+ *   data-transport      "auto" (default: a websocket, HTTP when the page's policy or a proxy refuses one),
+ *                       "websocket", or "http" (for pages whose Content-Security-Policy lists no ws: source)
  *
  * The identity can also be given before the script loads (window.autoresponderSettings = {customerId,
  * customerHash}) or after: autoresponder.identify({customerId, customerHash}) when the customer logs in,
@@ -63,6 +65,143 @@
 
   const server = resolveServer();
   const WS_URL = `${server.wsScheme}//${server.host}${server.path}/channels/webchat/ws`;
+  const TRANSPORT = String(attr("data-transport") || "auto").toLowerCase();
+  const SOCKET_CONNECTING = 0;
+  const SOCKET_OPEN = 1;
+  const SOCKET_CLOSED = 3;
+  const POLL_WAIT_S = 25;
+
+  function seqAfter(a, b) {
+    // Stream ids "ms-n": true when a comes after b.
+    const [am, an] = String(a).split("-").map(Number);
+    const [bm, bn] = String(b).split("-").map(Number);
+    return am > bm || (am === bm && an > bn);
+  }
+
+  // The same frames as the websocket, over HTTP: hello and frames are posted, what follows is long-polled.
+  // Used where a websocket cannot be opened (a strict Content-Security-Policy without a ws: source, a
+  // proxy that refuses upgrades). It behaves like a WebSocket for the code below.
+  class HttpSocket {
+    constructor(base) {
+      this.base = base;
+      this.readyState = SOCKET_CONNECTING;
+      this.listeners = { open: [], message: [], close: [], error: [] };
+      this.session = null;
+      this.after = null;
+      this.mode = null;
+      this.polling = false;
+      this.abort = new AbortController();
+      this.chain = Promise.resolve();
+      setTimeout(() => {
+        if (this.readyState !== SOCKET_CONNECTING) return;
+        this.readyState = SOCKET_OPEN;
+        this.emit("open", {});
+      }, 0);
+    }
+
+    addEventListener(type, fn) {
+      if (this.listeners[type]) this.listeners[type].push(fn);
+    }
+
+    emit(type, event) {
+      for (const fn of this.listeners[type]) fn(event);
+    }
+
+    send(text) {
+      if (this.readyState !== SOCKET_OPEN) throw new Error("not open");
+      const frame = JSON.parse(text);
+      this.chain = this.chain.then(() => this.post(frame));
+    }
+
+    close() {
+      this.fail();
+    }
+
+    fail() {
+      if (this.readyState === SOCKET_CLOSED) return;
+      this.readyState = SOCKET_CLOSED;
+      this.abort.abort();
+      this.emit("close", {});
+    }
+
+    async request(path, init) {
+      const res = await fetch(this.base + path, {
+        ...init,
+        signal: this.abort.signal,
+        cache: "no-store",
+        credentials: "omit",
+        // text/plain: a "simple" cross-origin request, no preflight round trip (the server reads JSON anyway).
+        headers: { "Content-Type": "text/plain;charset=UTF-8" },
+      });
+      if (res.status === 401 || res.status === 404) {
+        // The session is gone: a new hello (after reconnecting) starts afresh.
+        this.session = null;
+        throw new Error(`http ${res.status}`);
+      }
+      if (!res.ok) throw new Error(`http ${res.status}`);
+      const body = await res.json();
+      return Array.isArray(body.frames) ? body.frames : [];
+    }
+
+    async post(frame) {
+      if (this.readyState !== SOCKET_OPEN) return;
+      if (frame.type === "ping") {
+        this.deliver({ type: "pong" });
+        return;
+      }
+      try {
+        let frames;
+        if (frame.type === "hello") {
+          this.after = frame.last_seq || null;
+          const { type: _t, ...hello } = frame;
+          frames = await this.request("/channels/webchat/http/hello", { method: "POST", body: JSON.stringify(hello) });
+        } else {
+          const body = JSON.stringify({ session: this.session, frames: [frame] });
+          frames = await this.request("/channels/webchat/http/frames", { method: "POST", body });
+        }
+        for (const f of frames) this.deliver(f);
+        if (this.session && !this.polling) this.poll();
+      } catch (_e) {
+        this.fail();
+      }
+    }
+
+    deliver(frame) {
+      if (frame.type === "welcome") {
+        this.session = frame.session;
+        this.mode = frame.mode;
+        const history = Array.isArray(frame.history) ? frame.history : [];
+        for (const m of history) if (m && m.seq && (!this.after || seqAfter(m.seq, this.after))) this.after = m.seq;
+      } else if (frame.type === "message" && frame.seq) {
+        if (!this.after || seqAfter(frame.seq, this.after)) this.after = frame.seq;
+      } else if (frame.type === "mode") {
+        this.mode = frame.mode;
+      }
+      if (this.readyState === SOCKET_OPEN) this.emit("message", { data: JSON.stringify(frame) });
+    }
+
+    async poll() {
+      this.polling = true;
+      while (this.readyState === SOCKET_OPEN && this.session) {
+        const query = new URLSearchParams({ session: this.session, wait: String(POLL_WAIT_S) });
+        if (this.after) query.set("after", this.after);
+        if (this.mode) query.set("mode", this.mode);
+        try {
+          const frames = await this.request(`/channels/webchat/http/poll?${query}`, { method: "GET" });
+          for (const f of frames) this.deliver(f);
+        } catch (_e) {
+          this.fail();
+          return;
+        }
+      }
+      this.polling = false;
+    }
+  }
+
+  function openSocket() {
+    const useHttp = TRANSPORT === "http" || state.transport === "http" || typeof WebSocket === "undefined";
+    return useHttp ? new HttpSocket(server.httpBase) : new WebSocket(WS_URL);
+  }
 
   function pickLocale(tag) {
     const t = String(tag || "").trim();
@@ -494,6 +633,8 @@
 
   const state = {
     identity: initialIdentity(), // {customer_id, hash} signed by the shop, or null for a guest
+    transport: TRANSPORT === "http" ? "http" : "websocket",
+    wsFailures: 0, // websockets in a row that never opened
     ws: null,
     ready: false, // welcome received on the current socket
     everConnected: false,
@@ -921,7 +1062,7 @@
   }
 
   function flushOutbox() {
-    if (!state.ready || !state.ws || state.ws.readyState !== WebSocket.OPEN) return;
+    if (!state.ready || !state.ws || state.ws.readyState !== SOCKET_OPEN) return;
     for (const id of state.outbox) {
       const entry = state.pending.get(id);
       // "sent" entries await their echo on this socket; they go back to "queued" (and are resent) only after a drop.
@@ -985,7 +1126,7 @@
 
   function wsSend(obj) {
     const ws = state.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    if (!ws || ws.readyState !== SOCKET_OPEN) return false;
     try {
       ws.send(JSON.stringify(obj));
       return true;
@@ -1011,7 +1152,7 @@
 
   function ensureConnected() {
     state.stopped = false;
-    if (state.ws && (state.ws.readyState === WebSocket.OPEN || state.ws.readyState === WebSocket.CONNECTING)) return;
+    if (state.ws && (state.ws.readyState === SOCKET_OPEN || state.ws.readyState === SOCKET_CONNECTING)) return;
     if (state.reconnectTimer) return; // a reconnect is already scheduled
     connect();
   }
@@ -1019,7 +1160,7 @@
   function connect() {
     clearTimeout(state.reconnectTimer);
     state.reconnectTimer = null;
-    if (state.ws && (state.ws.readyState === WebSocket.OPEN || state.ws.readyState === WebSocket.CONNECTING)) return;
+    if (state.ws && (state.ws.readyState === SOCKET_OPEN || state.ws.readyState === SOCKET_CONNECTING)) return;
     if (state.ws) {
       // Replacing a socket that is still closing (e.g. "online" fired before its close event): its close
       // event will be ignored, so what it sent but never got echoed must be queued for resending here.
@@ -1030,16 +1171,20 @@
     setStatus(state.everConnected ? "reconnecting" : "connecting");
     let ws;
     try {
-      ws = new WebSocket(WS_URL);
+      ws = openSocket();
     } catch (_e) {
+      if (TRANSPORT === "auto") state.transport = "http";
       scheduleReconnect();
       return;
     }
     state.ws = ws;
     state.ready = false;
+    let opened = false;
 
     ws.addEventListener("open", () => {
       if (state.ws !== ws) return;
+      opened = true;
+      state.wsFailures = 0;
       wsSend({
         type: "hello",
         session: state.session || null,
@@ -1085,6 +1230,10 @@
 
     const onGone = () => {
       if (state.ws !== ws) return;
+      if (!opened && !(ws instanceof HttpSocket) && TRANSPORT === "auto" && ++state.wsFailures >= 2) {
+        // Websockets never open here (a policy or a proxy in the way): HTTP from now on.
+        state.transport = "http";
+      }
       state.ws = null;
       state.ready = false;
       clearTimers();
@@ -1112,12 +1261,21 @@
 
   function reconnectNow() {
     if (state.stopped) return;
-    if (state.ws && (state.ws.readyState === WebSocket.OPEN || state.ws.readyState === WebSocket.CONNECTING)) return;
+    if (state.ws && (state.ws.readyState === SOCKET_OPEN || state.ws.readyState === SOCKET_CONNECTING)) return;
     clearTimeout(state.reconnectTimer);
     state.reconnectTimer = null;
     state.attempt = 0;
     connect();
   }
+
+  // A page whose Content-Security-Policy has no ws: source refuses the websocket: switch to HTTP at once.
+  document.addEventListener("securitypolicyviolation", (e) => {
+    if (TRANSPORT !== "auto" || state.transport === "http") return;
+    if (String(e.blockedURI || "").startsWith(`${server.wsScheme}//${server.host}`)) {
+      state.transport = "http";
+      reconnectNow();
+    }
+  });
 
   window.addEventListener("online", () => {
     if (state.ws || state.reconnectTimer || state.everConnected || state.outbox.length || state.isOpen) reconnectNow();
@@ -1298,7 +1456,7 @@
     socket: () => state.ws,
     state: () => ({
       open: state.isOpen,
-      connected: !!(state.ws && state.ws.readyState === WebSocket.OPEN),
+      connected: !!(state.ws && state.ws.readyState === SOCKET_OPEN),
       ready: state.ready,
       mode: state.mode,
       conversationId: state.conversationId,
