@@ -5,8 +5,9 @@ from __future__ import annotations
 PREFIX = "ar"
 
 SEEN_TTL_SECONDS = 7 * 24 * 3600
-# A message being processed holds its key this long; a crash mid-way frees it for the retry.
-CLAIM_TTL_SECONDS = 180
+# An update being processed holds its key this long (Telegram's update gate); a crash mid-way frees it
+# for the retry soon. The message inside is deduplicated by the inbox, which waits for a live answer.
+CLAIM_TTL_SECONDS = 30
 CONVERSATION_TTL_SECONDS = 90 * 24 * 3600
 
 
@@ -99,8 +100,37 @@ def agent_conversations(agent: str) -> str:
 
 
 def seen(channel: str, key: str) -> str:
-    """String with TTL: an idempotency key already processed (value: conversation id)."""
+    """String with TTL: a dedupe key already accepted (value: the message id; inbox keys: sender-scoped)."""
     return f"{PREFIX}:seen:{channel}:{key}"
+
+
+# An accepted message's record outlives its answer long enough for a channel's retry to find it.
+INBOX_RECORD_TTL_SECONDS = 7 * 24 * 3600
+
+
+def inbox_message(message_id: str) -> str:
+    """Hash with TTL: an accepted customer message, its state (pending/answered/delivered) and its answer."""
+    return f"{PREFIX}:inbox:msg:{message_id}"
+
+
+def inbox_pending() -> str:
+    """Sorted set: accepted messages not answered yet, by when to look at them next (recovery, retries)."""
+    return f"{PREFIX}:inbox:pending"
+
+
+def inbox_undelivered() -> str:
+    """Sorted set: answered messages whose answer is not yet handed to a pushing channel, by answer time."""
+    return f"{PREFIX}:inbox:undelivered"
+
+
+def inbox_conversation(conv_id: str) -> str:
+    """Sorted set: a conversation's accepted, unanswered messages by acceptance time (answered in order)."""
+    return f"{PREFIX}:inbox:conv:{conv_id}"
+
+
+def inbox_lease(message_id: str) -> str:
+    """String with TTL: which process is answering a message right now (renewed while it works)."""
+    return f"{PREFIX}:inbox:lease:{message_id}"
 
 
 def rasa_tracker_prefix() -> str:

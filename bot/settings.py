@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     business_hours: str = ""
     timezone: str = "Asia/Shanghai"
     holidays: str = ""
+    # How often the recovery pass looks for messages nobody is answering (a crashed process, the engine down).
+    recovery_interval_seconds: float = 2.0
     # How often waiting conversations are given to available agents (automatic assignment).
     assign_interval_seconds: float = 3.0
     sla_first_response_minutes: float = 30.0

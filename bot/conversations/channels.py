@@ -88,6 +88,26 @@ class Channels:
         channel = self._by_name.get(name)
         return channel.live if channel is not None else True
 
+    async def push(self, conversation: Conversation, entries: list[LogEntry]) -> None:
+        """Hand transcript lines already recorded (an answer found by the recovery pass) to the channel."""
+        channel = self._by_name.get(conversation.channel)
+        if channel is None:
+            return
+        for entry in entries:
+            await channel.deliver(
+                conversation,
+                OutboundMessage(
+                    text=entry.text,
+                    role=entry.role,
+                    buttons=tuple(entry.buttons),
+                    template=entry.template,
+                    template_version=entry.template_version,
+                    html=entry.html,
+                    agent_name=entry.agent_name,
+                    text_format=entry.text_format or "text",
+                ),
+            )
+
     async def deliver(self, conversation: Conversation, message: OutboundMessage) -> LogEntry:
         """Record a message in the transcript (which web chat sockets and agents watch), then push it."""
         entry = await self.store.append(

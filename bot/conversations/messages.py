@@ -33,6 +33,12 @@ class InboundMessage:
     # the address an email answer goes to): the CRM customer it names is this conversation's customer.
     # Web chat visitors and Telegram users are identified otherwise (a verified identity in `metadata`).
     sender_is_contact: bool = False
+    # The channel delivers the message again if it is not answered now (a mail stays unread in the
+    # mailbox): while the engine is down it is dropped, not kept pending.
+    redeliverable: bool = False
+    # The channel pushes the answer itself (Telegram sends it); an answer found later by the recovery
+    # pass goes out through the channel's `deliver`. Web chat and REST customers read the transcript.
+    pushes_replies: bool = False
 
 
 @dataclass(frozen=True)

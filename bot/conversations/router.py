@@ -1,22 +1,36 @@
-"""The conversation router: dedupe, identity, conversation state, then the engine or the agent.
+"""The conversation router: accept, identify, then the engine or the agent; every message answered once.
 
-Every channel hands its messages to `Router.handle`. Features that are not the core's business plug
-in at two extension points: interceptors see a bot-mode message before the engine does (the desk's
-satisfaction survey reads scores there), and handoff listeners react when a conversation is handed
-to agents (the desk's SLA clock and after-hours notice).
+Every channel hands its messages to `Router.handle`. A message is first *accepted* (its dedupe key, its
+line in the transcript and its pending record in the inbox, in one Redis script), then *answered*
+under a lease: the replies and the record marked answered in one transaction. A process that dies
+in between leaves a pending message whose lease runs out, and `Router.resume` (the recovery pass of
+any replica) answers it; a channel's retry of the same message finds it and waits for its answer.
+While the engine is down a message stays pending, its customer is told once that the answer is on its
+way, and it is answered when the engine is back.
+
+Features that are not the core's business plug in at two extension points: interceptors see a
+bot-mode message before the engine does (the desk's satisfaction survey reads scores there), and
+handoff listeners react when a conversation is handed to agents (the desk's SLA clock and
+after-hours notice).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
+import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from bot.conversations.inbox import PENDING, Inbox, InboxMessage
 from bot.conversations.locks import KeyedLocks
 from bot.conversations.messages import InboundMessage
 from bot.conversations.model import Conversation, Handoff, LogEntry, Mode, Skill
 from bot.conversations.ports import CustomerDirectory, Engine, HandoffListener, MessageInterceptor, Turn
-from bot.conversations.store import ConversationStore
+from bot.conversations.store import ConversationStore, entry_fields, entry_from_fields, rendered_fields
 from bot.crm.records import CustomerInfo
 from bot.engine.contract import EngineReply, MessageMetadata
 from bot.errors import EngineUnavailable
@@ -25,8 +39,15 @@ from bot.templates import TemplateRegistry
 
 log = logging.getLogger(__name__)
 
-# The reply a customer gets when the engine cannot answer (responses/utter_engine_unavailable.yml).
-ENGINE_DOWN_TEMPLATE = "utter_engine_unavailable"
+# Told once to a customer whose message waits for the engine (responses/utter_engine_delayed.yml).
+ENGINE_DELAYED_TEMPLATE = "utter_engine_delayed"
+# A new message is the recovery pass's only after this long (its first processor should be done by then).
+RECOVERY_GRACE_SECONDS = 30.0
+# How long a retry of a message being answered elsewhere waits for that answer.
+DUPLICATE_WAIT_SECONDS = 90.0
+# Retries while the engine is down: then every RETRY_MAX_SECONDS.
+RETRY_FIRST_SECONDS = 2.0
+RETRY_MAX_SECONDS = 30.0
 
 TypingHook = Callable[[str, bool], Awaitable[None]]
 
@@ -38,9 +59,18 @@ class RouterResult:
     conversation: Conversation
     replies: list[LogEntry] = field(default_factory=list)
     customer_entry: LogEntry | None = None
+    # The message had been accepted before (a channel's retry); `replies` are its answer, if it has one.
     duplicate: bool = False
-    # The engine could not answer: the replies hold the "busy" notice, not an answer.
+    # The engine could not answer yet: the replies hold the "one moment" notice (if it was not sent
+    # before), and the answer follows when the engine is back.
     engine_down: bool = False
+    # Not answered yet (the engine is down, or another process is answering it).
+    pending: bool = False
+    message_id: str = ""
+    # Earlier messages of the conversation answered first (they waited for the engine): their replies,
+    # for channels that push answers themselves, and their ids.
+    earlier_replies: list[LogEntry] = field(default_factory=list)
+    earlier_ids: list[str] = field(default_factory=list)
 
 
 class Router:
@@ -55,6 +85,7 @@ class Router:
         *,
         interceptors: Sequence[MessageInterceptor] = (),
         listeners: Sequence[HandoffListener] = (),
+        lease_seconds: float = 30.0,
     ) -> None:
         self.store = store
         self.customers = customers
@@ -62,6 +93,10 @@ class Router:
         self.templates = templates
         self.interceptors: list[MessageInterceptor] = list(interceptors)
         self.listeners: list[HandoffListener] = list(listeners)
+        self.inbox = Inbox(store.redis, lease_seconds=lease_seconds)
+        self.lease_seconds = lease_seconds
+        # Names this process in leases: a lease is only ever released or renewed by its holder.
+        self.owner = uuid.uuid4().hex
         self._locks = KeyedLocks()
 
     async def identify(self, msg: InboundMessage) -> CustomerInfo | None:
@@ -79,48 +114,189 @@ class Router:
                     return customer
         return None
 
-    async def handle(self, msg: InboundMessage, on_typing: TypingHook | None = None) -> RouterResult:
-        """Process one inbound message end to end."""
+    async def handle(
+        self, msg: InboundMessage, on_typing: TypingHook | None = None, *, take_over: bool = False
+    ) -> RouterResult:
+        """Accept one inbound message and answer it (or say why it is not answered yet).
+
+        `take_over`: the channel knows that no live process works on this message (the email reader, which
+        alone reads its mailbox, found a mail it never committed): a lease left by a dead one is broken.
+        """
         customer = await self.identify(msg)
         conv, _ = await self.store.find_or_open(msg.channel, msg.thread_id, customer.id if customer else None)
-        if msg.idempotency_key and not await self.store.claim_idempotency_key(msg.channel, msg.idempotency_key):
-            return RouterResult(conversation=conv, duplicate=True)
         async with self._locks.hold(conv.id):
-            try:
-                result = await self._handle_locked(msg, conv.id, customer, on_typing)
-            except BaseException:
-                if msg.idempotency_key:
-                    await self.store.release_idempotency_key(msg.channel, msg.idempotency_key)
-                raise
-            if msg.idempotency_key:
-                await self.store.complete_idempotency_key(msg.channel, msg.idempotency_key)
-            return result
+            current = await self.store.get(conv.id)
+            assert current is not None  # opened just before, under the same thread key
+            conv = current
+            if customer is not None and conv.customer_id is None:
+                conv.customer_id = customer.id
+            shown = str(msg.metadata.get("display_text") or msg.text)
+            hint = msg.locale_hint or (customer.locale if customer else None)
+            conv.locale = resolve_locale(shown, conv.locale, hint)
+            await self.store.update(conv, "customer_id", "locale")
+            line = entry_fields("customer", shown, client_id=msg.metadata.get("client_id"))
+            accepted = await self.inbox.accept(conv.id, msg, line, due_in=RECOVERY_GRACE_SECONDS)
+            if accepted.new:
+                assert accepted.entry is not None
+                await self.store.publish(conv.id, accepted.entry.frame())
+                record = await self.inbox.get(accepted.message_id)
+                if record is not None:
+                    result = await self._answer(record, conv, customer, on_typing)
+                    result.customer_entry = accepted.entry
+                    return result
+        if take_over:
+            await self.inbox.break_lease(accepted.message_id)
+        return await self._duplicate(accepted.message_id, conv, customer, on_typing)
 
-    async def _handle_locked(
-        self, msg: InboundMessage, conv_id: str, customer: CustomerInfo | None, on_typing: TypingHook | None
+    async def resume(self, message_id: str) -> RouterResult | None:
+        """Answer a pending message whose first processor is gone or whose retry is due (recovery pass).
+
+        None when there is nothing to do (answered meanwhile, held by a live process, or expired).
+        """
+        record = await self.inbox.get(message_id)
+        if record is None:
+            await self.inbox.forget_expired(message_id)
+            return None
+        if record.state != PENDING:
+            return None
+        conv = await self.store.get(record.conversation_id)
+        if conv is None:
+            await self.inbox.forget_expired(message_id)
+            return None
+        customer = await self.identify(record.message)
+        async with self._locks.hold(conv.id):
+            current = await self.store.get(conv.id)
+            if current is None:
+                return None
+            return await self._answer(record, current, customer, None)
+
+    async def delivered(self, result: RouterResult) -> None:
+        """The channel handed the answer of `result` to the customer (channels that push their replies)."""
+        for message_id in result.earlier_ids:
+            await self.inbox.delivered(message_id)
+        if result.message_id and not result.pending:
+            await self.inbox.delivered(result.message_id)
+
+    async def _duplicate(
+        self, message_id: str, conv: Conversation, customer: CustomerInfo | None, on_typing: TypingHook | None
     ) -> RouterResult:
-        conv = await self.store.get(conv_id)
-        assert conv is not None  # opened just before, under the same thread key
-        if customer is not None and conv.customer_id is None:
-            conv.customer_id = customer.id
-        shown = str(msg.metadata.get("display_text") or msg.text)
-        conv.locale = resolve_locale(shown, conv.locale, msg.locale_hint or (customer.locale if customer else None))
-        await self.store.update(conv, "customer_id", "locale")
-        entry = await self.store.append(conv.id, "customer", shown, client_id=msg.metadata.get("client_id"))
-        result = RouterResult(conversation=conv, customer_entry=entry)
+        """A message accepted before: its answer, once there is one (taking over from a dead processor)."""
+        deadline = time.monotonic() + DUPLICATE_WAIT_SECONDS
+        while True:
+            record = await self.inbox.get(message_id)
+            if record is None:  # expired long ago: nothing to answer any more
+                return RouterResult(conversation=conv, duplicate=True, message_id=message_id)
+            if record.state != PENDING:
+                current = await self.store.get(conv.id) or conv
+                return RouterResult(
+                    conversation=current, replies=replies_of(record), duplicate=True, message_id=message_id
+                )
+            if not await self.inbox.leased(message_id):
+                # Nobody is answering it (its first processor died): this retry does.
+                async with self._locks.hold(conv.id):
+                    current = await self.store.get(conv.id) or conv
+                    result = await self._answer(record, current, customer, on_typing)
+                if not result.pending:
+                    result.duplicate = True
+                    return result
+            if time.monotonic() >= deadline:
+                return RouterResult(conversation=conv, duplicate=True, pending=True, message_id=message_id)
+            await asyncio.sleep(0.25)
+
+    async def _answer(
+        self, record: InboxMessage, conv: Conversation, customer: CustomerInfo | None, on_typing: TypingHook | None
+    ) -> RouterResult:
+        """Answer a pending message under its lease: compute the replies, then commit them at once.
+
+        Earlier unanswered messages of the conversation (they waited for the engine) are answered first,
+        in order; while one of them cannot be, this one waits too.
+        """
+        result = RouterResult(conversation=conv, message_id=record.id)
+        for earlier_id in await self.inbox.earlier(conv.id, record):
+            earlier = await self.inbox.get(earlier_id)
+            if earlier is None or earlier.state != PENDING:
+                continue
+            before = await self._answer(earlier, conv, customer, on_typing)
+            if before.pending:
+                result.pending = result.engine_down = before.engine_down
+                result.pending = True
+                if not record.message.redeliverable:
+                    await self.inbox.later(record.id, _retry_delay(record.attempts), notified=True)
+                else:
+                    await self.inbox.drop(conv.id, record.id, record.message)
+                return result
+            result.earlier_replies += before.earlier_replies + before.replies
+            result.earlier_ids += [*before.earlier_ids, earlier.id]
+        if not await self.inbox.lease(record.id, self.owner):
+            result.pending = True  # another process is answering it right now
+            return result
+        renewing = asyncio.create_task(self._keep_lease(record.id))
+        try:
+            fresh = await self.inbox.get(record.id)
+            if fresh is None or fresh.state != PENDING:  # answered by someone else just before
+                if fresh is not None:
+                    result.replies = replies_of(fresh)
+                return result
+            lines, handoff = await self._compute(record, conv, customer, on_typing, result)
+            if result.engine_down:
+                await self._not_now(record, conv, result)
+                return result
+            if handoff is not None:
+                # Queued before the answer is committed: a crash in between answers again, never leaving a
+                # "connecting you to an agent" with nobody queued.
+                lines += await self._start_handoff(conv, handoff, customer)
+            stored = json.dumps(lines, ensure_ascii=False)
+            committed = await self.store.commit_if(
+                conv.id,
+                lines,
+                guard=self.inbox.record_key(record.id),
+                field="state",
+                value=PENDING,
+                also=lambda pipe: self.inbox.answer(pipe, conv.id, record.id, stored),
+            )
+            if committed is None:
+                # Answered by another process meanwhile (it took over a lease that had run out): its
+                # answer stands, ours is dropped, and the customer sees one.
+                fresh = await self.inbox.get(record.id)
+                result.replies = replies_of(fresh) if fresh is not None else []
+                return result
+            result.replies = committed
+            if not record.message.pushes_replies:
+                await self.inbox.delivered(record.id)  # its customers read the transcript
+            return result
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+            await self.inbox.release(record.id, self.owner)
+
+    async def _keep_lease(self, message_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            if not await self.inbox.renew(message_id, self.owner):
+                log.warning("message %s: lease lost while answering it", message_id)
+                return
+
+    async def _compute(
+        self,
+        record: InboxMessage,
+        conv: Conversation,
+        customer: CustomerInfo | None,
+        on_typing: TypingHook | None,
+        result: RouterResult,
+    ) -> tuple[list[dict[str, str]], Handoff | None]:
+        """The transcript lines that answer the message, and the handoff it leads to (nothing is written)."""
+        msg = record.message
         if conv.mode != Mode.BOT:
             # Waiting for or talking to an agent: the message goes to the console, not the engine.
-            return result
+            return [], None
         turn = Turn(conversation=conv, message=msg, customer=customer)
         for interceptor in self.interceptors:
             interception = await interceptor.intercept(turn)
             if interception is not None:
-                for rendered in interception.replies:
-                    result.replies.append(await self.store.append_rendered(conv.id, "bot", rendered))
-                if interception.handoff is not None:
-                    result.replies += await self.start_handoff(conv, interception.handoff, customer)
-                return result
+                return [rendered_fields("bot", r) for r in interception.replies], interception.handoff
         replies = await self._ask_engine(conv, msg, customer, on_typing, result)
+        lines: list[dict[str, str]] = []
         handoff: Handoff | None = None
         for reply in replies:
             if reply.handoff is not None:
@@ -132,9 +308,8 @@ class Router:
                     summary=request.summary,
                 )
             if reply.text:
-                result.replies.append(
-                    await self.store.append(
-                        conv.id,
+                lines.append(
+                    entry_fields(
                         "bot",
                         reply.text,
                         buttons=reply.button_dicts(),
@@ -144,9 +319,7 @@ class Router:
                         text_format=reply.text_format,
                     )
                 )
-        if handoff is not None:
-            result.replies += await self.start_handoff(conv, handoff, customer)
-        return result
+        return lines, handoff
 
     async def _ask_engine(
         self,
@@ -173,25 +346,49 @@ class Router:
         except EngineUnavailable as exc:
             log.error("engine unavailable for conversation %s: %s", conv.id, exc)
             result.engine_down = True
-            rendered = self.templates.render(ENGINE_DOWN_TEMPLATE, conv.channel, conv.locale or "zh-CN", {})
-            result.replies.append(await self.store.append_rendered(conv.id, "bot", rendered))
             return []
         finally:
             if on_typing:
                 await on_typing(conv.id, False)
 
+    async def _not_now(self, record: InboxMessage, conv: Conversation, result: RouterResult) -> None:
+        """The engine is down: try again later, and tell the customer once that the answer is coming."""
+        result.pending = True
+        if record.message.redeliverable:
+            # The channel brings the message again itself (a mail stays unread): forget it for now.
+            await self.inbox.drop(conv.id, record.id, record.message)
+            return
+        attempts = await self.inbox.later(record.id, _retry_delay(record.attempts), notified=True)
+        if record.notified or attempts > 1:
+            return
+        rendered = self.templates.render(ENGINE_DELAYED_TEMPLATE, conv.channel, conv.locale or "zh-CN", {})
+        result.replies.append(await self.store.append_rendered(conv.id, "bot", rendered))
+
     async def start_handoff(
         self, conv: Conversation, handoff: Handoff, customer: CustomerInfo | None
     ) -> list[LogEntry]:
-        """Hand the conversation to agents: listeners prepare the handoff, it is queued, they react.
+        """Hand the conversation to agents now (outside a message's answer); returns the notices sent."""
+        lines = await self._start_handoff(conv, handoff, customer)
+        return await self.store.commit(conv.id, lines, lambda pipe: None) if lines else []
 
-        Returns the notices listeners sent the customer (already in the transcript).
-        """
+    async def _start_handoff(
+        self, conv: Conversation, handoff: Handoff, customer: CustomerInfo | None
+    ) -> list[dict[str, str]]:
+        """Listeners prepare the handoff, it is queued, they react; returns their notices (not yet written)."""
         for listener in self.listeners:
             listener.preparing(conv, handoff)
         await self.store.start_handoff(conv, handoff)
-        notices: list[LogEntry] = []
+        lines: list[dict[str, str]] = []
         for listener in self.listeners:
-            for rendered in await listener.started(conv, handoff, customer):
-                notices.append(await self.store.append_rendered(conv.id, "bot", rendered))
-        return notices
+            lines += [rendered_fields("bot", r) for r in await listener.started(conv, handoff, customer)]
+        return lines
+
+
+def _retry_delay(attempts: int) -> float:
+    return float(min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2**attempts))
+
+
+def replies_of(record: InboxMessage) -> list[LogEntry]:
+    """The answer a record keeps (for a channel's retry), as transcript lines."""
+    lines = record.replies
+    return [entry_from_fields("", line) for line in lines if isinstance(line, dict)]

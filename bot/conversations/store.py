@@ -164,30 +164,10 @@ class ConversationStore:
         text_format: str | None = None,
     ) -> LogEntry:
         """Append a transcript line and publish it to the conversation's watchers."""
-        ts = time.time()
-        fields: dict[str, str] = {"role": role, "text": text, "ts": repr(ts)}
-        if buttons:
-            fields["buttons"] = json.dumps(buttons, ensure_ascii=False)
-        if client_id:
-            fields["client_id"] = client_id
-        if template:
-            fields["template"] = template
-        if template_version is not None:
-            fields["template_version"] = str(template_version)
-        if agent_name:
-            fields["agent_name"] = agent_name
-        if html:
-            fields["html"] = html
-        if text_format:
-            fields["text_format"] = text_format
-        seq = await self.redis.xadd(keys.transcript(conv_id), fields)
-        await self.redis.expire(keys.transcript(conv_id), keys.CONVERSATION_TTL_SECONDS)
-        entry = LogEntry(
-            seq=seq,
-            role=role,
-            text=text,
-            ts=ts,
-            buttons=buttons or [],
+        fields = entry_fields(
+            role,
+            text,
+            buttons=buttons,
             client_id=client_id,
             template=template,
             template_version=template_version,
@@ -195,8 +175,49 @@ class ConversationStore:
             html=html,
             text_format=text_format,
         )
-        await self.publish(conv_id, entry.frame())
+        [entry] = await self.commit(conv_id, [fields], lambda pipe: None)
         return entry
+
+    async def commit(self, conv_id: str, lines: list[dict[str, str]], also: Writes) -> list[LogEntry]:
+        """Append transcript lines and `also`'s writes in one MULTI/EXEC, then publish the lines."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for fields in lines:
+                pipe.xadd(keys.transcript(conv_id), fields)
+            pipe.expire(keys.transcript(conv_id), keys.CONVERSATION_TTL_SECONDS)
+            also(pipe)
+            results = await pipe.execute()
+        entries = [entry_from_fields(str(seq), fields) for seq, fields in zip(results, lines, strict=False)]
+        for entry in entries:
+            await self.publish(conv_id, entry.frame())
+        return entries
+
+    async def commit_if(
+        self, conv_id: str, lines: list[dict[str, str]], *, guard: str, field: str, value: str, also: Writes
+    ) -> list[LogEntry] | None:
+        """`commit`, only while the hash `guard` still has `field` == `value` (WATCH/MULTI).
+
+        None when it no longer does: someone else committed first, and nothing was written.
+        """
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(guard)
+                    if await pipe.hget(guard, field) != value:
+                        await pipe.unwatch()
+                        return None
+                    pipe.multi()
+                    for fields in lines:
+                        pipe.xadd(keys.transcript(conv_id), fields)
+                    pipe.expire(keys.transcript(conv_id), keys.CONVERSATION_TTL_SECONDS)
+                    also(pipe)
+                    results = await pipe.execute()
+                    break
+                except WatchError:
+                    continue
+        entries = [entry_from_fields(str(seq), fields) for seq, fields in zip(results, lines, strict=False)]
+        for entry in entries:
+            await self.publish(conv_id, entry.frame())
+        return entries
 
     async def add_note(self, conv_id: str, agent: str, text: str) -> LogEntry:
         """An internal note (role "note"), in the notes stream that no customer channel reads."""
@@ -444,6 +465,55 @@ class ConversationStore:
 
 def _handoff_hash(handoff: Handoff) -> dict[str, str]:
     return {k: str(v) for k, v in asdict(handoff).items()}
+
+
+def entry_fields(
+    role: str,
+    text: str,
+    *,
+    buttons: list[dict[str, str]] | None = None,
+    client_id: str | None = None,
+    template: str | None = None,
+    template_version: int | None = None,
+    agent_name: str | None = None,
+    html: str | None = None,
+    text_format: str | None = None,
+) -> dict[str, str]:
+    """A transcript line as the stream stores it."""
+    fields: dict[str, str] = {"role": role, "text": text, "ts": repr(time.time())}
+    if buttons:
+        fields["buttons"] = json.dumps(buttons, ensure_ascii=False)
+    if client_id:
+        fields["client_id"] = client_id
+    if template:
+        fields["template"] = template
+    if template_version is not None:
+        fields["template_version"] = str(template_version)
+    if agent_name:
+        fields["agent_name"] = agent_name
+    if html:
+        fields["html"] = html
+    if text_format:
+        fields["text_format"] = text_format
+    return fields
+
+
+def rendered_fields(role: str, rendered: Rendered) -> dict[str, str]:
+    """A rendered template as a transcript line."""
+    return entry_fields(
+        role,
+        rendered.text,
+        buttons=rendered.buttons,
+        template=rendered.name,
+        template_version=rendered.version,
+        html=rendered.html,
+        text_format=rendered.text_format,
+    )
+
+
+def entry_from_fields(seq: str, data: dict[str, str]) -> LogEntry:
+    """A transcript line from its stored fields."""
+    return _entry(seq, data)
 
 
 def _entry(seq: str, data: dict[str, str]) -> LogEntry:

@@ -22,9 +22,9 @@ from typing import Any
 
 from bot import keys
 from bot.conversations.model import SKILLS, Handoff
+from bot.conversations.periodic import Periodic
 from bot.conversations.store import ConversationStore
 from bot.desk.agents import AgentDesk, ConversationNotFound, WrongMode
-from bot.desk.periodic import Periodic
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from typing import Any
 
 from bot import keys
 from bot.conversations.model import MAX_PRIORITY, Conversation, Handoff
+from bot.conversations.periodic import Periodic
 from bot.conversations.ports import HandoffListener
 from bot.conversations.store import ConversationStore
-from bot.desk.periodic import Periodic
 from bot.hours import BusinessHours
 
 log = logging.getLogger(__name__)

@@ -24,6 +24,7 @@ from actions.deps import ActionServices, configure
 from bot.conversations.channels import Channel, ChannelContext, Channels
 from bot.conversations.events import EventHub
 from bot.conversations.ports import Engine
+from bot.conversations.recovery import Recovery
 from bot.conversations.router import Router
 from bot.conversations.store import ConversationStore
 from bot.crm.directory import AsyncCRM
@@ -65,6 +66,7 @@ class Container:
     stats: DeskStats
     executor: ActionExecutor
     events: EventHub
+    recovery: Recovery
     engine_token: str = ""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -143,6 +145,7 @@ def build(
         stats=DeskStats(store, sla),
         executor=executor,
         events=EventHub(redis.pubsub),
+        recovery=Recovery(router, registry, interval=settings.recovery_interval_seconds),
         engine_token=engine_token,
     )
 
@@ -163,6 +166,7 @@ async def running(settings: Settings, *, engine_token: str, channels: Iterable[C
     container._tasks = [
         asyncio.create_task(container.watcher.run(), name="sla-watcher"),
         asyncio.create_task(container.assigner.run(), name="assigner"),
+        asyncio.create_task(container.recovery.run(), name="recovery"),
     ]
     started: list[Channel] = []
     try:
@@ -175,6 +179,7 @@ async def running(settings: Settings, *, engine_token: str, channels: Iterable[C
     finally:
         container.watcher.stop()
         container.assigner.stop()
+        container.recovery.stop()
         for task in container._tasks:
             await task
         for channel in reversed(started):

@@ -181,6 +181,8 @@ class MailProcessor:
             metadata={"display_text": shown, "message_id": mail.message_id or "", "subject": mail.subject},
             # Answers go to this address, so whoever wrote, only the customer on file reads them.
             sender_is_contact=True,
+            # Left unread while the engine is down, the mail is read again later.
+            redeliverable=True,
         )
 
     async def _route(
@@ -188,19 +190,16 @@ class MailProcessor:
     ) -> tuple[Outcome, OutboundMail | None, ThreadState]:
         router = self.context.router
         msg = self._inbound(mail, root, address)
-        result = await router.handle(msg)
-        if result.duplicate:
-            if await self.redis.exists(mail_keys.mail_done(mail.key)):
-                raise RetryLater(f"mail {mail.key} was committed meanwhile")  # next round: flagged as done
-            # The router's claim outlived a process killed mid-message (this replica holds the mailbox
-            # lease, so no live one is working on it); our own done marker says it was never committed.
-            await self.context.store.release_idempotency_key(CHANNEL, mail.key)
-            result = await router.handle(msg)
-            if result.duplicate:
-                raise RetryLater(f"mail {mail.key} is being processed elsewhere")
+        # This replica alone reads the mailbox (its lease): a mail it finds uncommitted has no live
+        # processor, so the router may take over the message from a process killed mid-way.
+        result = await router.handle(msg, take_over=True)
+        if result.duplicate and await self.redis.exists(mail_keys.mail_done(mail.key)):
+            raise RetryLater(f"mail {mail.key} was committed meanwhile")  # next round: flagged as done
         if result.engine_down:
-            await self.context.store.release_idempotency_key(CHANNEL, mail.key)
             raise RetryLater("the engine is unavailable; the mail stays unprocessed until it is back")
+        if result.pending:
+            raise RetryLater(f"mail {mail.key} is being answered elsewhere")
+        # A duplicate that was answered (the process died before the mail's commit) carries that answer.
         conv = result.conversation
         state = self._state(mail, root, address)
         replies = list(result.replies)

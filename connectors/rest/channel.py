@@ -189,7 +189,7 @@ class RestChannel(Channel):
                 conversation_id=conv.id,
                 mode=conv.mode,
                 replies=[
-                    ReplyOut(text=r.text, buttons=[ButtonOut(**b) for b in r.buttons], seq=r.seq)
+                    ReplyOut(text=r.text, buttons=[ButtonOut(**b) for b in r.buttons], seq=r.seq or None)
                     for r in result.replies
                 ],
                 handoff=HandoffOut(**conv.handoff.public()) if conv.handoff and conv.mode != "bot" else None,

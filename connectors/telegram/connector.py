@@ -282,8 +282,12 @@ class TelegramConnector(Channel):
         display: str | None = None,
         attachments: Sequence[Attachment] = (),
         locale: str | None = None,
+        key: str | None = None,
     ) -> RouterResult:
         """Send a customer's message through the router and deliver the bot's replies.
+
+        `key` identifies the message in Telegram (chat and message id, or the button press): a message
+        Telegram delivers again after a crash is answered once, by whoever gets to it first.
 
         A new conversation starts in the language of the customer's Telegram app, and `locale`
         sets it: commands like /start say nothing about the customer's language, the app does.
@@ -302,13 +306,18 @@ class TelegramConnector(Channel):
                 thread_id=str(chat_id),
                 sender=f"telegram:{user.id}",
                 text=text,
+                idempotency_key=key,
                 attachments=tuple(attachments),
                 locale_hint=user_locale(user),
                 metadata=metadata,
+                pushes_replies=True,
             ),
             on_typing=self.typing(chat_id),
         )
-        await self.send_entries(chat_id, result.replies)
+        if not result.duplicate:
+            # A duplicate's answer is pushed by the process that answered it, or by the recovery pass.
+            await self.send_entries(chat_id, [*result.earlier_replies, *result.replies])
+            await self.context.router.delivered(result)
         return result
 
     async def record(self, chat_id: int, user: User, shown: str) -> Conversation:

@@ -62,6 +62,12 @@ def _sender(message: Message) -> User:
     return message.from_user
 
 
+def _key(message: Message) -> str:
+    """A message's identity in Telegram: its chat and id (and, for a correction, when it was edited)."""
+    edited = f":edited:{message.edit_date}" if message.edit_date else ""
+    return f"{message.chat.id}:{message.message_id}{edited}"
+
+
 def as_words(text: str) -> str:
     """A typed "/something" that is not one of our commands: the words count, not Rasa's intent syntax."""
     return _COMMAND.sub(lambda m: m.group(1).replace("_", " "), text, count=1).strip()
@@ -71,7 +77,7 @@ async def on_start(message: Message, connector: ChatChannel) -> None:
     """Greet in the language of the customer's Telegram app; offer to link a customer profile."""
     user = _sender(message)
     result = await connector.route(
-        message.chat.id, user, GREET, display=message.text or "/start", locale=user_locale(user)
+        message.chat.id, user, GREET, display=message.text or "/start", locale=user_locale(user), key=_key(message)
     )
     if result.conversation.mode == "bot" and await connector.linked_customer(user.id) is None:
         await connector.reply_template(message.chat.id, result.conversation, "utter_telegram_share_contact")
@@ -79,7 +85,7 @@ async def on_start(message: Message, connector: ChatChannel) -> None:
 
 async def on_human(message: Message, connector: ChatChannel) -> None:
     """Ask for a human agent."""
-    await connector.route(message.chat.id, _sender(message), HUMAN, display=message.text or "/human")
+    await connector.route(message.chat.id, _sender(message), HUMAN, display=message.text or "/human", key=_key(message))
 
 
 async def on_link(message: Message, connector: ChatChannel) -> None:
@@ -116,7 +122,9 @@ async def on_text(message: Message, connector: ChatChannel) -> None:
     assert message.text is not None  # registered with F.text
     text = as_words(message.text) if message.text.startswith("/") else message.text
     if text:
-        await connector.route(message.chat.id, _sender(message), _limit(text, connector), display=message.text)
+        await connector.route(
+            message.chat.id, _sender(message), _limit(text, connector), display=message.text, key=_key(message)
+        )
 
 
 async def on_media(message: Message, connector: ChatChannel) -> None:
@@ -126,7 +134,7 @@ async def on_media(message: Message, connector: ChatChannel) -> None:
     if message.caption:
         text = _limit(as_words(message.caption), connector)
         shown = f"{label}: {message.caption}"
-        await connector.route(message.chat.id, user, text, display=shown, attachments=attachment)
+        await connector.route(message.chat.id, user, text, display=shown, attachments=attachment, key=_key(message))
         return
     conv = await connector.record(message.chat.id, user, label)
     await connector.reply_template(
@@ -140,7 +148,9 @@ async def on_edited(message: Message, connector: ChatChannel) -> None:
     original = message.text or message.caption or ""
     text = as_words(original) if original.startswith("/") else original
     if text:
-        await connector.route(message.chat.id, _sender(message), _limit(text, connector), display=f"✏️ {original}")
+        await connector.route(
+            message.chat.id, _sender(message), _limit(text, connector), display=f"✏️ {original}", key=_key(message)
+        )
 
 
 async def on_button(query: CallbackQuery, connector: ChatChannel) -> None:
@@ -158,7 +168,7 @@ async def on_button(query: CallbackQuery, connector: ChatChannel) -> None:
                 if button.callback_data == query.data:
                     title = button.text
     chat_id = message.chat.id if message is not None else query.from_user.id
-    await connector.route(chat_id, query.from_user, payload, display=title)
+    await connector.route(chat_id, query.from_user, payload, display=title, key=f"button:{query.id}")
 
 
 async def on_membership(event: ChatMemberUpdated, connector: ChatChannel) -> None:

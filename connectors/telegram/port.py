@@ -56,6 +56,7 @@ class ChatChannel(Protocol):
         display: str | None = None,
         attachments: Sequence[Attachment] = (),
         locale: str | None = None,
+        key: str | None = None,
     ) -> RouterResult:
         """Send a customer's message through the router and deliver the replies."""
         ...

@@ -93,7 +93,7 @@ async def test_with_the_engine_down_a_hand_back_completes_and_the_reset_waits_fo
     # Still down: the customer's next message gets the busy notice, and the reset is still owed.
     say = InboundMessage(channel="rest", thread_id="handback-engine-down", sender="handback-engine-down", text="在吗")
     result = await app.router.handle(say)
-    assert result.engine_down and [r.template for r in result.replies] == ["utter_engine_unavailable"]
+    assert result.engine_down and [r.template for r in result.replies] == ["utter_engine_delayed"]
     assert engine.resets == []
     # Back up: the dialogue state is reset before the message is answered, once.
     engine.down = False

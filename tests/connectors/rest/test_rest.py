@@ -137,8 +137,12 @@ def test_idempotency_key_processes_a_retry_once(stack: RunningStack) -> None:
     first = httpx.post(url, json={"sender": who, "text": "你好"}, headers=headers, timeout=60).json()
     retry = httpx.post(url, json={"sender": who, "text": "你好"}, headers=headers, timeout=60).json()
     assert first["replies"]
-    assert retry["replies"] == []
+    # The retry is not processed again, and it gets the answer the first request got (issue 12: it used to
+    # get nothing, so a company app whose first response was lost never saw the answer).
+    assert [r["text"] for r in retry["replies"]] == [r["text"] for r in first["replies"]]
     assert retry["conversation_id"] == first["conversation_id"]
+    bot = [m for m in stack.pulled(who)["messages"] if m["role"] == "bot"]
+    assert len(bot) == len(first["replies"])
 
 
 def test_openapi_documents_the_rest_channel(stack: RunningStack) -> None:

@@ -1,0 +1,269 @@
+"""The inbox: every customer message accepted is recorded as pending until it is answered, exactly once.
+
+Accepting a message is one Redis script: the dedupe key (scoped to the channel and the sender), the
+customer's line in the transcript, the message's record and its place in the pending set, all or
+nothing. Answering it is one MULTI/EXEC: the bot's lines in the transcript and the record marked
+answered. Between the two, whoever processes the message holds its lease (renewed while the engine
+works); a process that dies lets the lease expire and the recovery pass of any replica takes the
+message over. So an accepted message is answered once, whatever crashes in between; a second
+accept of the same key is told which message it is, and waits for that message's answer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot import keys
+from bot.conversations.messages import InboundMessage
+from bot.conversations.model import LogEntry
+
+# The one script that accepts a message (see the module docstring). KEYS: seen, transcript, record,
+# pending, the conversation's unanswered. ARGV: message id, dedupe ttl, transcript ttl, record ttl, due
+# time, n transcript fields, the fields as pairs, then the record's fields as pairs, the first of which
+# is the acceptance time.
+_ACCEPT = """
+local existing = redis.call('GET', KEYS[1])
+if existing then return {0, existing} end
+local n = tonumber(ARGV[6])
+local fields = {}
+for i = 7, 6 + 2 * n do fields[#fields + 1] = ARGV[i] end
+local seq = redis.call('XADD', KEYS[2], '*', unpack(fields))
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
+local record = {'seq', seq}
+for i = 7 + 2 * n, #ARGV do record[#record + 1] = ARGV[i] end
+redis.call('HSET', KEYS[3], unpack(record))
+redis.call('EXPIRE', KEYS[3], tonumber(ARGV[4]))
+redis.call('ZADD', KEYS[4], tonumber(ARGV[5]), ARGV[1])
+redis.call('ZADD', KEYS[5], tonumber(ARGV[7 + 2 * n + 1]), ARGV[1])
+redis.call('EXPIRE', KEYS[5], tonumber(ARGV[4]))
+redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
+return {1, ARGV[1], seq}
+"""
+# Release a lease only if it is still ours.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+# Renew a lease only if it is still ours.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+PENDING, ANSWERED, DELIVERED = "pending", "answered", "delivered"
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The outcome of accepting a message: its id, and whether it was new."""
+
+    message_id: str
+    new: bool
+    entry: LogEntry | None = None  # the customer's transcript line, when new
+
+
+@dataclass
+class InboxMessage:
+    """A message's record: what the customer sent, where, and how far its answer got."""
+
+    id: str
+    conversation_id: str
+    seq: str
+    state: str
+    message: InboundMessage
+    accepted_at: float
+    attempts: int = 0
+    notified: bool = False
+    replies: list[dict[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def from_hash(cls, message_id: str, raw: dict[str, str]) -> InboxMessage:
+        """Rebuild from the record's hash."""
+        metadata = json.loads(raw.get("metadata") or "{}")
+        message = InboundMessage(
+            channel=raw.get("channel", ""),
+            thread_id=raw.get("thread_id", ""),
+            sender=raw.get("sender", ""),
+            text=raw.get("text", ""),
+            idempotency_key=raw.get("key") or None,
+            locale_hint=raw.get("locale_hint") or None,
+            metadata=metadata if isinstance(metadata, dict) else {},
+            received_at=float(raw.get("accepted_at") or 0),
+            sender_is_contact=raw.get("sender_is_contact") == "1",
+            redeliverable=raw.get("redeliverable") == "1",
+            pushes_replies=raw.get("pushes_replies") == "1",
+        )
+        return cls(
+            id=message_id,
+            conversation_id=raw.get("conversation_id", ""),
+            seq=raw.get("seq", ""),
+            state=raw.get("state", PENDING),
+            message=message,
+            accepted_at=float(raw.get("accepted_at") or 0),
+            attempts=int(raw.get("attempts") or 0),
+            notified=raw.get("notified") == "1",
+            replies=json.loads(raw["replies"]) if raw.get("replies") else [],
+        )
+
+
+class Inbox:
+    """The pending messages in Redis."""
+
+    def __init__(self, redis: Any, *, lease_seconds: float = 30.0) -> None:
+        self.redis = redis
+        self.lease_ms = int(lease_seconds * 1000)
+        self._accept = redis.register_script(_ACCEPT)
+        self._release = redis.register_script(_RELEASE)
+        self._renew = redis.register_script(_RENEW)
+
+    async def accept(
+        self,
+        conv_id: str,
+        msg: InboundMessage,
+        transcript_fields: dict[str, str],
+        *,
+        due_in: float,
+    ) -> Accepted:
+        """Record the message (and its transcript line) unless its dedupe key was seen: one script."""
+        now = time.time()
+        message_id = uuid.uuid4().hex
+        key = msg.idempotency_key or message_id  # without a key of its own, a message is never a duplicate
+        record = {
+            "accepted_at": repr(now),  # first: the script reads it as the conversation index's score
+            "conversation_id": conv_id,
+            "state": PENDING,
+            "channel": msg.channel,
+            "thread_id": msg.thread_id,
+            "sender": msg.sender,
+            "text": msg.text,
+            "key": msg.idempotency_key or "",
+            "locale_hint": msg.locale_hint or "",
+            "metadata": json.dumps(msg.metadata, ensure_ascii=False),
+            "sender_is_contact": "1" if msg.sender_is_contact else "",
+            "redeliverable": "1" if msg.redeliverable else "",
+            "pushes_replies": "1" if msg.pushes_replies else "",
+        }
+        pairs = [x for kv in transcript_fields.items() for x in kv]
+        args = [
+            message_id,
+            keys.SEEN_TTL_SECONDS,
+            keys.CONVERSATION_TTL_SECONDS,
+            keys.INBOX_RECORD_TTL_SECONDS,
+            now + due_in,
+            len(transcript_fields),
+            *pairs,
+            *[x for kv in record.items() for x in kv],
+        ]
+        result = await self._accept(
+            keys=[
+                keys.seen(msg.channel, f"{msg.sender}:{key}"),
+                keys.transcript(conv_id),
+                keys.inbox_message(message_id),
+                keys.inbox_pending(),
+                keys.inbox_conversation(conv_id),
+            ],
+            args=args,
+        )
+        if int(result[0]) == 0:
+            return Accepted(message_id=str(result[1]), new=False)
+        return Accepted(message_id=message_id, new=True, entry=_customer_entry(str(result[2]), transcript_fields))
+
+    async def get(self, message_id: str) -> InboxMessage | None:
+        """A message's record, or None when it expired."""
+        raw = await self.redis.hgetall(keys.inbox_message(message_id))
+        return InboxMessage.from_hash(message_id, raw) if raw else None
+
+    async def lease(self, message_id: str, owner: str) -> bool:
+        """Take the message's lease: True when this owner may process it now."""
+        return bool(await self.redis.set(keys.inbox_lease(message_id), owner, nx=True, px=self.lease_ms))
+
+    def record_key(self, message_id: str) -> str:
+        """The record's key (for a transaction that must see it unchanged)."""
+        return keys.inbox_message(message_id)
+
+    async def break_lease(self, message_id: str) -> None:
+        """Remove a lease whose holder is known to be dead."""
+        await self.redis.delete(keys.inbox_lease(message_id))
+
+    async def leased(self, message_id: str) -> bool:
+        """Whether some process holds the message's lease now."""
+        return bool(await self.redis.exists(keys.inbox_lease(message_id)))
+
+    async def renew(self, message_id: str, owner: str) -> bool:
+        """Extend a lease this owner holds; False when it was lost."""
+        return bool(await self._renew(keys=[keys.inbox_lease(message_id)], args=[owner, self.lease_ms]))
+
+    async def release(self, message_id: str, owner: str) -> None:
+        """Give the lease back (if it is still ours)."""
+        await self._release(keys=[keys.inbox_lease(message_id)], args=[owner])
+
+    def answer(self, pipe: Any, conv_id: str, message_id: str, replies_json: str) -> None:
+        """Queue, on a MULTI pipeline that also appends the replies, the writes that mark it answered."""
+        pipe.hset(keys.inbox_message(message_id), mapping={"state": ANSWERED, "replies": replies_json})
+        pipe.zrem(keys.inbox_pending(), message_id)
+        pipe.zrem(keys.inbox_conversation(conv_id), message_id)
+        pipe.zadd(keys.inbox_undelivered(), {message_id: time.time()})
+
+    async def delivered(self, message_id: str) -> None:
+        """The answer reached the customer's channel (or the channel needs no push)."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(keys.inbox_message(message_id), "state", DELIVERED)
+        pipe.zrem(keys.inbox_undelivered(), message_id)
+        await pipe.execute()
+
+    async def drop(self, conv_id: str, message_id: str, msg: InboundMessage) -> None:
+        """Forget a message its channel will deliver again (a mail left unread): no record, no dedupe key."""
+        key = msg.idempotency_key or message_id
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(keys.inbox_message(message_id), keys.seen(msg.channel, f"{msg.sender}:{key}"))
+        pipe.zrem(keys.inbox_pending(), message_id)
+        pipe.zrem(keys.inbox_conversation(conv_id), message_id)
+        await pipe.execute()
+
+    async def later(self, message_id: str, delay: float, *, notified: bool) -> int:
+        """Try again in `delay` seconds (the engine is down); returns the attempts made so far."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hincrby(keys.inbox_message(message_id), "attempts", 1)
+        if notified:
+            pipe.hset(keys.inbox_message(message_id), "notified", "1")
+        pipe.zadd(keys.inbox_pending(), {message_id: time.time() + delay}, xx=True)
+        attempts, *_ = await pipe.execute()
+        return int(attempts)
+
+    async def earlier(self, conv_id: str, record: InboxMessage) -> list[str]:
+        """The conversation's unanswered messages accepted before this one, oldest first."""
+        found: list[str] = await self.redis.zrangebyscore(
+            keys.inbox_conversation(conv_id), "-inf", f"({record.accepted_at!r}"
+        )
+        return [m for m in found if m != record.id]
+
+    async def due(self, now: float, count: int = 100) -> list[str]:
+        """Pending messages whose time has come (their first processor is gone, or a retry is due)."""
+        found: list[str] = await self.redis.zrangebyscore(keys.inbox_pending(), "-inf", now, start=0, num=count)
+        return found
+
+    async def undelivered(self, before: float, count: int = 100) -> list[str]:
+        """Answered messages whose answer was not yet handed to their channel."""
+        found: list[str] = await self.redis.zrangebyscore(keys.inbox_undelivered(), "-inf", before, start=0, num=count)
+        return found
+
+    async def forget_expired(self, message_id: str) -> None:
+        """Drop an index entry whose record has expired."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrem(keys.inbox_pending(), message_id)
+        pipe.zrem(keys.inbox_undelivered(), message_id)
+        await pipe.execute()
+
+
+def _customer_entry(seq: str, fields: dict[str, str]) -> LogEntry:
+    return LogEntry(
+        seq=seq,
+        role=fields.get("role", "customer"),
+        text=fields.get("text", ""),
+        ts=float(fields.get("ts", "0")),
+        client_id=fields.get("client_id"),
+    )

@@ -1,0 +1,180 @@
+"""Every accepted message answered exactly once: engine outages, crashed processes, retries, replicas.
+
+Real Redis and the app's own object graph; the engine is a stub that can be down, and "a process that
+died" is a message accepted (or leased) by a router that never finishes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from bot import keys
+from bot.conversations.inbox import ANSWERED, DELIVERED, PENDING
+from bot.conversations.messages import InboundMessage, OutboundMessage
+from bot.conversations.model import Conversation
+from bot.conversations.router import RECOVERY_GRACE_SECONDS, Router
+from bot.conversations.store import entry_fields
+from bot.crm.repository import CRM
+from bot.settings import Settings
+from bot.web.container import Container
+from tests.conftest import TextRedis, in_process
+from tests.fakes.engine import StubEngine
+
+
+def said(
+    sender: str, text: str, key: str | None = None, *, pushes_replies: bool = False, redeliverable: bool = False
+) -> InboundMessage:
+    return InboundMessage(
+        channel="rest",
+        thread_id=sender,
+        sender=sender,
+        text=text,
+        idempotency_key=key,
+        pushes_replies=pushes_replies,
+        redeliverable=redeliverable,
+    )
+
+
+@pytest.fixture
+def engine() -> StubEngine:
+    return StubEngine()
+
+
+@pytest.fixture
+def app(redis: TextRedis, crm: CRM, engine: StubEngine) -> Container:
+    return in_process(redis, crm, engine)
+
+
+async def bot_texts(app: Container, conv_id: str) -> list[str]:
+    return [e.text for e in await app.store.history(conv_id) if e.role == "bot"]
+
+
+async def test_an_engine_outage_tells_the_customer_once_then_answers_everything_in_order(
+    app: Container, engine: StubEngine
+) -> None:
+    engine.down = True
+    first = await app.router.handle(said("outage", "第一个问题"))
+    assert first.engine_down and first.pending
+    assert [r.template for r in first.replies] == ["utter_engine_delayed"]
+    second = await app.router.handle(said("outage", "第二个问题"))
+    assert second.pending and second.replies == []  # behind the first: no second notice
+    conv_id = first.conversation.id
+    assert await bot_texts(app, conv_id) == [first.replies[0].text]
+    engine.down = False
+    # The recovery pass (every replica runs it) answers both, in the order they were asked, once.
+    answered = await app.recovery.round(time.time() + 60)
+    assert answered == 2
+    texts = await bot_texts(app, conv_id)
+    assert texts[1:] == ["answer to: 第一个问题", "answer to: 第二个问题"]
+    assert await app.recovery.round(time.time() + 120) == 0
+    assert await bot_texts(app, conv_id) == texts
+    assert await app.router.inbox.due(time.time() + 3600) == []
+
+
+async def test_a_message_left_by_a_dead_process_is_answered_by_the_recovery_pass(app: Container) -> None:
+    conv, _ = await app.store.find_or_open("rest", "crashed", None)
+    # A process accepted it (the customer saw it recorded) and died before asking the engine.
+    accepted = await app.router.inbox.accept(
+        conv.id, said("crashed", "DD202405001 到哪了", "k1"), entry_fields("customer", "DD202405001 到哪了"), due_in=0
+    )
+    assert accepted.new
+    assert await app.recovery.round(time.time()) == 1
+    assert await bot_texts(app, conv.id) == ["answer to: DD202405001 到哪了"]
+    record = await app.router.inbox.get(accepted.message_id)
+    assert record is not None and record.state == DELIVERED
+
+
+async def test_a_retry_while_a_dead_process_holds_the_lease_takes_over_and_answers_once(
+    redis: TextRedis, crm: CRM, engine: StubEngine
+) -> None:
+    app = in_process(redis, crm, engine)
+    dead = Router(app.store, app.customers, engine, app.templates, lease_seconds=1.0)
+    conv, _ = await app.store.find_or_open("rest", "retry", None)
+    accepted = await dead.inbox.accept(
+        conv.id, said("retry", "在吗", "k2"), entry_fields("customer", "在吗"), due_in=60
+    )
+    assert await dead.inbox.lease(accepted.message_id, dead.owner)  # ...and then it died
+    again = await app.router.handle(said("retry", "在吗", "k2"))  # the channel's retry
+    assert again.duplicate and [r.text for r in again.replies] == ["answer to: 在吗"]
+    assert engine.texts == ["在吗"]
+    third = await app.router.handle(said("retry", "在吗", "k2"))
+    assert [r.text for r in third.replies] == ["answer to: 在吗"]  # the same answer, not a new one
+    assert engine.texts == ["在吗"]
+    assert await bot_texts(app, conv.id) == ["answer to: 在吗"]
+
+
+async def test_the_same_key_from_two_senders_is_two_messages(app: Container, engine: StubEngine) -> None:
+    a = await app.router.handle(said("sender-a", "你好", "same-key"))
+    b = await app.router.handle(said("sender-b", "你好", "same-key"))
+    assert not a.duplicate and not b.duplicate
+    assert engine.texts == ["你好", "你好"]
+
+
+async def test_two_replicas_answering_one_message_commit_one_answer(
+    redis: TextRedis, crm: CRM, engine: StubEngine
+) -> None:
+    one = in_process(redis, crm, engine)
+    two = in_process(redis, crm, engine)
+    engine.delay = 0.2
+    conv, _ = await one.store.find_or_open("rest", "replicas", None)
+    accepted = await one.router.inbox.accept(
+        conv.id, said("replicas", "你好", "k3"), entry_fields("customer", "你好"), due_in=0
+    )
+    await asyncio.gather(one.recovery.round(time.time()), two.recovery.round(time.time()))
+    assert await bot_texts(one, conv.id) == ["answer to: 你好"]
+    record = await one.router.inbox.get(accepted.message_id)
+    assert record is not None and record.state in (ANSWERED, DELIVERED)
+
+
+async def test_a_message_answered_but_not_pushed_is_pushed_by_the_recovery_pass(
+    app: Container, engine: StubEngine, redis: TextRedis
+) -> None:
+    pushed: list[str] = []
+
+    class Pushing:
+        async def deliver(self, conversation: Conversation, message: OutboundMessage) -> None:
+            pushed.append(message.text)
+
+        @classmethod
+        def name(cls) -> str:
+            return "rest"
+
+    app.channels._by_name["rest"] = Pushing()  # type: ignore[assignment]
+    result = await app.router.handle(said("push", "你好", "k4", pushes_replies=True))
+    assert not result.pending and pushed == []  # the channel (which died now) was to push it itself
+    assert await app.recovery.round(time.time()) == 0  # not yet: it may still be pushing
+    assert await app.recovery.push_undelivered(time.time() + 60) == 1
+    assert pushed == ["answer to: 你好"]
+    record = await app.router.inbox.get(result.message_id)
+    assert record is not None and record.state == DELIVERED
+
+
+async def test_a_redeliverable_message_is_forgotten_while_the_engine_is_down(
+    app: Container, engine: StubEngine
+) -> None:
+    engine.down = True
+    result = await app.router.handle(said("mail", "where is my order", "<m1@x>", redeliverable=True))
+    assert result.engine_down and result.replies == []  # no notice: the mail channel reads it again later
+    assert await app.router.inbox.get(result.message_id) is None
+    engine.down = False
+    again = await app.router.handle(said("mail", "where is my order", "<m1@x>", redeliverable=True))
+    assert not again.duplicate and [r.text for r in again.replies] == ["answer to: where is my order"]
+
+
+async def test_a_new_message_is_not_answered_before_an_earlier_one(app: Container, engine: StubEngine) -> None:
+    engine.down = True
+    await app.router.handle(said("order", "一"))
+    engine.down = False
+    result = await app.router.handle(said("order", "二"))
+    assert [r.text for r in result.earlier_replies] == ["answer to: 一"]
+    assert [r.text for r in result.replies] == ["answer to: 二"]
+    assert engine.texts[-2:] == ["一", "二"]
+
+
+def test_the_grace_period_leaves_a_live_processor_time() -> None:
+    assert RECOVERY_GRACE_SECONDS >= 10
+    assert Settings(_env_file=None).recovery_interval_seconds <= 5  # type: ignore[call-arg]
+    assert PENDING and keys.inbox_pending()
