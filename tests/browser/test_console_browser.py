@@ -214,7 +214,7 @@ async def test_a_conflict_is_shown_in_the_conversation(open_console: OpenConsole
         await route.fulfill(status=200, content_type="application/json", body=frozen)
 
     await page.route(detail_url, stale)
-    assert stack.agent("POST", f"/conversations/{conv_id}/take", agent="另一位客服").status_code == 200
+    assert stack.agent("POST", f"/conversations/{conv_id}/take", by="另一位客服").status_code == 200
     await page.get_by_test_id("take").click()
     error = page.get_by_test_id("conv-error")
     await expect(error).to_be_visible()
@@ -322,5 +322,5 @@ async def test_taking_conversations_automatically(open_console: OpenConsole, sta
     assert agent not in [p["agent"] for p in stack.agent("GET", "/presence").json()]
     await page.wait_for_timeout(3500)  # a heartbeat round later, still off
     assert agent not in [p["agent"] for p in stack.agent("GET", "/presence").json()]
-    for conv in [c["conversation_id"] for c in stack.agent("GET", f"/conversations?agent={agent}").json()]:
+    for conv in [c["conversation_id"] for c in stack.agent("GET", "/conversations", by=agent).json()]:
         assert stack.agent("POST", f"/conversations/{conv}/handback").status_code == 200
