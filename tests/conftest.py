@@ -111,6 +111,14 @@ class RunningStack:
         body: dict[str, Any] = resp.json()
         return body
 
+    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Any request to the app (httpx keyword arguments: json, params, headers, cookies)."""
+        return httpx.request(method, f"{self.base_url}{path}", timeout=60, **kwargs)
+
+    def admin_api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Call the admin API (or any route) with the first admin's API token."""
+        return self.call(method, path, headers={"Authorization": f"Bearer {self.admin.token}"}, **kwargs)
+
     def agent(self, method: str, path: str, *, by: str = SUPERVISOR, **body: object) -> httpx.Response:
         """Call the agent API as the account `by` (an agent account of that name is made when new)."""
         who = self.accounts.get(by) or self.account(by)
