@@ -321,7 +321,7 @@ class AccountRepository:
             ).first()
             if found is None:
                 return None
-            token, owner = found.tuple()
+            token, owner = found[0], found[1]
             if token.revoked_at is not None or owner.disabled:
                 return None
             info, account = _token(token, owner.name), _account(owner)
