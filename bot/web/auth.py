@@ -24,7 +24,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 bearer_scheme = HTTPBearer(
     auto_error=False,
     scheme_name="agentToken",
-    description="An agent account's API token (`autoresponder token create NAME`, or an admin's "
+    description="An agent account's API token (`autoresponder agent token create NAME`, or an admin's "
     "POST /admin/accounts/{name}/tokens): acts as that account with its role.",
 )
 cookie_scheme = APIKeyCookie(
