@@ -394,7 +394,9 @@ async def test_an_agent_signs_in_and_out(open_console: OpenConsole, stack: Runni
     ]
 
 
-async def test_a_supervisor_sees_what_an_agent_does_not(open_console: OpenConsole, stack: RunningStack) -> None:
+async def test_a_supervisor_sees_what_an_agent_does_not(
+    open_console: OpenConsole, stack: RunningStack, tmp_path: Path
+) -> None:
     agent, holder = agent_name(stack), agent_name(stack)
     supervisor = agent_name(stack, "supervisor")
     conv_id = stack.rest(f"console-roles-{uuid.uuid4().hex[:10]}", "转人工").json()["conversation_id"]
@@ -414,36 +416,44 @@ async def test_a_supervisor_sees_what_an_agent_does_not(open_console: OpenConsol
     detail = stack.agent("GET", f"/conversations/{conv_id}").json()
     assert detail["conversation"]["agent"] == holder
 
-    # A supervisor: the figures, and Take over and Reassign on the same conversation.
+    await expect(page.get_by_test_id("team-panel")).to_be_hidden()
+
+    # A supervisor: the figures, the team with what each colleague holds, Take over and Reassign.
     boss = await open_console("en-US")
     await sign_in(boss, supervisor)
     await expect(boss.get_by_test_id("whoami")).to_have_text(f"Supervisor: {supervisor}")
     await expect(boss.get_by_test_id("stats")).to_be_visible()
     await expect(boss.get_by_test_id("stat-waiting")).to_contain_text("Waiting")
-    team = await page_fetch(boss, "GET", "/agent/team")
-    assert team["status"] == 200
-    members = {m["agent"]: m for m in json.loads(str(team["body"]))}
-    assert [c["conversation_id"] for c in members[holder]["holding"]] == [conv_id]
-    stack.agent("POST", f"/conversations/{conv_id}/reassign", agent=supervisor)  # now in the supervisor's "mine"
-    await item(boss, "mine-item", conv_id).click()
-    await expect(boss.get_by_test_id("conv-mode")).to_contain_text(supervisor)
-    await expect(boss.get_by_test_id("reassign-bar")).to_be_visible()
-    await boss.get_by_test_id("reassign-agent").fill(holder)
-    await boss.get_by_test_id("reassign").click()
+    await expect(boss.get_by_test_id("team-panel")).to_be_visible()
+    await expect(boss.locator(f'[data-testid="team-member"][data-agent="{holder}"]')).to_be_visible()
+    await item(boss, "team-item", conv_id).click()
     await expect(boss.get_by_test_id("conv-mode")).to_contain_text(holder)
+    await expect(boss.get_by_test_id("reply-text")).to_be_disabled()
     await expect(boss.get_by_test_id("takeover")).to_be_visible()
     await boss.get_by_test_id("takeover").click()
     await expect(boss.get_by_test_id("conv-mode")).to_contain_text(supervisor)
     await expect(item(boss, "mine-item", conv_id)).to_be_visible()
+    await expect(boss.get_by_test_id("takeover")).to_be_hidden()
+    await expect(boss.get_by_test_id("reassign-bar")).to_be_visible()
+    await boss.get_by_test_id("reassign-agent").fill(holder)
+    await boss.get_by_test_id("reassign").click()
+    await expect(boss.get_by_test_id("conv-mode")).to_contain_text(holder)
+    await expect(item(boss, "mine-item", conv_id)).to_have_count(0)
+    await expect(item(boss, "team-item", conv_id)).to_be_visible()
+    await boss.screenshot(path=tmp_path / "console-supervisor.png")
     notes = [
         m["text"] for m in stack.agent("GET", f"/conversations/{conv_id}").json()["transcript"] if m["role"] == "note"
     ]
     assert notes[-2:] == [
-        f"Reassigned to {holder} by {supervisor} from {supervisor}",
         f"Taken over by {supervisor} from {holder}",
+        f"Reassigned to {holder} by {supervisor} from {supervisor}",
     ]
     actions = stack.admin_api("GET", "/admin/audit", params={"conversation_id": conv_id}).json()["entries"]
-    assert [(e["action"], e["actor"]) for e in actions][:2] == [("takeover", supervisor), ("reassign", supervisor)]
+    assert [(e["action"], e["actor"]) for e in actions][:3] == [
+        ("reassign", supervisor),
+        ("takeover", supervisor),
+        ("take", holder),
+    ]
     assert stack.agent("POST", f"/conversations/{conv_id}/handback").status_code == 200
 
 

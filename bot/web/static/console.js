@@ -47,6 +47,9 @@
       reassignTo: "改派给",
       reassign: "改派",
       reassignPlaceholder: "客服账号名",
+      team: "团队",
+      available: "自动接单中",
+      holdsNone: "没有会话",
       networkError: "无法连接服务器，请稍后再试。",
       queue: "排队中",
       mine: "我的会话",
@@ -170,6 +173,9 @@
       reassignTo: "Reassign to",
       reassign: "Reassign",
       reassignPlaceholder: "agent's account name",
+      team: "Team",
+      available: "taking conversations",
+      holdsNone: "no conversations",
       networkError: "The server cannot be reached. Try again shortly.",
       queue: "Queue",
       mine: "Mine",
@@ -368,6 +374,7 @@
     statsAt: 0,
     auto: storage(STORE.auto) === "1", // taking conversations automatically (presence heartbeat on)
     mine: [],
+    team: [], // supervisors: GET /agent/team (every account, what it holds)
     selected: null, // conversation id
     detail: null, // last GET /agent/conversations/{id}
     shownSeqs: new Set(),
@@ -580,12 +587,14 @@
       // The figures cost more to compute than the lists and change slowly: every STATS_POLL_MS; supervisors only.
       const statsDue = supervising() && Date.now() - state.statsAt >= STATS_POLL_MS;
       if (state.auto) await sendPresence(true); // the heartbeat that keeps this agent available
-      const [queue, mine, stats] = await Promise.all([
+      const [queue, mine, stats, team] = await Promise.all([
         api("GET", queuePath),
         api("GET", minePath),
         statsDue ? api("GET", "/agent/stats?hours=24") : Promise.resolve(state.stats),
+        supervising() ? api("GET", "/agent/team") : Promise.resolve([]),
       ]);
       if (run !== state.run) return;
+      state.team = team;
       state.queue = queue;
       state.queueAt = Date.now();
       state.mine = mine;
@@ -797,6 +806,43 @@
     renderAuto();
     $("mine-count").textContent = String(state.mine.length);
     $("mine-empty").hidden = state.mine.length > 0;
+    renderTeam(elapsed);
+  }
+
+  /** Supervisors: every colleague with what they hold, each conversation one click away. */
+  function renderTeam(elapsed) {
+    const panel = $("team-panel");
+    panel.hidden = !supervising();
+    if (panel.hidden) return;
+    const others = state.team.filter((m) => m.agent !== state.agent);
+    const items = [];
+    for (const m of others) {
+      items.push(
+        el("li", { cls: "team-member", testid: "team-member", data: { agent: m.agent, role: m.role } }, [
+          el("span", { text: m.agent }),
+          el("span", { cls: "chip", text: label("roles", m.role) }),
+          m.available ? el("span", { cls: "chip", text: t("available") }) : null,
+          m.holding.length ? null : el("span", { cls: "muted", text: t("holdsNone") }),
+        ]),
+      );
+      for (const c of m.holding) {
+        items.push(
+          listItem(c.conversation_id, "team-item", false, [
+            el("div", { cls: "row" }, [
+              vipChip(c.customer),
+              el("span", { cls: "name", text: c.customer ? c.customer.name : t("guest"), testid: "name" }),
+              el("span", { cls: "waited", text: t("lastActive", { t: clock(c.updated_at) }) }),
+            ]),
+            el("div", { cls: "row" }, [
+              c.sla && c.handoff && !c.handoff.first_response_at ? slaChip(c.sla, elapsed) : null,
+              el("span", { cls: "chip", text: label("channels", c.channel) }),
+            ]),
+          ]),
+        );
+      }
+    }
+    $("team-list").replaceChildren(...items);
+    $("team-count").textContent = String(others.length);
   }
 
   // --- conversation ----------------------------------------------------------------------------
