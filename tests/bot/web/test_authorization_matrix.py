@@ -39,6 +39,7 @@ EXPECTED: dict[str, tuple[int | str, ...]] = {
 ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/"): "public",
     ("GET", "/widget.js"): "public",
+    ("GET", "/widget.css"): "public",
     ("GET", "/console"): "public",
     ("GET", "/console.js"): "public",
     ("GET", "/console.css"): "public",
@@ -46,6 +47,10 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/docs"): "public",
     ("GET", "/redoc"): "public",
     ("GET", "/healthz"): "public",
+    # The web chat's HTTP transport: customers' browsers, identified by the session token in the request.
+    ("POST", "/channels/webchat/http/hello"): "public",
+    ("POST", "/channels/webchat/http/frames"): "public",
+    ("GET", "/channels/webchat/http/poll"): "public",
     ("POST", "/auth/sign-in"): "sign-in",
     ("POST", "/channels/rest/messages"): "customer",
     ("GET", "/channels/rest/messages"): "customer",
@@ -84,6 +89,7 @@ ROUTES: dict[tuple[str, str], str] = {
 NOT_IN_SCHEMA = {
     ("GET", "/"),
     ("GET", "/widget.js"),
+    ("GET", "/widget.css"),
     ("GET", "/console"),
     ("GET", "/console.js"),
     ("GET", "/console.css"),
