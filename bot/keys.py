@@ -141,3 +141,23 @@ def rasa_tracker_prefix() -> str:
 def rasa_lock_prefix() -> str:
     """Prefix under which Rasa's Redis lock store keeps its locks."""
     return f"{PREFIX}:rasa:lock"
+
+
+def agent_session(digest: str) -> str:
+    """Hash with TTL (the idle timeout): a signed-in agent's session, keyed by the SHA-256 of its cookie."""
+    return f"{PREFIX}:session:{digest}"
+
+
+def account_sessions(account_id: int) -> str:
+    """Set: the session digests of an account, so that disabling it or a new password ends them all."""
+    return f"{PREFIX}:account:{account_id}:sessions"
+
+
+def signin_attempts_ip(ip: str) -> str:
+    """Counter with TTL (the rate-limit window): sign-in attempts from one address."""
+    return f"{PREFIX}:signin:ip:{ip}"
+
+
+def signin_attempts_name(key: str) -> str:
+    """Counter with TTL (the rate-limit window): sign-in attempts for one account name, existing or not."""
+    return f"{PREFIX}:signin:name:{key}"

@@ -47,7 +47,16 @@ class Settings(BaseSettings):
     engine_timeout_seconds: float = 60.0
     strict_templates: bool = False
     log_level: str = "info"
-    agent_token: str | None = None
+    # Agent sign-in: sessions end after this long idle, or this long after sign-in whatever happens;
+    # attempts per client address and per account name in a window; wrong passwords in a row that
+    # lock an account, and for how long.
+    session_idle_minutes: float = 30.0
+    session_max_hours: float = 12.0
+    signin_ip_limit: int = 30
+    signin_account_limit: int = 10
+    signin_window_seconds: float = 300.0
+    signin_lock_after: int = 5
+    signin_lock_minutes: float = 15.0
     # Handoff thresholds (read by the engine-side decision through the action endpoint).
     followup_limit: int = 3
     sentiment_threshold: float = 0.5
@@ -90,6 +99,11 @@ class Settings(BaseSettings):
         return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
 
     @property
+    def secure_cookies(self) -> bool:
+        """Whether the app is reached over https, so that cookies must be marked Secure."""
+        return self.base_url.startswith("https://")
+
+    @property
     def resolved_engine_port(self) -> int:
         """Engine port: explicit, or the app's port plus one so two stacks can sit side by side."""
         return self.engine_port or self.http_port + 1
@@ -110,12 +124,13 @@ class Settings(BaseSettings):
             "rest_token": self.rest_token,
             "secret_key": self.secret_key,
             "identity_secret": self.identity_secret,
-            "agent_token": self.agent_token,
         }.get(name)
         if explicit:
             return explicit
         path = self.var_dir / "secrets" / name
         if path.exists():
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)  # a copy made by hand may have lost its mode
             return path.read_text().strip()
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         path.parent.chmod(0o700)
@@ -133,3 +148,12 @@ class Settings(BaseSettings):
         finally:
             draft.unlink()
         return value
+
+
+def write_secret(path: Path, value: str) -> None:
+    """Write a secret file readable by its owner only, from the first byte (no world-readable moment)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(value)
+    path.chmod(0o600)

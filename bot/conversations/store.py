@@ -126,6 +126,24 @@ class ConversationStore:
 
         return await self._transaction(conv_id, claim)
 
+    async def give_to_agent(self, conv_id: str, agent: str) -> tuple[Conversation | None, str | None]:
+        """Atomically give a waiting conversation, or one another agent holds, to `agent` (a supervisor's
+        take-over or reassignment). Returns (conversation, previous holder or None); (None, None) when
+        there is no such conversation; (conversation, "bot") and no change when the bot has it.
+        """
+
+        def give(conv: Conversation | None) -> tuple[Writes | None, tuple[Conversation | None, str | None]]:
+            if conv is None:
+                return None, (None, None)
+            if conv.mode == "bot":
+                return None, (conv, "bot")
+            previous = conv.agent if conv.mode == "agent" else None
+            conv.mode, conv.agent, conv.updated_at = Mode.AGENT, agent, time.time()
+            fields = {"mode": "agent", "agent": agent, "updated_at": str(conv.updated_at)}
+            return (lambda pipe: pipe.hset(keys.conversation(conv_id), mapping=fields)), (conv, previous)
+
+        return await self._transaction(conv_id, give)
+
     async def _transaction(self, conv_id: str, step: Callable[[Conversation | None], tuple[Writes | None, R]]) -> R:
         """Read a conversation under WATCH, let `step` decide, and apply its writes in MULTI/EXEC.
 

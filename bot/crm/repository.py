@@ -195,6 +195,11 @@ class CRM:
 
     # --- schema and demo data ---
 
+    @property
+    def bind(self) -> Engine:
+        """The engine queries run on (with the schema map), for the accounts tables in the same database."""
+        return self._bind
+
     def create_schema(self) -> list[int]:
         """Bring the schema to the current version (`bot.crm.migrations`); existing rows are left alone.
 

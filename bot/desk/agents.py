@@ -104,6 +104,26 @@ class AgentDesk:
         await self._notify(conv, "utter_agent_joined", agent_name=agent)
         return conv
 
+    async def give(self, conv_id: str, to: str, by: str) -> tuple[Conversation, str | None]:
+        """A supervisor gives a waiting or held conversation to `to` (themselves: a take-over; another
+        agent: a reassignment). The previous holder lets go, a note records it, and the customer is told
+        who joined. Returns the conversation and the previous holder."""
+        conv, previous = await self.store.give_to_agent(conv_id, to)
+        if conv is None:
+            raise ConversationNotFound(f"no conversation {conv_id}")
+        if previous == "bot":
+            raise WrongMode(f"conversation {conv_id} is with the bot; nobody can take it over")
+        if previous is not None and previous != to:
+            await self.store.release(previous, conv.id)
+        await self.store.dequeue(conv)
+        await self.store.hold(to, conv.id)
+        what = "Taken over" if to == by else f"Reassigned to {to}"
+        await self.store.add_note(conv.id, by, f"{what} by {by}" + (f" from {previous}" if previous else ""))
+        await self.store.publish(conv.id, {"type": "mode", "mode": Mode.AGENT, "agent_name": to})
+        if previous != to:
+            await self._notify(conv, "utter_agent_joined", agent_name=to)
+        return conv, previous
+
     async def reply(self, conv_id: str, agent: str, text: str) -> LogEntry:
         """An agent's answer, recorded and delivered through the customer's channel."""
         conv = await self.get(conv_id)
@@ -167,15 +187,18 @@ class AgentDesk:
             },
         )
 
-    async def hand_back(self, conv_id: str) -> Conversation:
+    async def hand_back(self, conv_id: str, by: str | None = None) -> Conversation:
         """Give the conversation back to the bot, which starts afresh; ask for a rating if an agent answered.
 
-        The switch is one transaction; resetting the engine's dialogue state comes after it and, if the
+        With `by`, only a waiting conversation or one `by` holds (a supervisor passes None: any). The
+        switch is one transaction; resetting the engine's dialogue state comes after it and, if the
         engine is down, is left to the router, which does it before the customer's next message.
         """
         current = await self.get(conv_id)
         if current.mode == Mode.BOT:
             return current
+        if by is not None and current.mode == Mode.AGENT and current.agent and current.agent != by:
+            raise WrongMode(f"conversation {conv_id} is with {current.agent}")
         # Who answered, for the survey: the holder, or (answered while waiting) the last agent to write.
         answered_by = current.agent or await self._answering_agent(current)
 

@@ -14,10 +14,12 @@ import httpx
 import typer
 
 from bot.locale import detect_locale
+from bot.ops.accounts import agent_app, announce_first_admin
 from bot.ops.stack import Stack, StackError, engine_env, model_path, train
 from bot.settings import PROJECT_ROOT, Settings
 
 app = typer.Typer(help="Omnichannel customer-service auto-responder.", no_args_is_help=True)
+app.add_typer(agent_app, name="agent")
 
 
 def rest_token_source(settings: Settings) -> str:
@@ -43,13 +45,15 @@ def up() -> None:
     try:
         stack.up()
         base = settings.base_url
+        admin = f"{announce_first_admin(stack.first_admin, settings, sys.stdout)}\n" if stack.first_admin else ""
         print(
             "\nautoresponder is ready\n"
             f"  web chat demo : {base}/\n"
             f"  API docs      : {base}/docs\n"
             f"  REST channel  : POST {base}/channels/rest/messages\n"
             f"  REST token    : {rest_token_source(settings)}\n"
-            f"  agent console : {base}/console  (agent token: {settings.secret('agent_token')})\n"
+            f"  agent console : {base}/console  (accounts: `autoresponder agent --help`)\n"
+            f"{admin}"
             f"  Redis         : {stack.redis_url}\n"
             "Press Ctrl-C to stop.",
             flush=True,

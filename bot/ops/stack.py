@@ -22,6 +22,7 @@ import yaml
 from bot import keys
 from bot.crm.repository import CRM
 from bot.errors import AutoresponderError
+from bot.ops.accounts import FirstAdmin, ensure_first_admin
 from bot.settings import PROJECT_ROOT, Settings
 
 # What the trained model depends on: a change to any of these retrains.
@@ -140,6 +141,7 @@ class Stack:
     procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     redis_url: str = ""
     engine_token: str = ""
+    first_admin: FirstAdmin | None = None  # made at this start (the very first one): its password is shown once
 
     def _spawn(
         self, name: str, cmd: list[str], env: dict[str, str], log: Path | None = None
@@ -236,6 +238,7 @@ class Stack:
             crm.create_schema()
             if self.settings.demo_data and crm.seed_demo():
                 print(f"demo CRM seeded ({self.settings.resolved_crm_url})", flush=True)
+        self.first_admin = ensure_first_admin(self.settings)
 
     def up(self) -> None:
         """Start everything and wait until the app reports Redis and the engine ready."""

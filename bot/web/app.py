@@ -11,7 +11,7 @@ from fastapi_offline import FastAPIOffline
 from bot.settings import Settings
 from bot.web import container, errors
 from bot.web.middleware import DocsPolicy, PublicCors
-from bot.web.routes import agents, callbacks, pages
+from bot.web.routes import admin, agents, auth, callbacks, pages
 from connectors import HasRoutes, enabled_channels
 
 
@@ -38,7 +38,6 @@ def create_app(settings: Settings, *, engine_token: str) -> FastAPI:
     )
     app.state.container = None
     app.state.engine_token = engine_token
-    app.state.agent_token = settings.secret("agent_token")
     errors.install(app)
     app.add_middleware(DocsPolicy)
     app.add_middleware(PublicCors)
@@ -46,6 +45,8 @@ def create_app(settings: Settings, *, engine_token: str) -> FastAPI:
         if isinstance(channel, HasRoutes):
             app.include_router(channel.routes())
     app.include_router(callbacks.router)
+    app.include_router(auth.router)
     app.include_router(agents.router)
+    app.include_router(admin.router)
     app.include_router(pages.router)
     return app

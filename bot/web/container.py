@@ -21,6 +21,10 @@ from redis.asyncio import Redis
 import actions
 import connectors
 from actions.deps import ActionServices, configure
+from bot.accounts.directory import Accounts
+from bot.accounts.repository import AccountRepository
+from bot.accounts.service import AccountService, LockPolicy
+from bot.accounts.sessions import Sessions, SignInLimits
 from bot.conversations.channels import Channel, ChannelContext, Channels
 from bot.conversations.events import EventHub
 from bot.conversations.ports import Engine
@@ -67,6 +71,8 @@ class Container:
     executor: ActionExecutor
     events: EventHub
     recovery: Recovery
+    accounts: Accounts
+    account_service: AccountService
     engine_token: str = ""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -91,8 +97,12 @@ def build(
     channels: Iterable[Channel] = (),
     engine_token: str = "",
     hours: BusinessHours | None = None,
+    accounts: AccountRepository | None = None,
 ) -> Container:
-    """Wire the app's parts; nothing is started and no connection is opened here."""
+    """Wire the app's parts; nothing is started and no connection is opened here.
+
+    The agent accounts live in the CRM's database unless another repository is given.
+    """
     hours = hours or settings.hours()
     templates = TemplateRegistry.from_dir(
         PROJECT_ROOT / "responses", strict=settings.strict_templates, variants=connectors.variants()
@@ -119,6 +129,18 @@ def build(
         listeners=[SlaClock(sla), AfterHoursNotice(templates, hours, registry)],
     )
     desk = AgentDesk(store, templates, engine, registry, customers, csat=csat)
+    account_directory = Accounts(accounts or AccountRepository(crm.bind))
+    account_service = AccountService(
+        account_directory,
+        Sessions(redis, idle_seconds=settings.session_idle_minutes * 60, max_seconds=settings.session_max_hours * 3600),
+        SignInLimits(
+            redis,
+            per_ip=settings.signin_ip_limit,
+            per_name=settings.signin_account_limit,
+            window_seconds=settings.signin_window_seconds,
+        ),
+        LockPolicy(after=settings.signin_lock_after, seconds=settings.signin_lock_minutes * 60),
+    )
     executor = ActionExecutor()
     executor.register_package(actions)
     configure(
@@ -146,6 +168,8 @@ def build(
         executor=executor,
         events=EventHub(redis.pubsub),
         recovery=Recovery(router, registry, interval=settings.recovery_interval_seconds),
+        accounts=account_directory,
+        account_service=account_service,
         engine_token=engine_token,
     )
 

@@ -1,12 +1,13 @@
-"""Typed dependencies for routes: the container's parts, and the bearer tokens that guard them."""
+"""Typed dependencies for routes: the container's parts and the engine callbacks' token (callers: `bot.web.auth`)."""
 
 from __future__ import annotations
 
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Query, Request
+from fastapi import Depends, HTTPException, Query, Request
 
+from bot.accounts.directory import Accounts
 from bot.conversations.store import ConversationStore
 from bot.crm.directory import AsyncCRM
 from bot.desk.agents import AgentDesk
@@ -56,6 +57,10 @@ def _templates(c: ContainerDep) -> TemplateRegistry:
     return c.templates
 
 
+def _accounts(c: ContainerDep) -> Accounts:
+    return c.accounts
+
+
 StoreDep = Annotated[ConversationStore, Depends(_store)]
 DeskDep = Annotated[AgentDesk, Depends(_desk)]
 CustomersDep = Annotated[AsyncCRM, Depends(_customers)]
@@ -63,18 +68,11 @@ SlaDep = Annotated[SlaPolicy, Depends(_sla)]
 AssignerDep = Annotated[Assigner, Depends(_assigner)]
 StatsDep = Annotated[DeskStats, Depends(_stats)]
 TemplatesDep = Annotated[TemplateRegistry, Depends(_templates)]
+AccountsDep = Annotated[Accounts, Depends(_accounts)]
 
 
 def _matches(supplied: str, expected: str) -> bool:
     return bool(supplied and expected) and hmac.compare_digest(supplied.encode(), expected.encode())
-
-
-def agent_token(request: Request, authorization: str = Header(default="", include_in_schema=False)) -> None:
-    """The agent API's bearer token."""
-    expected: str = request.app.state.agent_token
-    supplied = authorization[7:] if authorization.startswith("Bearer ") else ""
-    if not _matches(supplied, expected):
-        raise HTTPException(401, "missing or wrong token: send Authorization: Bearer $AUTORESPONDER_AGENT_TOKEN")
 
 
 def engine_token(request: Request, token: str = Query(default="")) -> None:

@@ -5,6 +5,16 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from bot.accounts.records import (
+    AccountExists,
+    AccountLocked,
+    BadAccountInput,
+    Forbidden,
+    LastAdmin,
+    NotAuthenticated,
+    TooManyAttempts,
+    UnknownAccount,
+)
 from bot.desk.agents import ConversationNotFound, WrongMode
 from bot.errors import AutoresponderError, BadInput, EngineUnavailable
 
@@ -14,7 +24,23 @@ ERROR_STATUS: tuple[tuple[type[AutoresponderError], int, str | None], ...] = (
     (WrongMode, 409, None),
     (BadInput, 400, None),
     (EngineUnavailable, 503, "the assistant engine is unavailable; try again shortly"),
+    (NotAuthenticated, 401, None),
+    (Forbidden, 403, None),
+    (AccountLocked, 423, None),
+    (TooManyAttempts, 429, None),
+    (UnknownAccount, 404, None),
+    (AccountExists, 409, None),
+    (LastAdmin, 409, None),
+    (BadAccountInput, 400, None),
 )
+
+
+def _headers(exc: Exception) -> dict[str, str]:
+    if isinstance(exc, NotAuthenticated):
+        return {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, AccountLocked | TooManyAttempts):
+        return {"Retry-After": str(exc.retry_after)}
+    return {}
 
 
 def install(app: FastAPI) -> None:
@@ -24,6 +50,6 @@ def install(app: FastAPI) -> None:
         async def handler(
             request: Request, exc: Exception, status: int = status, detail: str | None = detail
         ) -> JSONResponse:
-            return JSONResponse({"detail": detail or str(exc)}, status_code=status)
+            return JSONResponse({"detail": detail or str(exc)}, status_code=status, headers=_headers(exc))
 
         app.add_exception_handler(error, handler)

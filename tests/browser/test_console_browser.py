@@ -1,6 +1,6 @@
 """The agent console in headless Chromium against the real stack: customers write through the REST channel.
 
-Every test signs in under an agent name of its own, so that its "mine" list holds only its conversations.
+Every test signs in with an account of its own, so that its "mine" list holds only its conversations.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Locator, Page, Route, expect
 
 from tests.browser.conftest import UI_TIMEOUT_MS
-from tests.conftest import AGENT_TOKEN, RunningStack
+from tests.conftest import TEST_PASSWORD, RunningStack
 
 pytestmark = [pytest.mark.browser, pytest.mark.stack]
 
@@ -51,10 +51,17 @@ async def open_console(browser: Browser, stack: RunningStack) -> AsyncIterator[O
     assert problems == [], problems
 
 
-async def sign_in(page: Page, agent: str, token: str = AGENT_TOKEN) -> None:
+async def sign_in(page: Page, agent: str, password: str = TEST_PASSWORD) -> None:
     await page.get_by_test_id("agent-name").fill(agent)
-    await page.get_by_test_id("agent-token").fill(token)
+    await page.get_by_test_id("agent-password").fill(password)
     await page.get_by_test_id("sign-in").click()
+
+
+async def session_cookie(page: Page) -> dict[str, object]:
+    """The console's session cookie as the browser keeps it."""
+    cookies = [dict(c) for c in await page.context.cookies() if c["name"] == "ar_agent_session"]
+    assert len(cookies) == 1, cookies
+    return cookies[0]
 
 
 def item(page: Page, testid: str, conv_id: str) -> Locator:
@@ -67,8 +74,9 @@ def shown(page: Page, role: str) -> Locator:
     return page.locator(f'[data-testid="message"][data-role="{role}"]')
 
 
-def agent_name() -> str:
-    return f"小王-{uuid.uuid4().hex[:6]}"
+def agent_name(stack: RunningStack, role: str = "agent") -> str:
+    """A new account of its own for a test (password TEST_PASSWORD)."""
+    return stack.account(f"小王-{uuid.uuid4().hex[:6]}", role).name
 
 
 async def test_agent_takes_answers_and_hands_back(
@@ -80,13 +88,16 @@ async def test_agent_takes_answers_and_hands_back(
     handed = stack.rest(who, "转人工", **vip).json()
     assert handed["mode"] == "waiting"
     conv_id = handed["conversation_id"]
-    agent = agent_name()
+    agent = agent_name(stack, "supervisor")  # a supervisor: the figures in the top bar are theirs to see
 
     page = await open_console("zh-CN")
     await expect(page.get_by_test_id("sign-in")).to_have_text("登录")
     await sign_in(page, agent)
     await expect(page.get_by_test_id("whoami")).to_contain_text(agent)
-    assert await page.evaluate("sessionStorage.getItem('ar-console-token')") == AGENT_TOKEN
+    # The session is an HttpOnly, SameSite=Strict cookie: no script of the page can read it.
+    cookie = await session_cookie(page)
+    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
+    assert "ar_agent_session" not in await page.evaluate("document.cookie")
 
     # The queue shows the conversation with its channel, skill, reason, priority, VIP mark and summary.
     queued = item(page, "queue-item", conv_id)
@@ -182,7 +193,7 @@ async def test_customer_text_is_shown_as_text(open_console: OpenConsole, stack: 
     assert stack.rest(who, XSS).json()["mode"] == "waiting"
 
     page = await open_console("en-US")
-    await sign_in(page, agent_name())
+    await sign_in(page, agent_name(stack))
     await item(page, "queue-item", conv_id).click()
     literal = shown(page, "customer").filter(has_text="onerror")
     await expect(literal).to_have_count(1)
@@ -202,7 +213,7 @@ async def test_a_conflict_is_shown_in_the_conversation(open_console: OpenConsole
     who = f"console-409-{uuid.uuid4().hex[:10]}"
     conv_id = stack.rest(who, "转人工").json()["conversation_id"]
     page = await open_console("zh-CN")
-    await sign_in(page, agent_name())
+    await sign_in(page, agent_name(stack))
     await item(page, "queue-item", conv_id).click()
     await expect(page.get_by_test_id("take")).to_be_visible()
 
@@ -214,7 +225,7 @@ async def test_a_conflict_is_shown_in_the_conversation(open_console: OpenConsole
         await route.fulfill(status=200, content_type="application/json", body=frozen)
 
     await page.route(detail_url, stale)
-    assert stack.agent("POST", f"/conversations/{conv_id}/take", agent="另一位客服").status_code == 200
+    assert stack.agent("POST", f"/conversations/{conv_id}/take", by="另一位客服").status_code == 200
     await page.get_by_test_id("take").click()
     error = page.get_by_test_id("conv-error")
     await expect(error).to_be_visible()
@@ -229,35 +240,43 @@ async def test_a_conflict_is_shown_in_the_conversation(open_console: OpenConsole
     assert stack.agent("POST", f"/conversations/{conv_id}/handback").status_code == 200
 
 
-async def test_a_wrong_token_is_refused_at_sign_in_and_later(open_console: OpenConsole) -> None:
+async def test_a_wrong_password_is_refused_at_sign_in_and_a_changed_account_is_signed_out(
+    open_console: OpenConsole, stack: RunningStack
+) -> None:
+    agent = agent_name(stack)
     page = await open_console("en-US")
     await expect(page.get_by_test_id("sign-in")).to_have_text("Sign in")
-    await sign_in(page, agent_name(), token="not-the-agent-token")
+    await sign_in(page, agent, password="not-the-password")
     error = page.get_by_test_id("signin-error")
     await expect(error).to_be_visible()
-    await expect(error).to_have_text("The agent token is wrong. Check it and try again.")
+    await expect(error).to_have_text("Wrong account name or password. Check them and try again.")
     await expect(page.locator("#desk")).to_be_hidden()
-    assert await page.evaluate("sessionStorage.getItem('ar-console-token')") is None
+    assert [c for c in await page.context.cookies() if c["name"] == "ar_agent_session"] == []
 
     # The language toggle switches the interface.
     await page.get_by_test_id("lang-toggle").click()
     await expect(page.get_by_test_id("sign-in")).to_have_text("登录")
     await page.get_by_test_id("lang-toggle").click()
 
-    # Signed in, then the token stops working (here: replaced): the first 401 sends the agent back.
-    await sign_in(page, agent_name())
+    # Signed in; a reload keeps the session; then an admin gives the account a new password: the
+    # session ends, and the console's next call sends the agent back to the form, saying why.
+    await sign_in(page, agent)
     await expect(page.locator("#desk")).to_be_visible()
-    await page.evaluate("sessionStorage.setItem('ar-console-token', 'revoked')")
     await page.reload()
+    await expect(page.locator("#desk")).to_be_visible()
+    await expect(page.get_by_test_id("whoami")).to_contain_text(agent)
+    reset = stack.admin_api("POST", f"/admin/accounts/{agent}/password", json={"password": TEST_PASSWORD})
+    assert reset.status_code == 200, reset.text
     await expect(page.get_by_test_id("signin")).to_be_visible()
-    await expect(error).to_have_text("The agent token is no longer valid or is wrong. Please sign in again.")
-    assert await page.evaluate("sessionStorage.getItem('ar-console-token')") is None
+    await expect(error).to_have_text(
+        "Your session has ended (signed out, timed out or changed by an admin). Please sign in again."
+    )
 
 
 async def test_an_internal_note_and_a_transfer(open_console: OpenConsole, stack: RunningStack) -> None:
     who = f"console-note-{uuid.uuid4().hex[:10]}"
     conv_id = stack.rest(who, "转人工").json()["conversation_id"]
-    agent = agent_name()
+    agent = agent_name(stack)
     page = await open_console("zh-CN")
     await sign_in(page, agent)
     await item(page, "queue-item", conv_id).click()
@@ -294,7 +313,7 @@ async def test_an_internal_note_and_a_transfer(open_console: OpenConsole, stack:
 
 
 async def test_taking_conversations_automatically(open_console: OpenConsole, stack: RunningStack) -> None:
-    agent = agent_name()
+    agent = agent_name(stack)
     page = await open_console("zh-CN")
     await sign_in(page, agent)
     await page.get_by_test_id("skill-filter").select_option("complaints")
@@ -322,5 +341,156 @@ async def test_taking_conversations_automatically(open_console: OpenConsole, sta
     assert agent not in [p["agent"] for p in stack.agent("GET", "/presence").json()]
     await page.wait_for_timeout(3500)  # a heartbeat round later, still off
     assert agent not in [p["agent"] for p in stack.agent("GET", "/presence").json()]
-    for conv in [c["conversation_id"] for c in stack.agent("GET", f"/conversations?agent={agent}").json()]:
+    for conv in [c["conversation_id"] for c in stack.agent("GET", "/conversations", by=agent).json()]:
+        assert stack.agent("POST", f"/conversations/{conv}/handback").status_code == 200
+
+
+async def page_fetch(page: Page, method: str, path: str, body: object = None, csrf: bool = True) -> dict[str, object]:
+    """A request made by script in the console's page, with its cookie (and the session's CSRF token)."""
+    result: dict[str, object] = await page.evaluate(
+        """async ([method, path, body, csrf]) => {
+            const headers = {"Content-Type": "application/json"};
+            if (csrf) {
+                const me = await (await fetch("/auth/session", {credentials: "same-origin"})).json();
+                headers["X-CSRF-Token"] = me.csrf_token;
+            }
+            const resp = await fetch(path, {
+                method, headers, credentials: "same-origin", body: body === null ? undefined : JSON.stringify(body),
+            });
+            return {status: resp.status, body: await resp.text()};
+        }""",
+        [method, path, body, csrf],
+    )
+    return result
+
+
+async def test_an_agent_signs_in_and_out(open_console: OpenConsole, stack: RunningStack) -> None:
+    agent = agent_name(stack)
+    page = await open_console("zh-CN")
+    await sign_in(page, agent)
+    await expect(page.get_by_test_id("whoami")).to_have_text(f"客服：{agent}")
+    await expect(page.get_by_test_id("whoami")).to_have_attribute("data-role", "agent")
+    sid = str((await session_cookie(page))["value"])
+    cookie = {"ar_agent_session": sid}
+    me = stack.call("GET", "/auth/session", cookies=cookie)
+    assert me.status_code == 200 and me.json()["name"] == agent and me.json()["via"] == "session"
+
+    await page.get_by_test_id("sign-out").click()
+    await expect(page.get_by_test_id("signin")).to_be_visible()
+    await expect(page.get_by_test_id("signin-error")).to_have_text("您已退出登录。")
+    await expect(page.get_by_test_id("agent-name")).to_have_value(agent)
+    assert [c for c in await page.context.cookies() if c["name"] == "ar_agent_session"] == []
+    # The session is gone on the server too: the old cookie value opens nothing.
+    assert stack.call("GET", "/auth/session", cookies=cookie).status_code == 401
+    assert stack.call("GET", "/agent/queue", cookies=cookie).status_code == 401
+    await page.reload()
+    await expect(page.get_by_test_id("signin")).to_be_visible()
+
+    # Both ends are in the audit log, with the agent's name, role and address.
+    audit = stack.admin_api("GET", "/admin/audit", params={"actor": agent}).json()
+    assert [(e["action"], e["role"], e["ip"]) for e in audit["entries"]][:2] == [
+        ("sign_out", "agent", "127.0.0.1"),
+        ("sign_in", "agent", "127.0.0.1"),
+    ]
+
+
+async def test_a_supervisor_sees_what_an_agent_does_not(
+    open_console: OpenConsole, stack: RunningStack, tmp_path: Path
+) -> None:
+    agent, holder = agent_name(stack), agent_name(stack)
+    supervisor = agent_name(stack, "supervisor")
+    conv_id = stack.rest(f"console-roles-{uuid.uuid4().hex[:10]}", "转人工").json()["conversation_id"]
+    assert stack.agent("POST", f"/conversations/{conv_id}/take", by=holder).status_code == 200
+
+    # An agent: no figures, and on a colleague's conversation no take-over, hand back or reassignment.
+    page = await open_console("en-US")
+    await sign_in(page, agent)
+    await expect(page.get_by_test_id("whoami")).to_have_text(f"Agent: {agent}")
+    await expect(page.get_by_test_id("queue-count")).to_be_visible()
+    await page.wait_for_timeout(500)
+    await expect(page.get_by_test_id("stats")).to_be_hidden()
+    assert (await page_fetch(page, "GET", "/agent/stats"))["status"] == 403
+    assert (await page_fetch(page, "GET", "/agent/team"))["status"] == 403
+    assert (await page_fetch(page, "POST", f"/agent/conversations/{conv_id}/takeover"))["status"] == 403
+    assert (await page_fetch(page, "POST", f"/agent/conversations/{conv_id}/handback"))["status"] == 409
+    detail = stack.agent("GET", f"/conversations/{conv_id}").json()
+    assert detail["conversation"]["agent"] == holder
+
+    await expect(page.get_by_test_id("team-panel")).to_be_hidden()
+
+    # A supervisor: the figures, the team with what each colleague holds, Take over and Reassign.
+    boss = await open_console("en-US")
+    await sign_in(boss, supervisor)
+    await expect(boss.get_by_test_id("whoami")).to_have_text(f"Supervisor: {supervisor}")
+    await expect(boss.get_by_test_id("stats")).to_be_visible()
+    await expect(boss.get_by_test_id("stat-waiting")).to_contain_text("Waiting")
+    await expect(boss.get_by_test_id("team-panel")).to_be_visible()
+    await expect(boss.locator(f'[data-testid="team-member"][data-agent="{holder}"]')).to_be_visible()
+    await item(boss, "team-item", conv_id).click()
+    await expect(boss.get_by_test_id("conv-mode")).to_contain_text(holder)
+    await expect(boss.get_by_test_id("reply-text")).to_be_disabled()
+    await expect(boss.get_by_test_id("takeover")).to_be_visible()
+    await boss.get_by_test_id("takeover").click()
+    await expect(boss.get_by_test_id("conv-mode")).to_contain_text(supervisor)
+    await expect(item(boss, "mine-item", conv_id)).to_be_visible()
+    await expect(boss.get_by_test_id("takeover")).to_be_hidden()
+    await expect(boss.get_by_test_id("reassign-bar")).to_be_visible()
+    await boss.get_by_test_id("reassign-agent").fill(holder)
+    await boss.get_by_test_id("reassign").click()
+    await expect(boss.get_by_test_id("conv-mode")).to_contain_text(holder)
+    await expect(item(boss, "mine-item", conv_id)).to_have_count(0)
+    await expect(item(boss, "team-item", conv_id)).to_be_visible()
+    await boss.screenshot(path=tmp_path / "console-supervisor.png")
+    notes = [
+        m["text"] for m in stack.agent("GET", f"/conversations/{conv_id}").json()["transcript"] if m["role"] == "note"
+    ]
+    assert notes[-2:] == [
+        f"Taken over by {supervisor} from {holder}",
+        f"Reassigned to {holder} by {supervisor} from {supervisor}",
+    ]
+    actions = stack.admin_api("GET", "/admin/audit", params={"conversation_id": conv_id}).json()["entries"]
+    assert [(e["action"], e["actor"]) for e in actions][:3] == [
+        ("reassign", supervisor),
+        ("takeover", supervisor),
+        ("take", holder),
+    ]
+    assert stack.agent("POST", f"/conversations/{conv_id}/handback").status_code == 200
+
+
+async def test_an_agent_cannot_act_under_another_agents_name(open_console: OpenConsole, stack: RunningStack) -> None:
+    agent, other = agent_name(stack), agent_name(stack)
+    mine = stack.rest(f"console-name-{uuid.uuid4().hex[:10]}", "转人工").json()["conversation_id"]
+    theirs = stack.rest(f"console-name-{uuid.uuid4().hex[:10]}", "转人工").json()["conversation_id"]
+    assert stack.agent("POST", f"/conversations/{theirs}/take", by=other).status_code == 200
+    page = await open_console("zh-CN")
+    await sign_in(page, agent)
+    await expect(page.get_by_test_id("whoami")).to_contain_text(agent)
+
+    # A body naming someone else is refused; the console's own answers carry the session's name.
+    forged = await page_fetch(page, "POST", f"/agent/conversations/{mine}/messages", {"agent": other, "text": "冒名"})
+    assert forged["status"] == 422 and "agent" in str(forged["body"])
+    await item(page, "queue-item", mine).click()
+    await page.get_by_test_id("reply-text").fill("您好，我来处理")
+    await page.get_by_test_id("reply-send").click()
+    await expect(shown(page, "agent")).to_have_count(1)
+    await expect(shown(page, "agent")).to_contain_text("客服 · " + agent)
+    answers = [m for m in stack.agent("GET", f"/conversations/{mine}").json()["transcript"] if m["role"] == "agent"]
+    assert [(m["agent_name"], m["text"]) for m in answers] == [(agent, "您好，我来处理")]
+
+    # Another agent's conversation: neither answered, taken, transferred nor handed back.
+    for path, body in (
+        ("messages", {"text": "我来"}),
+        ("take", None),
+        ("transfer", {"skill": "billing"}),
+        ("handback", None),
+    ):
+        refused = await page_fetch(page, "POST", f"/agent/conversations/{theirs}/{path}", body)
+        assert refused["status"] == 409, (path, refused)
+        assert other in str(refused["body"])
+    # And with the cookie but without the session's CSRF token, nothing at all.
+    assert (await page_fetch(page, "POST", f"/agent/conversations/{mine}/notes", {"text": "x"}, csrf=False))[
+        "status"
+    ] == 403
+    assert stack.agent("GET", f"/conversations/{theirs}").json()["conversation"]["agent"] == other
+    for conv in (mine, theirs):
         assert stack.agent("POST", f"/conversations/{conv}/handback").status_code == 200

@@ -1,4 +1,9 @@
-"""The agents' HTTP API: the queue, a conversation's whole context, take, answer, hand back."""
+"""The agents' HTTP API: the queue, a conversation's whole context, take, answer, hand back.
+
+Every route acts as the signed-in caller (`bot.web.auth`): the agent's name is the account's, never a
+field of the request. Supervisors also see the figures and the team, and take over or reassign
+conversations; every action is written to the audit log.
+"""
 
 from __future__ import annotations
 
@@ -9,27 +14,34 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field
 
+from bot.accounts.records import Role
 from bot.conversations.model import MAX_PRIORITY, SKILLS, Conversation, Handoff, LogEntry, Skill
 from bot.crm.records import CustomerInfo, OrderInfo
 from bot.desk.sla import SlaPolicy
-from bot.web.deps import AssignerDep, CustomersDep, DeskDep, SlaDep, StatsDep, StoreDep, agent_token
+from bot.web.auth import AgentDep, SupervisorDep
+from bot.web.deps import AccountsDep, AssignerDep, CustomersDep, DeskDep, SlaDep, StatsDep, StoreDep
 
-router = APIRouter(prefix="/agent", tags=["agents"], dependencies=[Depends(agent_token)])
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid session cookie or API token."},
+    403: {"description": "The caller's role may not do this, or a cookie request lacks its CSRF token."},
+}
+SUPERVISOR: dict[int | str, dict[str, Any]] = {
+    403: {"description": "Supervisors and admins only (or a cookie request without its CSRF token)."}
+}
+router = APIRouter(prefix="/agent", tags=["agents"], responses=AUTH_RESPONSES)
 
 
-class TakeIn(BaseModel):
-    """Who takes the conversation."""
+class _Body(BaseModel):
+    # An `agent` field from an older client is refused rather than silently believed: the name is the caller's.
+    model_config = ConfigDict(extra="forbid")
 
-    agent: str = Field(min_length=1, max_length=80)
 
-
-class ReplyIn(BaseModel):
+class ReplyIn(_Body):
     """An agent's answer."""
 
-    agent: str = Field(min_length=1, max_length=80)
     text: str = Field(min_length=1, max_length=20000)
 
 
@@ -37,25 +49,28 @@ def _sla(policy: SlaPolicy, handoff: Handoff | None, now: float) -> dict[str, An
     return policy.state(handoff, now) if handoff is not None else None
 
 
-class NoteIn(BaseModel):
+class NoteIn(_Body):
     """An internal note: seen by agents only, never by the customer."""
 
-    agent: str = Field(min_length=1, max_length=80)
     text: str = Field(min_length=1, max_length=5000)
 
 
-class TransferIn(BaseModel):
+class TransferIn(_Body):
     """Send the conversation to another skill's queue."""
 
-    agent: str = Field(min_length=1, max_length=80, description="The agent transferring it.")
     skill: Skill
     reason: str = Field(default="", max_length=1000, description="Kept as an internal note for the next agent.")
 
 
-class PresenceIn(BaseModel):
-    """Whether an agent takes conversations automatically, which and how many at once."""
+class ReassignIn(_Body):
+    """Give the conversation to another agent."""
 
-    agent: str = Field(min_length=1, max_length=80)
+    agent: str = Field(min_length=1, max_length=80, description="The account name of the agent to give it to.")
+
+
+class PresenceIn(_Body):
+    """Whether the caller takes conversations automatically, which and how many at once."""
+
     available: bool
     skills: list[Skill] = Field(
         default_factory=lambda: list(SKILLS), min_length=1, description="Skills whose queues this agent takes from."
@@ -116,7 +131,7 @@ async def _cards(customers: CustomersDep, convs: Sequence[Conversation]) -> dict
 
 @router.get("/queue")
 async def queue(
-    desk: DeskDep, customers: CustomersDep, policy: SlaDep, skill: Skill | None = None
+    who: AgentDep, desk: DeskDep, customers: CustomersDep, policy: SlaDep, skill: Skill | None = None
 ) -> list[dict[str, Any]]:
     """Waiting conversations, most urgent first (per skill, or all skills), with channel and customer."""
     now = time.time()
@@ -137,14 +152,7 @@ async def queue(
     ]
 
 
-@router.get("/conversations")
-async def held(
-    store: StoreDep,
-    customers: CustomersDep,
-    policy: SlaDep,
-    agent: Annotated[str, Query(min_length=1, max_length=80, description="The agent's name.")],
-) -> list[dict[str, Any]]:
-    """The conversations an agent holds (taken and not handed back), most recently active first."""
+async def _held_list(store: StoreDep, customers: CustomersDep, policy: SlaPolicy, agent: str) -> list[dict[str, Any]]:
     convs = await store.held_by(agent)
     cards = await _cards(customers, convs)
     now = time.time()
@@ -164,8 +172,44 @@ async def held(
     ]
 
 
+@router.get("/conversations")
+async def held(who: AgentDep, store: StoreDep, customers: CustomersDep, policy: SlaDep) -> list[dict[str, Any]]:
+    """The conversations the caller holds (taken and not handed back), most recently active first."""
+    return await _held_list(store, customers, policy, who.name)
+
+
+@router.get("/team", responses=SUPERVISOR)
+async def team(
+    who: SupervisorDep,
+    accounts: AccountsDep,
+    assigner: AssignerDep,
+    store: StoreDep,
+    customers: CustomersDep,
+    policy: SlaDep,
+) -> list[dict[str, Any]]:
+    """Every enabled account with its role, whether it takes conversations automatically, and what it holds."""
+    available = {p.agent: p for p in await assigner.presences.available(time.time())}
+    members = []
+    for account in await accounts.all():
+        if account.disabled:
+            continue
+        presence = available.get(account.name)
+        members.append(
+            {
+                "agent": account.name,
+                "role": str(account.role),
+                "available": presence is not None,
+                "skills": list(presence.skills) if presence else [],
+                "holding": await _held_list(store, customers, policy, account.name),
+            }
+        )
+    return members
+
+
 @router.get("/conversations/{conv_id}")
-async def conversation(conv_id: str, store: StoreDep, customers: CustomersDep, policy: SlaDep) -> dict[str, Any]:
+async def conversation(
+    conv_id: str, who: AgentDep, store: StoreDep, customers: CustomersDep, policy: SlaDep
+) -> dict[str, Any]:
     """A conversation's state, its customer, the customer's orders and the whole transcript."""
     conv = await store.get(conv_id)
     if conv is None:
@@ -190,28 +234,58 @@ async def conversation(conv_id: str, store: StoreDep, customers: CustomersDep, p
 
 
 @router.post("/conversations/{conv_id}/take")
-async def take(conv_id: str, body: TakeIn, desk: DeskDep) -> dict[str, Any]:
-    """Take a waiting conversation."""
-    conv = await desk.take(conv_id, body.agent)
+async def take(conv_id: str, who: AgentDep, desk: DeskDep, accounts: AccountsDep) -> dict[str, Any]:
+    """Take a waiting conversation (409 when another agent holds it: a supervisor can take it over)."""
+    conv = await desk.take(conv_id, who.name)
+    await accounts.audit(who, "take", conversation_id=conv.id)
     return {"conversation_id": conv.id, "mode": conv.mode, "agent": conv.agent}
 
 
+@router.post("/conversations/{conv_id}/takeover", responses=SUPERVISOR)
+async def take_over(conv_id: str, who: SupervisorDep, desk: DeskDep, accounts: AccountsDep) -> dict[str, Any]:
+    """Take a conversation that another agent holds, or that waits (supervisors)."""
+    conv, previous = await desk.give(conv_id, who.name, who.name)
+    await accounts.audit(who, "takeover", conversation_id=conv.id, target=previous, detail=f"from {previous or '-'}")
+    return {"conversation_id": conv.id, "mode": conv.mode, "agent": conv.agent, "previous": previous}
+
+
+@router.post(
+    "/conversations/{conv_id}/reassign",
+    responses=SUPERVISOR | {404: {"description": "No such conversation, or no enabled account of that name."}},
+)
+async def reassign(
+    conv_id: str, body: ReassignIn, who: SupervisorDep, desk: DeskDep, accounts: AccountsDep
+) -> dict[str, Any]:
+    """Give a waiting or held conversation to an agent (supervisors); the agent must have an enabled account."""
+    target = await accounts.get(body.agent)
+    if target.disabled:
+        raise HTTPException(404, f"the account {target.name} is disabled")
+    conv, previous = await desk.give(conv_id, target.name, who.name)
+    await accounts.audit(
+        who, "reassign", conversation_id=conv.id, target=target.name, detail=f"from {previous or '-'} to {target.name}"
+    )
+    return {"conversation_id": conv.id, "mode": conv.mode, "agent": conv.agent, "previous": previous}
+
+
 @router.post("/conversations/{conv_id}/messages")
-async def reply(conv_id: str, body: ReplyIn, desk: DeskDep) -> dict[str, Any]:
+async def reply(conv_id: str, body: ReplyIn, who: AgentDep, desk: DeskDep, accounts: AccountsDep) -> dict[str, Any]:
     """Answer the customer through their own channel (takes the conversation if it was waiting)."""
-    entry = await desk.reply(conv_id, body.agent, body.text)
+    entry = await desk.reply(conv_id, who.name, body.text)
+    await accounts.audit(who, "answer", conversation_id=conv_id, detail=f"seq {entry.seq}")
     return {"seq": entry.seq}
 
 
 @router.post("/conversations/{conv_id}/handback")
-async def hand_back(conv_id: str, desk: DeskDep) -> dict[str, Any]:
-    """Give the conversation back to the bot."""
-    conv = await desk.hand_back(conv_id)
+async def hand_back(conv_id: str, who: AgentDep, desk: DeskDep, accounts: AccountsDep) -> dict[str, Any]:
+    """Give the conversation back to the bot: one the caller holds or a waiting one (supervisors: any)."""
+    conv = await desk.hand_back(conv_id, None if who.allows(Role.SUPERVISOR) else who.name)
+    await accounts.audit(who, "hand_back", conversation_id=conv.id)
     return {"conversation_id": conv.id, "mode": conv.mode}
 
 
-@router.get("/stats")
+@router.get("/stats", responses=SUPERVISOR)
 async def stats(
+    who: SupervisorDep,
     figures: StatsDep,
     hours: Annotated[float, Query(gt=0, le=24 * 90, description="The window the figures cover.")] = 24,
 ) -> dict[str, Any]:
@@ -220,30 +294,34 @@ async def stats(
 
 
 @router.post("/conversations/{conv_id}/notes")
-async def add_note(conv_id: str, body: NoteIn, desk: DeskDep) -> dict[str, Any]:
+async def add_note(conv_id: str, body: NoteIn, who: AgentDep, desk: DeskDep, accounts: AccountsDep) -> dict[str, Any]:
     """Add an internal note for colleagues (never shown to the customer, on any channel)."""
-    entry = await desk.note(conv_id, body.agent, body.text)
+    entry = await desk.note(conv_id, who.name, body.text)
+    await accounts.audit(who, "note", conversation_id=conv_id, detail=f"note {entry.seq}")
     return {"seq": "note-" + entry.seq}
 
 
 @router.post("/conversations/{conv_id}/transfer")
-async def transfer(conv_id: str, body: TransferIn, desk: DeskDep) -> dict[str, Any]:
-    """Send a waiting conversation, or one this agent holds, to another skill's queue, keeping its place."""
-    conv = await desk.transfer(conv_id, body.agent, body.skill, body.reason.strip())
+async def transfer(
+    conv_id: str, body: TransferIn, who: AgentDep, desk: DeskDep, accounts: AccountsDep
+) -> dict[str, Any]:
+    """Send a waiting conversation, or one the caller holds, to another skill's queue, keeping its place."""
+    conv = await desk.transfer(conv_id, who.name, body.skill, body.reason.strip())
+    await accounts.audit(who, "transfer", conversation_id=conv.id, detail=f"to {body.skill}")
     return {"conversation_id": conv.id, "mode": conv.mode, "skill": conv.handoff.skill if conv.handoff else None}
 
 
 @router.post("/presence")
-async def set_presence(body: PresenceIn, assigner: AssignerDep, store: StoreDep) -> dict[str, Any]:
+async def set_presence(body: PresenceIn, who: AgentDep, assigner: AssignerDep, store: StoreDep) -> dict[str, Any]:
     """Start, renew (a heartbeat: repeat it at least every 45 s) or stop taking conversations automatically."""
     presence = await assigner.presences.set(
-        body.agent, available=body.available, skills=tuple(dict.fromkeys(body.skills)), capacity=body.capacity
+        who.name, available=body.available, skills=tuple(dict.fromkeys(body.skills)), capacity=body.capacity
     )
     if presence is not None:
         assigner.wake()
-    held = await store.held_by(body.agent)
+    held = await store.held_by(who.name)
     return {
-        "agent": body.agent,
+        "agent": who.name,
         "available": presence is not None,
         "skills": list(presence.skills) if presence else [],
         "capacity": body.capacity,
@@ -251,9 +329,9 @@ async def set_presence(body: PresenceIn, assigner: AssignerDep, store: StoreDep)
     }
 
 
-@router.get("/presence")
-async def presence(assigner: AssignerDep, store: StoreDep) -> list[dict[str, Any]]:
-    """The agents taking conversations automatically now, with their load."""
+@router.get("/presence", responses=SUPERVISOR)
+async def presence(who: SupervisorDep, assigner: AssignerDep, store: StoreDep) -> list[dict[str, Any]]:
+    """The agents taking conversations automatically now, with their load (supervisors)."""
     agents = await assigner.presences.available(time.time())
     loads = [len(await store.held_by(p.agent)) for p in agents]
     return [

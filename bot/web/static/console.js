@@ -1,6 +1,9 @@
 /*
- * The agent console: sign in with a name and the agent token, watch the handoff queue and the
+ * The agent console: sign in with your account's name and password (a server-side session behind an
+ * HttpOnly cookie; state-changing calls carry the session's CSRF token), watch the handoff queue and the
  * conversations you hold, read a conversation with its customer and orders, take it, answer, hand it back.
+ * Supervisors also see the figures and take over or reassign conversations. The name shown and recorded
+ * is the account's, from the session.
  *
  * Plain JavaScript, no build step. Everything that comes from the server (customer messages above all)
  * is put into the page with textContent / DOM APIs, never as markup.
@@ -13,7 +16,10 @@
   const STATS_POLL_MS = 15000;
   const TOP_PRIORITY = 9; // bot.store.MAX_PRIORITY: the queue marks it as top_priority
   const SKILLS = ["logistics", "after_sales", "billing", "complaints", "general"];
-  const STORE = { token: "ar-console-token", agent: "ar-console-agent", skill: "ar-console-skill", auto: "ar-console-auto" };
+  // sessionStorage keeps no secret: the account name (to prefill the form), whether this tab was signed in
+  // (so that a reload after the session ended says so), the skill filter and the auto-assign switch.
+  const STORE = { agent: "ar-console-agent", session: "ar-console-signed-in", skill: "ar-console-skill", auto: "ar-console-auto" };
+  const CSRF_HEADER = "X-CSRF-Token";
   const CAPACITY = 3; // conversations held at once while taking them automatically
   const LANG_KEY = "ar-console-lang";
 
@@ -21,17 +27,29 @@
     zh: {
       title: "客服工作台",
       signInTitle: "登录客服工作台",
-      signInHint: "请输入您的姓名和客服令牌（AUTORESPONDER_AGENT_TOKEN）。令牌只保存在当前标签页中。",
-      agentName: "姓名",
-      agentToken: "客服令牌",
+      signInHint: "请输入管理员为您创建的账号名和密码。",
+      agentName: "账号",
+      agentPassword: "密码",
       signIn: "登录",
       signingIn: "正在登录…",
       signOut: "退出",
-      signedInAs: "客服：{agent}",
-      needName: "请输入您的姓名。",
-      needToken: "请输入客服令牌。",
-      badToken: "客服令牌错误，请检查后重新输入。",
-      sessionExpired: "客服令牌已失效或不正确，请重新登录。",
+      signedInAs: "{role}：{agent}",
+      roles: { agent: "客服", supervisor: "主管", admin: "管理员" },
+      needName: "请输入账号名。",
+      needPassword: "请输入密码。",
+      badPassword: "账号或密码错误，请检查后重试。",
+      locked: "密码错误次数过多，账号已暂时锁定。请稍后再试，或联系管理员解锁。",
+      tooMany: "登录尝试过于频繁，请 {t} 后再试。",
+      sessionExpired: "登录已失效（已退出、超时或被管理员更改），请重新登录。",
+      signedOut: "您已退出登录。",
+      errorForbidden: "无权执行此操作（403）：{detail}",
+      takeOver: "接管",
+      reassignTo: "改派给",
+      reassign: "改派",
+      reassignPlaceholder: "客服账号名",
+      team: "团队",
+      available: "自动接单中",
+      holdsNone: "没有会话",
       networkError: "无法连接服务器，请稍后再试。",
       queue: "排队中",
       mine: "我的会话",
@@ -135,17 +153,29 @@
     en: {
       title: "Agent console",
       signInTitle: "Sign in to the agent console",
-      signInHint: "Enter your name and the agent token (AUTORESPONDER_AGENT_TOKEN). The token is kept in this tab only.",
-      agentName: "Your name",
-      agentToken: "Agent token",
+      signInHint: "Enter the account name and password an admin created for you.",
+      agentName: "Account",
+      agentPassword: "Password",
       signIn: "Sign in",
       signingIn: "Signing in…",
       signOut: "Sign out",
-      signedInAs: "Agent: {agent}",
-      needName: "Please enter your name.",
-      needToken: "Please enter the agent token.",
-      badToken: "The agent token is wrong. Check it and try again.",
-      sessionExpired: "The agent token is no longer valid or is wrong. Please sign in again.",
+      signedInAs: "{role}: {agent}",
+      roles: { agent: "Agent", supervisor: "Supervisor", admin: "Admin" },
+      needName: "Please enter your account name.",
+      needPassword: "Please enter your password.",
+      badPassword: "Wrong account name or password. Check them and try again.",
+      locked: "Too many wrong passwords: the account is locked for now. Try again later or ask an admin to unlock it.",
+      tooMany: "Too many sign-in attempts. Try again in {t}.",
+      sessionExpired: "Your session has ended (signed out, timed out or changed by an admin). Please sign in again.",
+      signedOut: "You have signed out.",
+      errorForbidden: "Not allowed (403): {detail}",
+      takeOver: "Take over",
+      reassignTo: "Reassign to",
+      reassign: "Reassign",
+      reassignPlaceholder: "agent's account name",
+      team: "Team",
+      available: "taking conversations",
+      holdsNone: "no conversations",
       networkError: "The server cannot be reached. Try again shortly.",
       queue: "Queue",
       mine: "Mine",
@@ -333,8 +363,10 @@
   // --- state -----------------------------------------------------------------------------------
 
   const state = {
-    token: storage(STORE.token) || "",
-    agent: storage(STORE.agent) || "",
+    signedIn: false,
+    agent: storage(STORE.agent) || "", // the account name, from the session (kept only to prefill the form)
+    role: "",
+    csrf: "", // the session's CSRF token: in memory only, fetched again after a reload
     skill: storage(STORE.skill) || "",
     queue: [],
     queueAt: 0,
@@ -342,6 +374,7 @@
     statsAt: 0,
     auto: storage(STORE.auto) === "1", // taking conversations automatically (presence heartbeat on)
     mine: [],
+    team: [], // supervisors: GET /agent/team (every account, what it holds)
     selected: null, // conversation id
     detail: null, // last GET /agent/conversations/{id}
     shownSeqs: new Set(),
@@ -368,17 +401,19 @@
     return JSON.stringify(data.detail);
   }
 
-  async function request(token, method, path, body) {
-    const headers = { Authorization: "Bearer " + token, Accept: "application/json" };
+  async function request(method, path, body) {
+    const headers = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (method !== "GET" && state.csrf) headers[CSRF_HEADER] = state.csrf;
     let resp;
     try {
+      // The session cookie is HttpOnly and SameSite=Strict: the page never sees it, the browser sends it.
       resp = await fetch(path, {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
         cache: "no-store",
-        credentials: "omit",
+        credentials: "same-origin",
       });
     } catch (e) {
       throw new ApiError(0, t("networkError"));
@@ -390,14 +425,18 @@
       data = null;
     }
     if (resp.status === 401) throw new AuthError(detailOf(data));
-    if (!resp.ok) throw new ApiError(resp.status, detailOf(data) || resp.statusText);
+    if (!resp.ok) {
+      const error = new ApiError(resp.status, detailOf(data) || resp.statusText);
+      error.retryAfter = Number(resp.headers.get("Retry-After") || 0);
+      throw error;
+    }
     return data;
   }
 
-  /** Call the agent API with the signed-in token; a 401 sends the agent back to the sign-in form. */
+  /** Call the agent API in the session; a 401 (the session ended) sends the agent back to the sign-in form. */
   async function api(method, path, body) {
     try {
-      return await request(state.token, method, path, body);
+      return await request(method, path, body);
     } catch (e) {
       if (e instanceof AuthError) signOut(t("sessionExpired"));
       throw e;
@@ -409,6 +448,7 @@
       if (e.status === 0) return e.detail;
       if (e.status === 404) return t("errorNotFound");
       if (e.status === 409) return t("errorConflict", { detail: e.detail });
+      if (e.status === 403) return t("errorForbidden", { detail: e.detail });
       return t("errorStatus", { status: e.status, detail: e.detail });
     }
     return String((e && e.message) || e);
@@ -422,11 +462,15 @@
     $("sign-out").hidden = true;
     $("whoami").hidden = true;
     $("agent-name").value = state.agent;
-    $("agent-token").value = "";
+    $("agent-password").value = "";
     const error = $("signin-error");
     error.textContent = message || "";
     error.hidden = !message;
-    (state.agent ? $("agent-token") : $("agent-name")).focus();
+    (state.agent ? $("agent-password") : $("agent-name")).focus();
+  }
+
+  function supervising() {
+    return state.role === "supervisor" || state.role === "admin";
   }
 
   function stopPolling() {
@@ -435,16 +479,21 @@
     clearTimeout(state.timers.conv);
   }
 
-  function signOut(message) {
+  /** Leave the desk. `endSession`: ask the server to end the session too (the Sign out button). */
+  async function signOut(message, endSession) {
+    const wasSignedIn = state.signedIn;
     stopPolling();
-    if (state.auto && state.token) {
+    state.signedIn = false;
+    if (wasSignedIn && state.auto) {
       // Best effort and without the sign-out on 401 that api() does: the heartbeat lapses anyway.
-      request(state.token, "POST", "/agent/presence", { agent: state.agent, available: false }).catch(() => {});
+      await request("POST", "/agent/presence", { available: false }).catch(() => {});
     }
+    if (wasSignedIn && endSession) await request("POST", "/auth/sign-out").catch(() => {});
     state.auto = false;
     storage(STORE.auto, null);
-    state.token = "";
-    storage(STORE.token, null);
+    storage(STORE.session, null);
+    state.csrf = "";
+    state.role = "";
     state.selected = null;
     state.detail = null;
     state.stats = null;
@@ -453,35 +502,62 @@
     showSignIn(message);
   }
 
+  function signInError(e) {
+    if (e instanceof AuthError) return t("badPassword");
+    if (e instanceof ApiError && e.status === 423) return t("locked");
+    if (e instanceof ApiError && e.status === 429) return t("tooMany", { t: duration(e.retryAfter || 60) });
+    return describeError(e);
+  }
+
   async function onSignIn(event) {
     event.preventDefault();
     const name = $("agent-name").value.trim();
-    const token = $("agent-token").value.trim();
+    const password = $("agent-password").value;
     const error = $("signin-error");
     error.hidden = true;
-    if (!name || !token) {
-      error.textContent = t(name ? "needToken" : "needName");
+    if (!name || !password) {
+      error.textContent = t(name ? "needPassword" : "needName");
       error.hidden = false;
       return;
     }
     const button = $("sign-in");
     button.disabled = true;
     button.textContent = t("signingIn");
+    let me;
     try {
-      await request(token, "GET", "/agent/queue"); // checks the token before anything is kept
+      me = await request("POST", "/auth/sign-in", { name, password });
     } catch (e) {
-      error.textContent = e instanceof AuthError ? t("badToken") : describeError(e);
+      error.textContent = signInError(e);
       error.hidden = false;
+      $("agent-password").value = "";
       return;
     } finally {
       button.disabled = false;
       button.textContent = t("signIn");
     }
-    state.agent = name;
-    state.token = token;
-    storage(STORE.agent, name);
-    storage(STORE.token, token);
+    $("agent-password").value = "";
+    enterDesk(me);
+  }
+
+  /** The session the server says this browser has (name, role, CSRF token) opens the desk. */
+  function enterDesk(me) {
+    state.agent = me.name;
+    state.role = me.role;
+    state.csrf = me.csrf_token || "";
+    state.signedIn = true;
+    storage(STORE.agent, me.name);
+    storage(STORE.session, "1");
     startDesk();
+  }
+
+  async function resume() {
+    try {
+      enterDesk(await request("GET", "/auth/session"));
+    } catch (e) {
+      const ended = e instanceof AuthError && storage(STORE.session) === "1";
+      storage(STORE.session, null);
+      showSignIn(ended ? t("sessionExpired") : e instanceof AuthError ? "" : describeError(e));
+    }
   }
 
   function startDesk() {
@@ -490,9 +566,15 @@
     $("desk").hidden = false;
     $("sign-out").hidden = false;
     $("whoami").hidden = false;
-    $("whoami").textContent = t("signedInAs", { agent: state.agent });
+    renderWhoami();
     renderConversation();
     listsLoop(state.run);
+  }
+
+  function renderWhoami() {
+    const who = $("whoami");
+    who.textContent = t("signedInAs", { agent: state.agent, role: label("roles", state.role) });
+    who.dataset.role = state.role;
   }
 
   // --- polling ---------------------------------------------------------------------------------
@@ -500,17 +582,19 @@
   async function refreshLists() {
     const run = state.run;
     const queuePath = "/agent/queue" + (state.skill ? "?skill=" + encodeURIComponent(state.skill) : "");
-    const minePath = "/agent/conversations?agent=" + encodeURIComponent(state.agent);
+    const minePath = "/agent/conversations";
     try {
-      // The figures cost more to compute than the lists and change slowly: every STATS_POLL_MS.
-      const statsDue = Date.now() - state.statsAt >= STATS_POLL_MS;
+      // The figures cost more to compute than the lists and change slowly: every STATS_POLL_MS; supervisors only.
+      const statsDue = supervising() && Date.now() - state.statsAt >= STATS_POLL_MS;
       if (state.auto) await sendPresence(true); // the heartbeat that keeps this agent available
-      const [queue, mine, stats] = await Promise.all([
+      const [queue, mine, stats, team] = await Promise.all([
         api("GET", queuePath),
         api("GET", minePath),
         statsDue ? api("GET", "/agent/stats?hours=24") : Promise.resolve(state.stats),
+        supervising() ? api("GET", "/agent/team") : Promise.resolve([]),
       ]);
       if (run !== state.run) return;
+      state.team = team;
       state.queue = queue;
       state.queueAt = Date.now();
       state.mine = mine;
@@ -606,7 +690,7 @@
       .catch(() => {})
       .then(() => {
         if (available !== state.auto) return null; // switched meanwhile: this call is stale
-        const body = { agent: state.agent, available, capacity: CAPACITY };
+        const body = { available, capacity: CAPACITY };
         if (state.skill) body.skills = [state.skill];
         return api("POST", "/agent/presence", body);
       });
@@ -640,7 +724,7 @@
   function renderStats() {
     const s = state.stats;
     const box = $("stats");
-    if (!s) {
+    if (!s || !supervising()) {
       box.hidden = true;
       return;
     }
@@ -722,6 +806,43 @@
     renderAuto();
     $("mine-count").textContent = String(state.mine.length);
     $("mine-empty").hidden = state.mine.length > 0;
+    renderTeam(elapsed);
+  }
+
+  /** Supervisors: every colleague with what they hold, each conversation one click away. */
+  function renderTeam(elapsed) {
+    const panel = $("team-panel");
+    panel.hidden = !supervising();
+    if (panel.hidden) return;
+    const others = state.team.filter((m) => m.agent !== state.agent);
+    const items = [];
+    for (const m of others) {
+      items.push(
+        el("li", { cls: "team-member", testid: "team-member", data: { agent: m.agent, role: m.role } }, [
+          el("span", { text: m.agent }),
+          el("span", { cls: "chip", text: label("roles", m.role) }),
+          m.available ? el("span", { cls: "chip", text: t("available") }) : null,
+          m.holding.length ? null : el("span", { cls: "muted", text: t("holdsNone") }),
+        ]),
+      );
+      for (const c of m.holding) {
+        items.push(
+          listItem(c.conversation_id, "team-item", false, [
+            el("div", { cls: "row" }, [
+              vipChip(c.customer),
+              el("span", { cls: "name", text: c.customer ? c.customer.name : t("guest"), testid: "name" }),
+              el("span", { cls: "waited", text: t("lastActive", { t: clock(c.updated_at) }) }),
+            ]),
+            el("div", { cls: "row" }, [
+              c.sla && c.handoff && !c.handoff.first_response_at ? slaChip(c.sla, elapsed) : null,
+              el("span", { cls: "chip", text: label("channels", c.channel) }),
+            ]),
+          ]),
+        );
+      }
+    }
+    $("team-list").replaceChildren(...items);
+    $("team-count").textContent = String(others.length);
   }
 
   // --- conversation ----------------------------------------------------------------------------
@@ -853,7 +974,9 @@
       $("conv-sub").textContent = "";
       $("conv-mode").textContent = "";
       $("take").hidden = true;
+      $("takeover").hidden = true;
       $("handback").hidden = true;
+      $("reassign-bar").hidden = true;
       $("handoff").hidden = true;
       $("customer-card").replaceChildren();
       $("orders").replaceChildren();
@@ -876,9 +999,12 @@
     mode.dataset.mode = conv.mode;
     if (conv.mode === "agent") mode.textContent = t("modeAgent", { agent: conv.agent || "?" });
     else mode.textContent = t(conv.mode === "waiting" ? "modeWaiting" : "modeBot");
+    const heldByOther = conv.mode === "agent" && conv.agent !== state.agent;
     $("take").hidden = conv.mode !== "waiting";
-    $("handback").hidden = conv.mode !== "agent";
+    $("takeover").hidden = !(supervising() && heldByOther);
+    $("handback").hidden = conv.mode !== "agent" || (heldByOther && !supervising());
     renderTransfer(conv);
+    renderReassign(conv);
     renderHandoff(conv.mode !== "bot" ? conv.handoff : null, detail.sla);
     renderTranscript(detail.transcript || []);
     renderCustomer(detail);
@@ -915,6 +1041,16 @@
     $("transfer").disabled = state.busy;
   }
 
+  /** Reassign to another agent's account: supervisors, for a waiting or held conversation. */
+  function renderReassign(conv) {
+    const bar = $("reassign-bar");
+    bar.hidden = !supervising() || conv.mode === "bot";
+    if (bar.hidden) return;
+    $("reassign-agent").placeholder = t("reassignPlaceholder");
+    $("reassign-agent").setAttribute("aria-label", t("reassignTo"));
+    $("reassign").disabled = state.busy;
+  }
+
   // --- actions ---------------------------------------------------------------------------------
 
   async function act(run) {
@@ -932,12 +1068,23 @@
       return false;
     } finally {
       state.busy = false;
-      if (state.token) renderConversation();
+      if (state.signedIn) renderConversation();
     }
   }
 
   function take() {
-    return act((id) => api("POST", "/agent/conversations/" + encodeURIComponent(id) + "/take", { agent: state.agent }));
+    return act((id) => api("POST", "/agent/conversations/" + encodeURIComponent(id) + "/take"));
+  }
+
+  function takeOver() {
+    return act((id) => api("POST", "/agent/conversations/" + encodeURIComponent(id) + "/takeover"));
+  }
+
+  async function reassign() {
+    const agent = $("reassign-agent").value.trim();
+    if (!agent) return;
+    const ok = await act((id) => api("POST", "/agent/conversations/" + encodeURIComponent(id) + "/reassign", { agent }));
+    if (ok) $("reassign-agent").value = "";
   }
 
   function handBack() {
@@ -952,7 +1099,7 @@
     button.textContent = t("sending");
     const noting = $("note-mode").checked;
     const path = "/agent/conversations/{id}/" + (noting ? "notes" : "messages");
-    const ok = await act((id) => api("POST", path.replace("{id}", encodeURIComponent(id)), { agent: state.agent, text }));
+    const ok = await act((id) => api("POST", path.replace("{id}", encodeURIComponent(id)), { text }));
     button.textContent = t(noting ? "addNote" : "send");
     if (ok && box.value === text) box.value = "";
     box.focus();
@@ -963,7 +1110,7 @@
     const reason = $("transfer-reason").value;
     if (!skill) return;
     const ok = await act((id) =>
-      api("POST", "/agent/conversations/" + encodeURIComponent(id) + "/transfer", { agent: state.agent, skill, reason }),
+      api("POST", "/agent/conversations/" + encodeURIComponent(id) + "/transfer", { skill, reason }),
     );
     if (ok) $("transfer-reason").value = "";
   }
@@ -984,8 +1131,8 @@
       ...SKILLS.map((s) => el("option", { text: label("skills", s), attrs: { value: s } })),
     );
     filter.value = state.skill;
-    if (state.token) {
-      $("whoami").textContent = t("signedInAs", { agent: state.agent });
+    if (state.signedIn) {
+      renderWhoami();
       renderLists();
       renderStats();
       // Rebuild the transcript so that role names and times follow the language.
@@ -999,8 +1146,10 @@
 
   function init() {
     $("signin-form").addEventListener("submit", onSignIn);
-    $("sign-out").addEventListener("click", () => signOut(""));
+    $("sign-out").addEventListener("click", () => signOut(t("signedOut"), true));
     $("take").addEventListener("click", take);
+    $("takeover").addEventListener("click", takeOver);
+    $("reassign").addEventListener("click", reassign);
     $("handback").addEventListener("click", handBack);
     $("transfer").addEventListener("click", transfer);
     $("auto-assign").addEventListener("click", toggleAuto);
@@ -1034,8 +1183,8 @@
       applyLanguage();
     });
     applyLanguage();
-    if (state.token && state.agent) startDesk();
-    else showSignIn("");
+    resume(); // an existing session (a reload) opens the desk without signing in again
+
   }
 
   window.AgentConsole = {

@@ -35,11 +35,11 @@ def test_handoff_queue_take_answer_and_hand_back_over_rest(stack: RunningStack) 
     assert [m["role"] for m in context["transcript"]][:2] == ["customer", "bot"]
     assert context["transcript"][1]["template"] == "utter_order_status"
 
-    taken = stack.agent("POST", f"/conversations/{conv_id}/take", agent="小李")
+    taken = stack.agent("POST", f"/conversations/{conv_id}/take", by="小李")
     assert taken.status_code == 200
     assert taken.json()["mode"] == "agent"
     assert conv_id not in {e["conversation_id"] for e in stack.agent("GET", "/queue").json()}
-    assert stack.agent("POST", f"/conversations/{conv_id}/take", agent="someone else").status_code == 409
+    assert stack.agent("POST", f"/conversations/{conv_id}/take", by="someone else").status_code == 409
     assert stack.rest(who, "好的谢谢").json()["mode"] == "agent"
 
     back = stack.agent("POST", f"/conversations/{conv_id}/handback")
@@ -48,7 +48,7 @@ def test_handoff_queue_take_answer_and_hand_back_over_rest(stack: RunningStack) 
     assert again["mode"] == "bot"
     assert again["handoff"] is None
     assert "DD202405001" in again["replies"][0]["text"]
-    assert stack.agent("POST", "/conversations/nope/take", agent="x").status_code == 404
+    assert stack.agent("POST", "/conversations/nope/take", by="x").status_code == 404
 
 
 async def test_agent_answer_reaches_the_web_chat(stack: RunningStack) -> None:
@@ -57,7 +57,7 @@ async def test_agent_answer_reaches_the_web_chat(stack: RunningStack) -> None:
         await say(ws, "转人工")
         await recv(ws, "mode", mode="waiting")
         conv_id = welcome["conversation_id"]
-        answer = stack.agent("POST", f"/conversations/{conv_id}/messages", agent="小李", text="您好，我来帮您看看")
+        answer = stack.agent("POST", f"/conversations/{conv_id}/messages", by="小李", text="您好，我来帮您看看")
         assert answer.status_code == 200
         joined = await recv(ws, "mode", mode="agent")
         assert joined["agent_name"] == "小李"

@@ -21,7 +21,7 @@ def sender() -> str:
 
 def held(stack: RunningStack, agent: str) -> list[str]:
     """Ids of the conversations GET /agent/conversations lists for an agent."""
-    resp = stack.agent("GET", f"/conversations?agent={quote(agent)}")
+    resp = stack.agent("GET", "/conversations", by=agent)
     assert resp.status_code == 200, resp.text
     return [c["conversation_id"] for c in resp.json()]
 
@@ -39,8 +39,8 @@ def test_an_agents_conversations_follow_take_and_hand_back(stack: RunningStack) 
     conv_id = handed_off(stack, sender())
     assert conv_id not in held(stack, agent)
 
-    assert stack.agent("POST", f"/conversations/{conv_id}/take", agent=agent).status_code == 200
-    mine = stack.agent("GET", f"/conversations?agent={quote(agent)}").json()
+    assert stack.agent("POST", f"/conversations/{conv_id}/take", by=agent).status_code == 200
+    mine = stack.agent("GET", "/conversations", by=agent).json()
     assert [c["conversation_id"] for c in mine] == [conv_id]
     assert mine[0]["mode"] == "agent"
     assert mine[0]["agent"] == agent
@@ -49,8 +49,8 @@ def test_an_agents_conversations_follow_take_and_hand_back(stack: RunningStack) 
     assert mine[0]["customer"] is None  # a guest
     # Another agent neither holds it nor can take it or answer in it.
     assert conv_id not in held(stack, other)
-    assert stack.agent("POST", f"/conversations/{conv_id}/take", agent=other).status_code == 409
-    refused = stack.agent("POST", f"/conversations/{conv_id}/messages", agent=other, text="我来")
+    assert stack.agent("POST", f"/conversations/{conv_id}/take", by=other).status_code == 409
+    refused = stack.agent("POST", f"/conversations/{conv_id}/messages", by=other, text="我来")
     assert refused.status_code == 409
     assert agent in refused.json()["detail"]
     assert held(stack, agent) == [conv_id]
@@ -58,7 +58,7 @@ def test_an_agents_conversations_follow_take_and_hand_back(stack: RunningStack) 
 
     # Answering a waiting conversation takes it, so it is listed too (most recently active first).
     second = handed_off(stack, sender())
-    assert stack.agent("POST", f"/conversations/{second}/messages", agent=agent, text="您好").status_code == 200
+    assert stack.agent("POST", f"/conversations/{second}/messages", by=agent, text="您好").status_code == 200
     assert held(stack, agent) == [second, conv_id]
 
     assert stack.agent("POST", f"/conversations/{conv_id}/handback").json()["mode"] == "bot"
@@ -67,13 +67,19 @@ def test_an_agents_conversations_follow_take_and_hand_back(stack: RunningStack) 
     assert held(stack, agent) == []
 
 
-def test_an_agents_conversations_need_the_token_and_a_name(stack: RunningStack) -> None:
+def test_an_agents_conversations_are_the_callers_own(stack: RunningStack) -> None:
     url = f"{stack.base_url}/agent/conversations"
-    assert httpx.get(url, params={"agent": "小李"}).status_code == 401
-    wrong = httpx.get(url, params={"agent": "小李"}, headers={"Authorization": f"Bearer {stack.rest_token}"})
+    assert httpx.get(url).status_code == 401
+    wrong = httpx.get(url, headers={"Authorization": f"Bearer {stack.rest_token}"})
     assert wrong.status_code == 401
-    assert stack.agent("GET", "/conversations").status_code == 422
-    assert stack.agent("GET", "/conversations?agent=").status_code == 422
+    # The list is the caller's: a name in the query is not a way to read another agent's list.
+    agent = f"小李-{uuid.uuid4().hex[:6]}"
+    conv_id = handed_off(stack, sender())
+    assert stack.agent("POST", f"/conversations/{conv_id}/take", by=agent).status_code == 200
+    assert held(stack, agent) == [conv_id]
+    other = f"小张-{uuid.uuid4().hex[:6]}"
+    assert stack.agent("GET", f"/conversations?agent={quote(agent)}", by=other).json() == []
+    assert stack.agent("POST", f"/conversations/{conv_id}/handback").status_code == 200
 
 
 def test_queue_entries_carry_channel_customer_and_wait(stack: RunningStack) -> None:
@@ -148,7 +154,7 @@ def test_sla_timer_survey_and_figures_on_a_running_stack(stack: RunningStack) ->
     assert 29 * 60 < entry["sla"]["seconds_left"] <= 30 * 60  # the default 30-minute first-response target
     before = stack.agent("GET", "/stats").json()
 
-    answered = stack.agent("POST", f"/conversations/{conv_id}/messages", agent="小王", text="您好，已处理")
+    answered = stack.agent("POST", f"/conversations/{conv_id}/messages", by="小王", text="您好，已处理")
     assert answered.status_code == 200
     detail = stack.agent("GET", f"/conversations/{conv_id}").json()
     assert detail["sla"]["state"] == "met"
@@ -178,17 +184,17 @@ def test_sla_timer_survey_and_figures_on_a_running_stack(stack: RunningStack) ->
 def test_notes_and_transfer_over_the_api(stack: RunningStack) -> None:
     who = sender()
     conv_id = handed_off(stack, who)
-    assert stack.agent("POST", f"/conversations/{conv_id}/take", agent="小李").status_code == 200
-    noted = stack.agent("POST", f"/conversations/{conv_id}/notes", agent="小李", text="内部：客户要开专票")
+    assert stack.agent("POST", f"/conversations/{conv_id}/take", by="小李").status_code == 200
+    noted = stack.agent("POST", f"/conversations/{conv_id}/notes", by="小李", text="内部：客户要开专票")
     assert noted.status_code == 200 and noted.json()["seq"].startswith("note-")
-    assert stack.agent("POST", f"/conversations/{conv_id}/notes", agent="小李", text="").status_code == 422
-    assert stack.agent("POST", "/conversations/nope/notes", agent="小李", text="x").status_code == 404
+    assert stack.agent("POST", f"/conversations/{conv_id}/notes", by="小李", text="").status_code == 422
+    assert stack.agent("POST", "/conversations/nope/notes", by="小李", text="x").status_code == 404
 
     # Only the holder may transfer; an unknown skill is refused with the field named.
-    assert stack.agent("POST", f"/conversations/{conv_id}/transfer", agent="小王", skill="billing").status_code == 409
-    bad = stack.agent("POST", f"/conversations/{conv_id}/transfer", agent="小李", skill="sales")
+    assert stack.agent("POST", f"/conversations/{conv_id}/transfer", by="小王", skill="billing").status_code == 409
+    bad = stack.agent("POST", f"/conversations/{conv_id}/transfer", by="小李", skill="sales")
     assert bad.status_code == 422 and "skill" in bad.text
-    moved = stack.agent("POST", f"/conversations/{conv_id}/transfer", agent="小李", skill="billing", reason="专票")
+    moved = stack.agent("POST", f"/conversations/{conv_id}/transfer", by="小李", skill="billing", reason="专票")
     assert moved.json() == {"conversation_id": conv_id, "mode": "waiting", "skill": "billing"}
     billing = stack.agent("GET", "/queue?skill=billing").json()
     assert conv_id in [e["conversation_id"] for e in billing]
@@ -209,12 +215,12 @@ def test_an_available_agent_is_given_waiting_conversations(stack: RunningStack) 
     agent = f"auto-{uuid.uuid4().hex[:6]}"
     complaint = "你们卖的耳机质量太差了，用了两天就坏了，我很不满意"
     vip = {"metadata": {"customer_id": "C202405003"}}
-    on = stack.agent("POST", "/presence", agent=agent, available=True, skills=["complaints"], capacity=5)
+    on = stack.agent("POST", "/presence", by=agent, available=True, skills=["complaints"], capacity=5)
     assert on.status_code == 200, on.text
     try:
         assert on.json() == {"agent": agent, "available": True, "skills": ["complaints"], "capacity": 5, "holding": 0}
         assert agent in [p["agent"] for p in stack.agent("GET", "/presence").json()]
-        bad = stack.agent("POST", "/presence", agent=agent, available=True, capacity=0)
+        bad = stack.agent("POST", "/presence", by=agent, available=True, capacity=0)
         assert bad.status_code == 422 and "capacity" in bad.text
 
         # A VIP's complaint is queued for the complaints skill and reaches the agent within seconds.
@@ -229,7 +235,7 @@ def test_an_available_agent_is_given_waiting_conversations(stack: RunningStack) 
         assert f"Assigned to {agent} automatically" in [m["text"] for m in transcript if m["role"] == "note"]
         assert any(m["role"] == "system" and agent in m["text"] for m in transcript)  # the customer was told
     finally:
-        off = stack.agent("POST", "/presence", agent=agent, available=False).json()
+        off = stack.agent("POST", "/presence", by=agent, available=False).json()
     assert off["available"] is False
     assert agent not in [p["agent"] for p in stack.agent("GET", "/presence").json()]
 

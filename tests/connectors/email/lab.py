@@ -27,7 +27,6 @@ from tests.connectors.email.mails import SUPPORT
 from tests.connectors.email.servers import PASSWORD, Dovecot, Smtp
 
 REST_TOKEN = "lab-rest-token-0123456789"
-AGENT_TOKEN = "lab-agent-token-0123456789"
 
 
 @dataclass
@@ -132,7 +131,6 @@ class Lab:
             AUTORESPONDER_REDIS_URL=self.redis_url,
             AUTORESPONDER_ENGINE_TOKEN=self.stack.engine_token,
             AUTORESPONDER_REST_TOKEN=REST_TOKEN,
-            AUTORESPONDER_AGENT_TOKEN=AGENT_TOKEN,
             AUTORESPONDER_STRICT_TEMPLATES="true",
             AUTORESPONDER_LOG_LEVEL="warning",
             AUTORESPONDER_IMAP_HOST="127.0.0.1",

@@ -230,7 +230,7 @@ async def test_thread_follow_ups_hand_off_and_the_agent_answers_by_mail(mail_sta
 
     # The agent's answer goes out as a mail in the same thread.
     sent = stack.agent(
-        "POST", f"/conversations/{conversation}/messages", agent="小李", text="您好，我已联系顺丰加急处理。"
+        "POST", f"/conversations/{conversation}/messages", by="小李", text="您好，我已联系顺丰加急处理。"
     )
     assert sent.status_code == 200, sent.text
     agent_mail = await asyncio.to_thread(mail_stack.wait_answer, waiting_id)

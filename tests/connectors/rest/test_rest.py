@@ -216,7 +216,7 @@ def test_an_agents_answer_reaches_the_rest_customer(stack: RunningStack) -> None
         last_seen = handed["replies"][-1]["seq"]
     assert messages(stack, who, after=last_seen).json()["messages"] == []  # nothing new yet
     conv_id = handed["conversation_id"]
-    answered = stack.agent("POST", f"/conversations/{conv_id}/messages", agent="Lin", text="您好，我是客服小林。")
+    answered = stack.agent("POST", f"/conversations/{conv_id}/messages", by="Lin", text="您好，我是客服小林。")
     assert answered.status_code == 200
     body = messages(stack, who, after=last_seen).json()
     assert body["conversation_id"] == conv_id and body["mode"] == "agent"
@@ -239,11 +239,11 @@ def test_long_poll_returns_as_soon_as_the_agent_answers(stack: RunningStack) -> 
     who = sender()
     handed = stack.rest(who, "我要人工客服").json()
     conv_id = handed["conversation_id"]
-    stack.agent("POST", f"/conversations/{conv_id}/take", agent="Chen")
+    stack.agent("POST", f"/conversations/{conv_id}/take", by="Chen")
     newest = messages(stack, who).json()["messages"][-1]["seq"]
     timer = threading.Timer(
         1.0,
-        lambda: stack.agent("POST", f"/conversations/{conv_id}/messages", agent="Chen", text="Hello, Chen here."),
+        lambda: stack.agent("POST", f"/conversations/{conv_id}/messages", by="Chen", text="Hello, Chen here."),
     )
     timer.start()
     try:

@@ -107,7 +107,7 @@ def test_handoff_after_human_agent_answers_reach_the_chat_and_the_bot_comes_back
     assert len(tg.api.sent(user.id)) == before
 
     answer = tg.stack.agent(
-        "POST", f"/conversations/{conv_id}/messages", agent="小李", text="您好，我是小李 <客服> & 售后"
+        "POST", f"/conversations/{conv_id}/messages", by="小李", text="您好，我是小李 <客服> & 售后"
     )
     assert answer.status_code == 200, answer.text
     joined, message = tg.api.wait_sent(user.id, before + 2)[before:]
@@ -139,7 +139,7 @@ def test_a_long_agent_answer_is_split_into_valid_messages(tg: TelegramStack) -> 
     paragraph = "您的售后申请我们已经收到 <请保留包装> & 发票。" * 40
     text = "\n\n".join([paragraph] * 6)  # about 7000 characters, 9000 once escaped
     before = len(tg.api.sent(user.id))
-    assert tg.stack.agent("POST", f"/conversations/{conv_id}/messages", agent="小李", text=text).status_code == 200
+    assert tg.stack.agent("POST", f"/conversations/{conv_id}/messages", by="小李", text=text).status_code == 200
     # The agent API answers once everything is delivered: the "agent joined" notice, then the parts.
     parts = tg.api.sent(user.id)[before + 1 :]
     assert len(parts) == 3
@@ -192,10 +192,8 @@ def test_a_customer_who_blocked_the_bot_is_recorded_without_a_retry_loop(tg: Tel
     tg.api.push(tg.api.membership(user, "kicked"))
     conv_id = tg.conversation_id(user.id)
     calls_before = len(tg.api.calls("sendMessage"))
-    assert tg.stack.agent("POST", f"/conversations/{conv_id}/take", agent="小李").status_code == 200
-    assert (
-        tg.stack.agent("POST", f"/conversations/{conv_id}/messages", agent="小李", text="还在吗？").status_code == 200
-    )
+    assert tg.stack.agent("POST", f"/conversations/{conv_id}/take", by="小李").status_code == 200
+    assert tg.stack.agent("POST", f"/conversations/{conv_id}/messages", by="小李", text="还在吗？").status_code == 200
     assert not [c for c in tg.api.calls("sendMessage")[calls_before:] if int(c.params["chat_id"]) == user.id]
     texts = [e["text"] for e in tg.transcript(user.id)]
     assert texts.count(blocked_note) == 1
