@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+
 PREFIX = "ar"
+
+
+def digest(value: str) -> str:
+    """A value that may be a customer's contact detail (an email address, a phone number, a sender id),
+    as it appears in key names: hashed, so that `KEYS`, `MONITOR` or a dump name nobody (privacy at rest)."""
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
 
 SEEN_TTL_SECONDS = 7 * 24 * 3600
 # An update being processed holds its key this long (Telegram's update gate); a crash mid-way frees it
@@ -38,7 +47,7 @@ def events(conv_id: str) -> str:
 
 def thread(channel: str, thread_id: str) -> str:
     """String: the open conversation id of a channel thread (web chat visitor, REST sender, mail thread)."""
-    return f"{PREFIX}:thread:{channel}:{thread_id}"
+    return f"{PREFIX}:thread:{channel}:{digest(thread_id)}"
 
 
 def handoff_queue(skill: str) -> str:
@@ -101,7 +110,7 @@ def agent_conversations(agent: str) -> str:
 
 def seen(channel: str, key: str) -> str:
     """String with TTL: a dedupe key already accepted (value: the message id; inbox keys: sender-scoped)."""
-    return f"{PREFIX}:seen:{channel}:{key}"
+    return f"{PREFIX}:seen:{channel}:{digest(key)}"
 
 
 # An accepted message's record outlives its answer long enough for a channel's retry to find it.
@@ -133,14 +142,19 @@ def inbox_lease(message_id: str) -> str:
     return f"{PREFIX}:inbox:lease:{message_id}"
 
 
-def rasa_tracker_prefix() -> str:
-    """Prefix under which Rasa's Redis tracker store keeps trackers."""
-    return f"{PREFIX}:rasa:tracker:"
+# Rasa accepts only an alphanumeric prefix and adds ":tracker:" / ":lock:" itself, so its keys are
+# ar:tracker:<conversation id> and ar:lock:<conversation id>.
+RASA_KEY_PREFIX = PREFIX
 
 
-def rasa_lock_prefix() -> str:
-    """Prefix under which Rasa's Redis lock store keeps its locks."""
-    return f"{PREFIX}:rasa:lock"
+def rasa_tracker(conv_id: str) -> str:
+    """String with TTL (AUTORESPONDER_TRACKER_TTL_DAYS): Rasa's tracker of a conversation (every text)."""
+    return f"{RASA_KEY_PREFIX}:tracker:{conv_id}"
+
+
+def rasa_lock(conv_id: str) -> str:
+    """Rasa's lock of a conversation (the engine answers one message of a conversation at a time)."""
+    return f"{RASA_KEY_PREFIX}:lock:{conv_id}"
 
 
 def agent_session(digest: str) -> str:

@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     model_dir: Path = PROJECT_ROOT / "models"
     engine_dir: Path = PROJECT_ROOT / "engine"
     max_text_chars: int = 5000
+    # Any request body past this is refused (413) while it streams, with or without Content-Length.
+    max_body_bytes: int = 1024 * 1024
+    # Days the engine keeps a conversation's tracker (its every text) after the last message.
+    tracker_ttl_days: float = 30.0
+    # Redis connections the app's pool may open (web chat sockets share one pub/sub connection).
+    redis_max_connections: int = 50
+    # Web chat connections (sockets and HTTP polls) at once: from one client address, and in all.
+    webchat_max_per_ip: int = 50
+    webchat_max_connections: int = 5000
     session_max_age_days: int = 30
     dedupe_ttl_seconds: int = 7 * 24 * 3600
     engine_timeout_seconds: float = 60.0

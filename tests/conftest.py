@@ -215,6 +215,8 @@ def start_stack(
         AUTORESPONDER_STRICT_TEMPLATES="true",
         # Every test signs in from 127.0.0.1: the per-address limit is tested on its own (tests/bot/accounts).
         AUTORESPONDER_SIGNIN_IP_LIMIT="100000",
+        # Every test connects from 127.0.0.1 too: the per-address limit of the web chat is tested on its own.
+        AUTORESPONDER_WEBCHAT_MAX_PER_IP="100000",
         AUTORESPONDER_LOG_LEVEL="warning",
     )
     env.update(extra_env or {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -33,6 +34,9 @@ def rest_token_source(settings: Settings) -> str:
 @app.command()
 def up() -> None:
     """Start Redis (unless AUTORESPONDER_REDIS_URL is set), the engine and the app; Ctrl-C stops them."""
+    # Everything the stack writes (the CRM database, Redis's AOF, logs, secrets) holds customer data or
+    # keys: readable by this user only, in this process and every child.
+    os.umask(0o077)
     settings = Settings()
     stack = Stack(settings)
 
@@ -59,10 +63,9 @@ def up() -> None:
             flush=True,
         )
         while True:
-            dead = stack.check()
-            if dead:
-                print(f"{dead} exited unexpectedly; stopping the stack", file=sys.stderr)
-                raise typer.Exit(1)
+            # A process that dies is restarted (with a growing delay); the others keep running.
+            for event in stack.supervise():
+                print(event, file=sys.stderr, flush=True)
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
@@ -75,6 +78,44 @@ def up() -> None:
         print("stopping…", flush=True)
         stack.stop()
         print("stopped", flush=True)
+
+
+def _service_stack() -> Stack:
+    """A stack for running one process under a service manager: Redis and the engine token must be given."""
+    settings = Settings()
+    if not settings.redis_url or not settings.engine_token:
+        print(
+            "error: set AUTORESPONDER_REDIS_URL and AUTORESPONDER_ENGINE_TOKEN (the same for the app and the engine)",
+            file=sys.stderr,
+        )
+        raise typer.Exit(2)
+    os.umask(0o077)
+    stack = Stack(settings)
+    stack.redis_url = settings.redis_url
+    stack.engine_token = settings.engine_token
+    return stack
+
+
+@app.command("serve-engine")
+def serve_engine() -> None:
+    """Run the engine in the foreground (for systemd or Kubernetes): config written, then `rasa run`."""
+    stack = _service_stack()
+    model = model_path(stack.settings)
+    if not model.exists():
+        print(f"error: no model for the current data ({model.name}); run `autoresponder train`", file=sys.stderr)
+        raise typer.Exit(1)
+    endpoints, credentials = stack.write_engine_config(stack.redis_url)
+    cmd, env = stack.engine_command(model, endpoints, credentials)
+    os.execve(cmd[0], cmd, env)  # the service manager supervises the engine itself, not a wrapper
+
+
+@app.command("serve-app")
+def serve_app() -> None:
+    """Run the app in the foreground (for systemd or Kubernetes): schema migrated, then uvicorn."""
+    stack = _service_stack()
+    stack.prepare_crm()
+    cmd, env = stack.app_command()
+    os.execve(cmd[0], cmd, env)
 
 
 @app.command("train")

@@ -29,6 +29,11 @@ from bot.settings import PROJECT_ROOT, Settings
 MODEL_INPUTS = ("config.yml", "domain.yml", "data", "engine/ar_engine")
 
 
+# Delays before restarting a process that exited, growing with each restart in a row.
+RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
+RESTART_RESET_SECONDS = 300.0
+
+
 class StackError(AutoresponderError):
     """A process of the stack could not be started."""
 
@@ -139,6 +144,10 @@ class Stack:
 
     settings: Settings
     procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    specs: dict[str, tuple[list[str], dict[str, str], Path | None]] = field(default_factory=dict)
+    started_at: dict[str, float] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
+    restart_due: dict[str, float] = field(default_factory=dict)
     redis_url: str = ""
     engine_token: str = ""
     first_admin: FirstAdmin | None = None  # made at this start (the very first one): its password is shown once
@@ -155,7 +164,43 @@ class Stack:
                     cmd, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
                 )
         self.procs.append((name, proc))
+        self.specs[name] = (cmd, env, log)
+        self.started_at[name] = time.monotonic()
         return proc
+
+    def supervise(self) -> list[str]:
+        """Restart processes that exited, with a growing delay each; returns what happened, for the console.
+
+        A process that ran RESTART_RESET_SECONDS since its last start counts as healthy again (its delay
+        goes back to the first). The others keep running meanwhile: the app answers with the engine down
+        ("one moment", answered when it is back), and reconnects to a Redis that restarted.
+        """
+        events: list[str] = []
+        now = time.monotonic()
+        for index, (name, proc) in enumerate(list(self.procs)):
+            code = proc.poll()
+            if code is None:
+                continue
+            due = self.restart_due.get(name)
+            if due is None:
+                ran = now - self.started_at.get(name, now)
+                if ran >= RESTART_RESET_SECONDS:
+                    self.restarts[name] = 0
+                delay = RESTART_DELAYS[min(self.restarts.get(name, 0), len(RESTART_DELAYS) - 1)]
+                self.restart_due[name] = now + delay
+                events.append(f"{name} exited (code {code}); restarting it in {delay:.0f} s")
+                continue
+            if now < due:
+                continue
+            del self.restart_due[name]
+            self.restarts[name] = self.restarts.get(name, 0) + 1
+            cmd, env, log = self.specs[name]
+            self.procs.pop(index)
+            self._spawn(name, cmd, env, log)
+            self.procs.insert(index, self.procs.pop())  # keep the stopping order (newest role first)
+            events.append(f"{name} restarted (restart {self.restarts[name]})")
+            break  # the list changed: look again on the next round
+        return events
 
     def run_dir(self) -> Path:
         """Per-stack runtime folder, keyed by the app's port so stacks can run side by side."""
@@ -172,7 +217,7 @@ class Stack:
         port = free_port()
         cmd = [
             redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
-            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
+            "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
             "--protected-mode", "yes", "--logfile", str(data_dir / "redis.log"),
         ]  # fmt: skip
         self._spawn("redis", cmd, dict(os.environ))
@@ -196,8 +241,14 @@ class Stack:
         endpoints = {
             "action_endpoint": {"url": f"{app}/webhooks/actions", "token": self.engine_token},
             "nlg": {"url": f"{app}/webhooks/nlg", "token": self.engine_token},
-            "tracker_store": {"type": "redis", "key_prefix": keys.rasa_tracker_prefix().removesuffix(":"), **redis_cfg},
-            "lock_store": {"type": "redis", "key_prefix": keys.rasa_lock_prefix(), **redis_cfg},
+            # Trackers hold every text of a conversation: they expire (privacy at rest, and memory).
+            "tracker_store": {
+                "type": "redis",
+                "key_prefix": keys.RASA_KEY_PREFIX,
+                "record_exp": int(self.settings.tracker_ttl_days * 86400),
+                **redis_cfg,
+            },
+            "lock_store": {"type": "redis", "key_prefix": keys.RASA_KEY_PREFIX, **redis_cfg},
         }
         credentials = {"ar_engine.channel.AppInput": {"token": self.engine_token}}
         run = self.run_dir()
@@ -207,8 +258,8 @@ class Stack:
             path.chmod(0o600)
         return ep, cr
 
-    def start_engine(self, model: Path, endpoints: Path, credentials: Path) -> None:
-        """Start the engine (`rasa run`) on loopback with its HTTP API behind the engine token."""
+    def engine_command(self, model: Path, endpoints: Path, credentials: Path) -> tuple[list[str], dict[str, str]]:
+        """The engine's command line and environment (`rasa run` on loopback behind the engine token)."""
         port = self.settings.resolved_engine_port
         # `rasa run` through ar_engine.serve, which gives Rasa its API token from the environment: on a
         # command line it would be in every user's `ps`.
@@ -218,10 +269,15 @@ class Stack:
             "--endpoints", str(endpoints), "--credentials", str(credentials),
             "--response-timeout", str(int(self.settings.engine_timeout_seconds)),
         ]  # fmt: skip
-        self._spawn("engine", cmd, engine_env(self.settings, self.engine_token), self.run_dir() / "engine.log")
+        return cmd, engine_env(self.settings, self.engine_token)
 
-    def start_app(self) -> None:
-        """Start the app's web server (uvicorn) as a child process."""
+    def start_engine(self, model: Path, endpoints: Path, credentials: Path) -> None:
+        """Start the engine as a child process."""
+        cmd, env = self.engine_command(model, endpoints, credentials)
+        self._spawn("engine", cmd, env, self.run_dir() / "engine.log")
+
+    def app_command(self) -> tuple[list[str], dict[str, str]]:
+        """The app's command line (uvicorn) and environment."""
         env = dict(os.environ)
         env["AUTORESPONDER_REDIS_URL"] = self.redis_url
         env["AUTORESPONDER_ENGINE_TOKEN"] = self.engine_token
@@ -230,6 +286,11 @@ class Stack:
             sys.executable, "-m", "uvicorn", "--factory", "bot.web.asgi:build", "--host", self.settings.http_host,
             "--port", str(self.settings.http_port), "--log-level", self.settings.log_level, "--no-access-log",
         ]  # fmt: skip
+        return cmd, env
+
+    def start_app(self) -> None:
+        """Start the app's web server as a child process."""
+        cmd, env = self.app_command()
         self._spawn("app", cmd, env)
 
     def prepare_crm(self) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rasa_sdk.executor import ActionExecutor
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 import actions
 import connectors
@@ -174,13 +174,30 @@ def build(
     )
 
 
+def connect_redis(settings: Settings) -> Redis:
+    """The app's Redis client: a bounded pool that waits for a free connection rather than failing, short
+    timeouts so that a dead Redis is noticed, and health checks so that connections broken by a restart
+    are replaced instead of failing a request."""
+    assert settings.redis_url
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        max_connections=settings.redis_max_connections,
+        timeout=5,
+        socket_connect_timeout=2,
+        socket_timeout=10,
+        health_check_interval=15,
+    )
+    return Redis(connection_pool=pool)
+
+
 @asynccontextmanager
 async def running(settings: Settings, *, engine_token: str, channels: Iterable[Channel]) -> AsyncIterator[Container]:
     """Open Redis, the CRM and the engine client, start the desk's background work and the channels;
     stop and close them all on the way out."""
     if not settings.redis_url:
         raise AutoresponderError("AUTORESPONDER_REDIS_URL is not set; start the stack with `autoresponder up`")
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    redis = connect_redis(settings)
     await redis.ping()
     crm = CRM.from_url(settings.resolved_crm_url)
     crm.create_schema()  # the demo data, if wanted, is loaded by `autoresponder up`, not by every replica

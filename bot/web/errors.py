@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.accounts.records import (
     AccountExists,
@@ -17,6 +22,8 @@ from bot.accounts.records import (
 )
 from bot.desk.agents import ConversationNotFound, WrongMode
 from bot.errors import AutoresponderError, BadInput, EngineUnavailable
+
+log = logging.getLogger(__name__)
 
 # Most specific first: the first matching class decides.
 ERROR_STATUS: tuple[tuple[type[AutoresponderError], int, str | None], ...] = (
@@ -53,3 +60,27 @@ def install(app: FastAPI) -> None:
             return JSONResponse({"detail": detail or str(exc)}, status_code=status, headers=_headers(exc))
 
         app.add_exception_handler(error, handler)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(RedisConnectionError, _redis_down)
+    app.add_exception_handler(RedisTimeoutError, _redis_down)
+
+
+async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
+    """Redis restarting or unreachable: nothing was accepted; the caller retries (503, not a crash)."""
+    log.warning("Redis unavailable for %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+    return JSONResponse(
+        {"detail": "storage is unavailable for a moment; try again shortly"},
+        status_code=503,
+        headers={"Retry-After": "2"},
+    )
+
+
+async def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    """422 naming the offending fields, without echoing what was sent (it may not even be encodable, and
+    it is the customer's text: it belongs neither in responses nor in logs)."""
+    assert isinstance(exc, RequestValidationError)
+    detail = [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+        for e in exc.errors()
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)

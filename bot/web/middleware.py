@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bot import safejson
+from bot.errors import BadInput
 
 # The API docs pages run Swagger UI and ReDoc from the app's own files (fastapi-offline). This policy
 # keeps every request they make on the app, so that a logo or font from a CDN is never fetched (the
@@ -76,3 +81,75 @@ class PublicCors:
             await send(message)
 
         await self.app(scope, receive, with_cors)
+
+
+class BodyGuard:
+    """Request bodies read with a cap while they stream (Content-Length or not), and JSON checked once.
+
+    A body over `max_bytes` gets 413 before the route runs; a JSON body (application/json, or text/plain
+    on the web chat's HTTP transport) that `bot.safejson` refuses (invalid, NaN, too deep, lone
+    surrogates) gets 400 with the reason. The route then reads the same bytes as if nothing happened.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int = 1024 * 1024) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Buffer, check, replay."""
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await _refuse(send, 413, "too_large", f"request body over {self.max_bytes} bytes")
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await _refuse(send, 413, "too_large", f"request body over {self.max_bytes} bytes")
+                return
+            chunks.append(chunk)
+            more = bool(message.get("more_body"))
+        body = b"".join(chunks)
+        kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        path = str(scope.get("path", ""))
+        checks_json = kind == b"application/json" or (
+            kind == b"text/plain" and path.startswith("/channels/webchat/http/")
+        )
+        if body and checks_json:
+            try:
+                safejson.loads(body)
+            except BadInput as exc:
+                await _refuse(send, 400, exc.code, exc.message)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _refuse(send: Send, status: int, code: str, message: str) -> None:
+    body = json.dumps({"detail": message, "code": code}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.keys import CONVERSATION_TTL_SECONDS, PREFIX
+from bot.keys import CONVERSATION_TTL_SECONDS, PREFIX, digest
 
 # Processed-mail markers and the message-id → thread map outlive conversations' default dedupe period:
 # a mailbox can hand back old mail (UIDVALIDITY change, a restore) long after a week.
@@ -37,12 +37,12 @@ def outbox_failed() -> str:
 
 def mail_sent(message_id: str) -> str:
     """String with TTL: the SMTP transaction of this outgoing Message-ID completed; never send it again."""
-    return f"{PREFIX}:mail:sent:{message_id}"
+    return f"{PREFIX}:mail:sent:{digest(message_id)}"
 
 
 def mail_done(mail_key: str) -> str:
     """String (JSON outcome) with TTL: this inbound mail was processed and its answer, if any, is in the outbox."""
-    return f"{PREFIX}:mail:done:{mail_key}"
+    return f"{PREFIX}:mail:done:{digest(mail_key)}"
 
 
 def mail_uid(mailbox: str) -> str:
@@ -57,7 +57,7 @@ def mail_lease(mailbox: str) -> str:
 
 def mail_thread(message_id: str) -> str:
     """String with TTL: the thread root of a message id seen or sent in a mail thread."""
-    return f"{PREFIX}:mail:msgid:{message_id}"
+    return f"{PREFIX}:mail:msgid:{digest(message_id)}"
 
 
 def mail_conversation(conv_id: str) -> str:
@@ -67,7 +67,7 @@ def mail_conversation(conv_id: str) -> str:
 
 def mail_rate(address: str) -> str:
     """Sorted set: keys of mails automatically answered to this address, by time (rate limit)."""
-    return f"{PREFIX}:mail:rate:{address.lower()}"
+    return f"{PREFIX}:mail:rate:{digest(address.lower())}"
 
 
 def mail_log() -> str:

@@ -23,6 +23,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSock
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from pydantic import BaseModel, Field, ValidationError
 
+from bot import safejson
 from bot.conversations.channels import Channel, ChannelContext
 from bot.conversations.events import RESYNC
 from bot.conversations.messages import InboundMessage, OutboundMessage
@@ -170,9 +171,9 @@ class WebchatConnection:
             await self.error("too_large", f"message longer than {self.max_chars} characters")
             return
         try:
-            frame = json.loads(text)
-        except ValueError:
-            await self.error("bad_json", "frame is not valid JSON")
+            frame = safejson.loads(text)
+        except BadInput as exc:
+            await self.error(exc.code, exc.message)
             return
         await self.frame(frame)
 
@@ -383,13 +384,54 @@ def _seq_key(seq: str) -> tuple[int, int]:
         return (0, 0)
 
 
+class Admission:
+    """How many web chat connections (sockets, long polls) are open, in all and per client address."""
+
+    def __init__(self, per_ip: int, total: int) -> None:
+        self.per_ip = per_ip
+        self.total = total
+        self._by_ip: dict[str, int] = {}
+        self._open = 0
+
+    def refusal(self, ip: str) -> str | None:
+        """Why a new connection from `ip` is refused now, or None (and then it is counted)."""
+        if self._open >= self.total:
+            return "the chat is busy; please try again in a minute"
+        if self._by_ip.get(ip, 0) >= self.per_ip:
+            return "too many chat connections from your address"
+        self._open += 1
+        self._by_ip[ip] = self._by_ip.get(ip, 0) + 1
+        return None
+
+    def leave(self, ip: str) -> None:
+        """A counted connection closed."""
+        self._open -= 1
+        left = self._by_ip.get(ip, 1) - 1
+        if left:
+            self._by_ip[ip] = left
+        else:
+            self._by_ip.pop(ip, None)
+
+    @property
+    def open(self) -> int:
+        """Connections open now."""
+        return self._open
+
+
 class WebchatChannel(Channel):
     """The web chat widget's channel: one websocket per browser tab."""
 
-    def __init__(self, sessions: Sessions, identities: IdentityVerifier, max_text_chars: int) -> None:
+    def __init__(
+        self,
+        sessions: Sessions,
+        identities: IdentityVerifier,
+        max_text_chars: int,
+        admission: Admission | None = None,
+    ) -> None:
         self.sessions = sessions
         self.identities = identities
         self.max_text_chars = max_text_chars
+        self.admission = admission or Admission(per_ip=50, total=5000)
         self._context: ChannelContext | None = None
 
     @classmethod
@@ -401,7 +443,9 @@ class WebchatChannel(Channel):
     def from_settings(cls, settings: Settings) -> WebchatChannel:
         """Always on; sessions are signed with the app's secret key."""
         sessions = Sessions(settings.secret("secret_key"), settings.session_max_age_days * 86400)
-        return cls(sessions, IdentityVerifier(settings.secret("identity_secret")), settings.max_text_chars)
+        admission = Admission(settings.webchat_max_per_ip, settings.webchat_max_connections)
+        identities = IdentityVerifier(settings.secret("identity_secret"))
+        return cls(sessions, identities, settings.max_text_chars, admission)
 
     async def start(self, context: ChannelContext) -> None:
         """Accept sockets from now on."""
@@ -431,15 +475,17 @@ class WebchatChannel(Channel):
             if context is None:
                 await ws.close(code=1013, reason="starting up; try again")
                 return
+            ip = ws.client.host if ws.client else "?"
+            refused = self.admission.refusal(ip)
             await ws.accept()
-
-            async def to_socket(frame: dict[str, Any]) -> None:
-                # A closed socket is not an error here: the browser reconnects and replays what it missed.
-                with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-                    await ws.send_text(json.dumps(frame, ensure_ascii=False))
-
-            conn = WebchatConnection(to_socket, context, self.sessions, self.identities, self.max_text_chars)
-            await conn.run(ws)
+            if refused is not None:
+                # Accepted first, so that the browser gets the reason (a refused handshake is only "1006").
+                await ws.close(code=1013, reason=refused)
+                return
+            try:
+                await self._serve_socket(ws, context)
+            finally:
+                self.admission.leave(ip)
 
         def collecting(context: ChannelContext) -> tuple[WebchatConnection, list[dict[str, Any]]]:
             frames: list[dict[str, Any]] = []
@@ -485,6 +531,18 @@ class WebchatChannel(Channel):
             """What happened after `after`: transcript messages, a mode change, typing (long-poll)."""
             context = self._started()
             visitor = self._session(session).visitor
+            ip = request.client.host if request.client else "?"
+            refused = self.admission.refusal(ip)
+            if refused is not None:
+                raise HTTPException(429, refused, headers={"Retry-After": "5"})
+            try:
+                return await poll(context, visitor, request, after, mode, wait)
+            finally:
+                self.admission.leave(ip)
+
+        async def poll(
+            context: ChannelContext, visitor: str, request: Request, after: str | None, mode: str | None, wait: float
+        ) -> FramesOut:
             conv = await context.store.find(CHANNEL, visitor)
             if conv is None:
                 raise HTTPException(404, "no conversation for this session; send hello again")
@@ -509,6 +567,15 @@ class WebchatChannel(Channel):
                         return FramesOut(frames=[event])
 
         return router
+
+    async def _serve_socket(self, ws: WebSocket, context: ChannelContext) -> None:
+        async def to_socket(frame: dict[str, Any]) -> None:
+            # A closed socket is not an error here: the browser reconnects and replays what it missed.
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                await ws.send_text(json.dumps(frame, ensure_ascii=False))
+
+        conn = WebchatConnection(to_socket, context, self.sessions, self.identities, self.max_text_chars)
+        await conn.run(ws)
 
     def _session(self, token: str) -> Session:
         try:

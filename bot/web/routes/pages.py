@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
-
-from bot.web.deps import ContainerDep
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 # The agent console runs only its own script and stylesheet and talks only to this app: no inline
@@ -71,10 +71,34 @@ async def console_style() -> FileResponse:
     return FileResponse(STATIC / "console.css", media_type="text/css; charset=utf-8", headers=CONSOLE_HEADERS)
 
 
+HEALTH_TIMEOUT_SECONDS = 2.0
+
+
+async def _within(check: Awaitable[object], seconds: float) -> bool:
+    """Whether a dependency answers in time (any error, or silence, is "down")."""
+    try:
+        async with asyncio.timeout(seconds):
+            return bool(await check)
+    except Exception:  # a health check reports failures, whatever they are
+        return False
+
+
 @router.get("/healthz", tags=["ops"])
-async def healthz(c: ContainerDep) -> Response:
-    """Liveness and readiness: Redis reachable and the engine answering."""
-    redis_ok = bool(await c.redis.ping())
-    engine_ok = await c.engine.ready()
-    status = 200 if redis_ok and engine_ok else 503
-    return JSONResponse({"redis": redis_ok, "engine": engine_ok}, status_code=status)
+async def healthz(request: Request) -> Response:
+    """Readiness: 200 when Redis and the engine answer, else 503 naming what is down; within about 2 s."""
+    found = getattr(request.app.state, "container", None)
+    if found is None:
+        return JSONResponse({"redis": False, "engine": False, "starting": True}, status_code=503)
+    redis_ok, engine_ok = await asyncio.gather(
+        _within(found.redis.ping(), HEALTH_TIMEOUT_SECONDS), _within(found.engine.ready(), HEALTH_TIMEOUT_SECONDS)
+    )
+    down = [name for name, ok in (("redis", redis_ok), ("engine", engine_ok)) if not ok]
+    body = {"redis": redis_ok, "engine": engine_ok, **({"down": down} if down else {})}
+    return JSONResponse(body, status_code=503 if down else 200)
+
+
+@router.get("/livez", tags=["ops"])
+async def livez() -> Response:
+    """Liveness: the process serves requests (restart it when this fails; Redis or the engine being down
+    is not a reason to)."""
+    return JSONResponse({"alive": True})

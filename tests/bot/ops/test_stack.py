@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 
 from bot.ops.stack import MODEL_INPUTS, Stack, model_fingerprint
@@ -45,6 +47,9 @@ def test_engine_config_points_at_this_stack(tmp_path: Path) -> None:
             2,
             "pw",
         )
+    # Rasa takes only an alphanumeric prefix (else it silently falls back to its own); trackers expire.
+    assert ep["tracker_store"]["key_prefix"].isalnum() and ep["lock_store"]["key_prefix"].isalnum()
+    assert ep["tracker_store"]["record_exp"] == 30 * 86400
     assert yaml.safe_load(credentials.read_text()) == {"ar_engine.channel.AppInput": {"token": "tok-123"}}
     assert endpoints.stat().st_mode & 0o077 == 0  # tokens are not world-readable
     assert settings.resolved_engine_port == 18124
@@ -60,3 +65,35 @@ def test_the_engine_token_is_given_in_the_environment_not_on_the_command_line(tm
     assert not any("Rk3v" in part for part in cmd)  # `ps` shows the command line to every user
     assert cmd[1:3] == ["-m", "ar_engine.serve"] and "--interface" in cmd
     assert env["AUTORESPONDER_ENGINE_TOKEN"] == "-Rk3v_dash-first"
+
+
+def test_a_process_that_dies_is_restarted_with_a_growing_delay_and_the_others_keep_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import time
+
+    from bot.ops import stack as stack_module
+
+    monkeypatch.setattr(stack_module, "RESTART_DELAYS", (0.2, 0.4))
+    stack = Stack(Settings(http_port=18126, var_dir=tmp_path))
+    env = dict(os.environ)
+    stack._spawn("steady", [sys.executable, "-c", "import time; time.sleep(60)"], env)
+    stack._spawn("flaky", [sys.executable, "-c", "import sys; sys.exit(3)"], env)
+    try:
+        events: list[str] = []
+        deadline = time.monotonic() + 20
+        while sum("flaky restarted" in e for e in events) < 2 and time.monotonic() < deadline:
+            events += stack.supervise()
+            time.sleep(0.05)
+        flaky = [e for e in events if e.startswith("flaky")]
+        assert flaky[:4] == [
+            "flaky exited (code 3); restarting it in 0 s",
+            "flaky restarted (restart 1)",
+            "flaky exited (code 3); restarting it in 0 s",
+            "flaky restarted (restart 2)",
+        ]
+        assert not any("steady" in e for e in events)  # the others keep running
+        assert [name for name, _ in stack.procs] == ["steady", "flaky"]
+    finally:
+        stack.stop()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pytest
 from redis import Redis as SyncRedis
 
+from connectors.email import keys as mail_keys
 from tests.conftest import RunningStack, start_stack
 from tests.connectors.email.mails import SUPPORT
 from tests.connectors.email.servers import PASSWORD, Dovecot, Received, Smtp, start_dovecot, start_smtp, wait_until
@@ -62,7 +63,7 @@ class MailStack:
         import json
 
         with SyncRedis.from_url(self.redis_url, decode_responses=True) as client:
-            raw = client.get(f"ar:mail:done:mid:{message_id}")
+            raw = client.get(mail_keys.mail_done(f"mid:{message_id}"))
         return dict(json.loads(str(raw))) if raw else None
 
     def wait_outcome(self, message_id: str, timeout: float = 90) -> dict[str, str]:

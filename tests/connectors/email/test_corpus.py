@@ -16,6 +16,7 @@ import httpx
 import pytest
 from redis import Redis as SyncRedis
 
+from connectors.email import keys as mail_keys
 from connectors.email.parse import parse_mail
 from tests.connectors.email.conftest import MailStack
 from tests.connectors.email.test_loops import classify_like_a_person
@@ -68,7 +69,7 @@ async def test_the_mail_corpora_through_the_whole_stack(mail_stack: MailStack) -
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
             pending = [k for k in keys if k not in outcomes]
-            for key, value in zip(pending, redis.mget([f"ar:mail:done:{k}" for k in pending]), strict=True):
+            for key, value in zip(pending, redis.mget([mail_keys.mail_done(k) for k in pending]), strict=True):
                 if value:
                     outcomes[key] = json.loads(value)
             if len(outcomes) == len(keys):
