@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from typing import Any
 
@@ -10,8 +9,10 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.deps import latest_text, message_locale, message_metadata, services
+from actions.deps import latest_text, message_locale, services
+from actions.order_changes import changes
 from actions.orders import lookup_order, order_id_from
+from bot.access.state import REPAIRABLE, PendingChange
 
 RETURN_DAYS = 7  # no-reason returns after delivery
 EXCHANGE_DAYS = 15  # exchanges for a quality problem after delivery
@@ -73,7 +74,7 @@ class ActionWarranty(Action):
 
 
 class ActionRepair(Action):
-    """A repair request: opens a service ticket with a number."""
+    """A repair request for a delivered order: opens a service ticket once the customer confirms it."""
 
     def name(self) -> str:
         """Action name in the domain."""
@@ -84,12 +85,16 @@ class ActionRepair(Action):
         order, events = await lookup_order(dispatcher, tracker, self.name())
         if order is None:
             return events
-        crm = services().crm
-        customer = message_metadata(tracker).get("customer_id") or order.customer_id
-        ticket = await asyncio.to_thread(crm.create_ticket, customer, order.id, "repair", latest_text(tracker)[:2000])
+        if order.status not in REPAIRABLE:
+            dispatcher.utter_message(
+                response="utter_repair_not_possible", order_id=order.id, status=str(order.status),
+                customer_id=order.customer_id,
+            )  # fmt: skip
+            return events
+        # The ticket is opened once the customer confirms (bot.access.guard).
+        await changes().propose(str(tracker.sender_id), PendingChange("repair", order.id, latest_text(tracker)))
         dispatcher.utter_message(
-            response="utter_repair_ticket",
-            ticket=ticket,
+            response="utter_confirm_repair",
             order_id=order.id,
             product=order.product_name(message_locale(tracker)),
             in_warranty=order.in_warranty(services().today()),

@@ -9,6 +9,7 @@ from typing import Any
 
 from rasa_sdk import Tracker
 
+from bot.access.state import OrderAccess
 from bot.crm.records import SHOP_TZ
 from bot.crm.repository import CRM
 
@@ -22,6 +23,9 @@ class ActionServices:
     """Dependencies of the actions."""
 
     crm: CRM
+    # Guests' second factors and changes waiting for confirmation; without it no guest sees an order and
+    # no change can be confirmed.
+    access: OrderAccess | None = None
     followup_limit: int = 3
     sentiment_threshold: float = 0.5
     # The shop's calendar day; tests pin it so warranty answers are stable.

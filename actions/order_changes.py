@@ -1,8 +1,8 @@
-"""Order changes: a new delivery address, a cancellation, each only where the status allows it."""
+"""Order changes: a new delivery address, a cancellation, each only where the status allows it, for the
+verified owner (`lookup_order`), and only once the customer confirms it (`bot.access.guard` performs it)."""
 
 from __future__ import annotations
 
-import asyncio
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -10,11 +10,20 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.deps import latest_text, message_metadata, services
+from actions.deps import services
 from actions.orders import lookup_order
+from bot.access.state import ADDRESS_CHANGEABLE, CANCELLABLE, OrderAccess, PendingChange
 from bot.crm.records import OrderInfo, OrderStatus
 
 IN_TRANSIT = {OrderStatus.SHIPPED, OrderStatus.DELAYED}
+
+
+def changes() -> OrderAccess:
+    """Where a change waits for the customer's confirmation; changes are impossible without it."""
+    access = services().access
+    if access is None:
+        raise RuntimeError("actions.deps.configure() was given no `access`: changes need it to be confirmed")
+    return access
 
 
 class OrderChangeAction(Action, ABC):
@@ -49,12 +58,10 @@ class ActionChangeAddress(OrderChangeAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, order: OrderInfo, common: dict[str, Any]
     ) -> None:
         """Accept the change for paid orders, point to the carrier in transit, refuse afterwards."""
-        if order.status == OrderStatus.PAID:
-            customer = message_metadata(tracker).get("customer_id") or order.customer_id
-            ticket = await asyncio.to_thread(
-                services().crm.create_ticket, customer, order.id, "address_change", latest_text(tracker)[:2000]
-            )
-            dispatcher.utter_message(response="utter_change_address_ok", ticket=ticket, **common)
+        if order.status in ADDRESS_CHANGEABLE:
+            # The next message is the new address (bot.access.guard collects it and asks to confirm it).
+            await changes().propose(str(tracker.sender_id), PendingChange("address", order.id))
+            dispatcher.utter_message(response="utter_change_address_ask", **common)
         elif order.status in IN_TRANSIT:
             dispatcher.utter_message(
                 response="utter_change_address_in_transit",
@@ -77,10 +84,11 @@ class ActionCancelOrder(OrderChangeAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, order: OrderInfo, common: dict[str, Any]
     ) -> None:
         """Cancel paid orders; refuse politely for the other statuses."""
-        if order.status == OrderStatus.PAID:
-            cancelled = await asyncio.to_thread(services().crm.cancel_order, order.id, "customer request")
+        if order.status in CANCELLABLE:
+            # Cancelled only once the customer confirms (bot.access.guard), with its refund recorded.
+            await changes().propose(str(tracker.sender_id), PendingChange("cancel", order.id))
             dispatcher.utter_message(
-                response="utter_cancel_done", amount=f"{cancelled.amount:.2f}", currency=cancelled.currency, **common
+                response="utter_confirm_cancel", amount=f"{order.amount:.2f}", currency=order.currency, **common
             )
         elif order.status in IN_TRANSIT:
             dispatcher.utter_message(response="utter_cancel_in_transit", **common)

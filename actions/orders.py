@@ -9,7 +9,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.deps import message_metadata, services
+from actions.deps import latest_text, message_metadata, services
 from bot.crm.records import OrderInfo
 
 
@@ -51,7 +51,27 @@ async def lookup_order(
         # An identified customer asking about someone else's order learns nothing about it.
         dispatcher.utter_message(response="utter_order_not_yours", order_id=order_id)
         return None, [SlotSet("order_id", None), SlotSet("pending_action", None)]
+    if not owner and not await _guest_may_see(dispatcher, tracker, order.id, pending):
+        # The order number alone proves nothing: the guest is asked for a second factor (bot.access.guard
+        # reads the answer and, when it is right, sends this question to the engine again).
+        return None, [SlotSet("order_id", order.id), SlotSet("pending_action", pending)]
     return order, [SlotSet("order_id", order.id), SlotSet("pending_action", None)]
+
+
+async def _guest_may_see(dispatcher: CollectingDispatcher, tracker: Tracker, order_id: str, pending: str) -> bool:
+    """Whether the guest proved to own the order in this conversation; if not, ask (or say it is locked)."""
+    access = services().access
+    conv_id = str(tracker.sender_id)
+    if access is not None and await access.is_verified(conv_id, order_id):
+        return True
+    if access is not None and await access.is_locked(conv_id, order_id):
+        minutes = access.policy.lock_minutes
+        dispatcher.utter_message(response="utter_verify_locked", order_id=order_id, minutes=minutes)
+        return False
+    if access is not None:
+        await access.ask(conv_id, order_id, pending, latest_text(tracker))
+    dispatcher.utter_message(response="utter_verify_order", order_id=order_id)
+    return False
 
 
 class ActionOrderStatus(Action):

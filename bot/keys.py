@@ -175,3 +175,34 @@ def signin_attempts_ip(ip: str) -> str:
 def signin_attempts_name(key: str) -> str:
     """Counter with TTL (the rate-limit window): sign-in attempts for one account name, existing or not."""
     return f"{PREFIX}:signin:name:{key}"
+
+
+# A guest's proof that an order is theirs (bot.access): asked for, counted, locked, remembered.
+CHALLENGE_TTL_SECONDS = 15 * 60
+VERIFIED_TTL_SECONDS = 24 * 3600
+CHANGE_TTL_SECONDS = 15 * 60
+
+
+def access_challenge(conv_id: str) -> str:
+    """Hash with TTL: the second factor a guest was asked for (order id, waiting action, original question)."""
+    return f"{PREFIX}:access:{conv_id}:challenge"
+
+
+def access_failures(conv_id: str, order_id: str) -> str:
+    """Counter with TTL (the lock time): wrong second factors given for one order in one conversation."""
+    return f"{PREFIX}:access:{conv_id}:failures:{order_id}"
+
+
+def access_lock(conv_id: str, order_id: str) -> str:
+    """String with TTL: an order locked for a conversation after too many wrong second factors."""
+    return f"{PREFIX}:access:{conv_id}:lock:{order_id}"
+
+
+def access_verified(conv_id: str) -> str:
+    """Set with TTL: order ids whose owner a guest proved to be in this conversation."""
+    return f"{PREFIX}:access:{conv_id}:verified"
+
+
+def pending_change(conv_id: str) -> str:
+    """Hash with TTL: a change to an order waiting for its new address or the customer's confirmation."""
+    return f"{PREFIX}:access:{conv_id}:change"

@@ -70,10 +70,15 @@ class Turn:
 
 @dataclass(frozen=True)
 class Interception:
-    """What an interceptor did with a message instead of the engine: replies, and maybe a handoff."""
+    """What an interceptor did with a message instead of the engine: replies, and maybe a handoff.
+
+    With `engine_text`, the engine still answers, but this text instead of the message (a guest's saved
+    question once the second factor is right); its replies follow `replies`.
+    """
 
     replies: Sequence[Rendered] = ()
     handoff: Handoff | None = None
+    engine_text: str | None = None
 
 
 class MessageInterceptor(Protocol):

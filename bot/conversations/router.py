@@ -23,7 +23,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot.conversations.inbox import PENDING, Inbox, InboxMessage
 from bot.conversations.locks import KeyedLocks
@@ -291,12 +291,17 @@ class Router:
             # Waiting for or talking to an agent: the message goes to the console, not the engine.
             return [], None
         turn = Turn(conversation=conv, message=msg, customer=customer)
+        lines: list[dict[str, str]] = []
         for interceptor in self.interceptors:
             interception = await interceptor.intercept(turn)
-            if interception is not None:
-                return [rendered_fields("bot", r) for r in interception.replies], interception.handoff
+            if interception is None:
+                continue
+            lines = [rendered_fields("bot", r) for r in interception.replies]
+            if interception.engine_text is None:
+                return lines, interception.handoff
+            msg = replace(msg, text=interception.engine_text)
+            break
         replies = await self._ask_engine(conv, msg, customer, on_typing, result)
-        lines: list[dict[str, str]] = []
         handoff: Handoff | None = None
         for reply in replies:
             if reply.handoff is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-from bot.crm.records import CustomerInfo, OrderInfo, ProductInfo, TicketInfo
+from bot.crm.records import CustomerInfo, OrderInfo, OrderStatus, ProductInfo, TicketInfo
 from bot.crm.repository import CRM
 
 
@@ -77,9 +77,15 @@ class AsyncCRM:
         """Mark an order cancelled."""
         return await asyncio.to_thread(self.sync.cancel_order, order_id, reason)
 
-    async def update_order_address(self, order_id: str, address: str, city: str | None = None) -> OrderInfo:
-        """Store a new shipping address."""
-        return await asyncio.to_thread(self.sync.update_order_address, order_id, address, city)
+    async def update_order_address(
+        self, order_id: str, address: str, city: str | None = None, *, only_in: frozenset[OrderStatus] | None = None
+    ) -> OrderInfo:
+        """Store a new shipping address (only in the statuses `only_in`, when given)."""
+        return await asyncio.to_thread(lambda: self.sync.update_order_address(order_id, address, city, only_in=only_in))
+
+    async def cancel_with_refund(self, order_id: str, reason: str, *, only_in: frozenset[OrderStatus]) -> OrderInfo:
+        """Cancel an order and record its refund in one transaction."""
+        return await asyncio.to_thread(lambda: self.sync.cancel_with_refund(order_id, reason, only_in=only_in))
 
     async def create_ticket(self, customer_id: str | None, order_id: str | None, kind: str, description: str) -> str:
         """Open a service ticket and return its number."""

@@ -65,6 +65,10 @@ class UnknownOrderError(CRMError, LookupError):
     """A write named an order id that is not in the CRM."""
 
 
+class OrderStatusError(CRMError):
+    """A change was asked for an order whose status no longer allows it (it changed meanwhile)."""
+
+
 def _locale_key(locale: str | None, fallback: str | None = None) -> str:
     """One of bot.locale.LOCALES for a tag; unknown tags fall back, then to the shop's zh-CN."""
     return normalise_locale(locale) or normalise_locale(fallback) or "zh-CN"

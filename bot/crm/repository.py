@@ -29,6 +29,7 @@ from bot.crm.records import (
     CustomerInfo,
     OrderInfo,
     OrderStatus,
+    OrderStatusError,
     ProductInfo,
     RefundStatus,
     TicketInfo,
@@ -350,16 +351,22 @@ class CRM:
         with self._sessions() as session:
             return [_order_info(row) for row in session.scalars(stmt)]
 
-    def _order_row(self, session: Session, order_id: str) -> Order:
-        row = session.get(Order, normalise_id(order_id))
+    def _order_row(self, session: Session, order_id: str, *, lock: bool = False) -> Order:
+        # lock: SELECT ... FOR UPDATE where the backend has it, so that a status check holds until commit.
+        row = session.get(Order, normalise_id(order_id), with_for_update=lock)
         if row is None:
             raise UnknownOrderError(f"No order {order_id!r} in the CRM; order ids look like DD202405001")
         return row
 
-    def update_order_address(self, order_id: str, address: str, city: str | None = None) -> OrderInfo:
-        """Store a new shipping address (and city, when given); whether that is allowed is decided elsewhere."""
+    def update_order_address(
+        self, order_id: str, address: str, city: str | None = None, *, only_in: frozenset[OrderStatus] | None = None
+    ) -> OrderInfo:
+        """Store a new shipping address (and city, when given); `only_in`: refuse (OrderStatusError) in
+        other statuses, checked in the same transaction as the write."""
         with self._transaction() as session:
-            row = self._order_row(session, order_id)
+            row = self._order_row(session, order_id, lock=only_in is not None)
+            if only_in is not None and row.status not in only_in:
+                raise OrderStatusError(f"order {row.id} is {row.status}; its address can no longer change")
             row.shipping_address = address.strip()
             if city is not None:
                 row.shipping_city = city.strip()
@@ -372,6 +379,20 @@ class CRM:
             row.status = OrderStatus.CANCELLED.value
             row.cancel_reason = reason.strip()[:200]
             row.cancelled_at = self._clock()
+            return _order_info(row)
+
+    def cancel_with_refund(self, order_id: str, reason: str, *, only_in: frozenset[OrderStatus]) -> OrderInfo:
+        """Cancel an order and record its full refund (processing) in one transaction; refused with
+        OrderStatusError unless the order is in one of `only_in` when the transaction reads it."""
+        with self._transaction() as session:
+            row = self._order_row(session, order_id, lock=True)
+            if row.status not in only_in:
+                raise OrderStatusError(f"order {row.id} is {row.status}; it can no longer be cancelled")
+            row.status = OrderStatus.CANCELLED.value
+            row.cancel_reason = reason.strip()[:200]
+            row.cancelled_at = self._clock()
+            row.refund_status = RefundStatus.PROCESSING.value
+            row.refund_amount_cents = row.amount_cents
             return _order_info(row)
 
     # --- tickets ---

@@ -21,6 +21,8 @@ from redis.asyncio import BlockingConnectionPool, Redis
 import actions
 import connectors
 from actions.deps import ActionServices, configure
+from bot.access.guard import GuardInterceptor
+from bot.access.state import OrderAccess
 from bot.accounts.directory import Accounts
 from bot.accounts.repository import AccountRepository
 from bot.accounts.service import AccountService, LockPolicy
@@ -120,12 +122,13 @@ def build(
         window_seconds=settings.csat_window_hours * 3600,
     )
     registry = Channels(channels, store)
+    access = OrderAccess(redis)
     router = Router(
         store,
         customers,
         engine,
         templates,
-        interceptors=[SurveyInterceptor(store, templates, csat)],
+        interceptors=[SurveyInterceptor(store, templates, csat), GuardInterceptor(access, customers, store, templates)],
         listeners=[SlaClock(sla), AfterHoursNotice(templates, hours, registry)],
     )
     desk = AgentDesk(store, templates, engine, registry, customers, csat=csat)
@@ -145,7 +148,10 @@ def build(
     executor.register_package(actions)
     configure(
         ActionServices(
-            crm=crm, followup_limit=settings.followup_limit, sentiment_threshold=settings.sentiment_threshold
+            crm=crm,
+            access=access,
+            followup_limit=settings.followup_limit,
+            sentiment_threshold=settings.sentiment_threshold,
         )
     )
     return Container(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,37 +14,50 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.after_sales import ActionRefundStatus, ActionRepair, ActionWarranty
 from actions.deps import ActionServices, configure
 from actions.order_changes import ActionCancelOrder, ActionChangeAddress
+from bot.access.state import OrderAccess, PendingChange
 from bot.crm.records import OrderStatus
 from bot.crm.repository import CRM
 from tests.actions.test_orders import order_entity, tracker
+from tests.conftest import TextRedis
 
 TODAY = dt.date(2024, 7, 1)
 
 
+@pytest.fixture
+async def access(redis: TextRedis) -> OrderAccess:
+    return OrderAccess(redis)
+
+
 @pytest.fixture(autouse=True)
-def crm(tmp_path: Path) -> Iterator[CRM]:
+async def crm(tmp_path: Path, access: OrderAccess) -> AsyncIterator[CRM]:
     crm = CRM.from_url(f"sqlite:///{tmp_path / 'crm.sqlite3'}")
     crm.create_schema()
     crm.seed_demo()
-    configure(ActionServices(crm=crm, today=lambda: TODAY))
+    configure(ActionServices(crm=crm, access=access, today=lambda: TODAY))
     yield crm
     crm.close()
 
 
-async def answer(action: Action, intent: str, order_id: str, text: str | None = None) -> dict[str, Any]:
+async def answer(
+    action: Action, intent: str, order_id: str, text: str | None = None, *, guest: bool = False
+) -> dict[str, Any]:
+    """The action's one message, asked by the order's owner (identified by the app) unless `guest`."""
+    owner = int(order_id[-3:])
+    metadata = {} if guest or owner > 20 else {"customer_id": f"C2024050{owner:02d}"}
     dispatcher = CollectingDispatcher()
-    await action.run(dispatcher, tracker(intent, text or f"{order_id}", entities=order_entity(order_id)), {})
+    snapshot = tracker(intent, text or f"{order_id}", entities=order_entity(order_id), metadata=metadata)
+    await action.run(dispatcher, snapshot, {})
     [message] = dispatcher.messages
     found: dict[str, Any] = message
     return found
 
 
-async def test_address_change_before_shipping_opens_a_ticket(crm: CRM) -> None:
-    message = await answer(ActionChangeAddress(), "change_address", "DD202405005", "DD202405005 地址改成成都市高新区")
-    assert message["response"] == "utter_change_address_ok"
-    ticket = crm.get_ticket(message["ticket"])
-    assert ticket is not None and ticket.kind == "address_change" and ticket.order_id == "DD202405005"
-    assert "高新区" in ticket.description
+async def test_address_change_before_shipping_asks_for_the_new_address(crm: CRM, access: OrderAccess) -> None:
+    message = await answer(ActionChangeAddress(), "change_address", "DD202405005", "DD202405005 要改地址")
+    assert message["response"] == "utter_change_address_ask"
+    assert await access.pending("conv-1") == PendingChange("address", "DD202405005")
+    order = crm.get_order("DD202405005")
+    assert order is not None and order.shipping_address == "成都市武侯区人民南路四段 27 号"
 
 
 @pytest.mark.parametrize(
@@ -64,12 +77,21 @@ async def test_address_change_after_shipping_is_not_taken(crm: CRM, order_id: st
         assert order is not None and message["tracking_number"] == order.tracking_number
 
 
-async def test_cancelling_a_paid_order_cancels_it_in_the_crm(crm: CRM) -> None:
+async def test_cancelling_a_paid_order_waits_for_the_confirmation(crm: CRM, access: OrderAccess) -> None:
     message = await answer(ActionCancelOrder(), "cancel_order", "DD202405013")
-    assert message["response"] == "utter_cancel_done"
+    assert message["response"] == "utter_confirm_cancel"
     order = crm.get_order("DD202405013")
-    assert order is not None and order.status == OrderStatus.CANCELLED
+    assert order is not None and order.status == OrderStatus.PAID
     assert message["amount"] == f"{order.amount:.2f}"
+    assert await access.pending("conv-1") == PendingChange("cancel", "DD202405013")
+
+
+async def test_a_guest_cannot_start_a_cancellation(crm: CRM, access: OrderAccess) -> None:
+    message = await answer(ActionCancelOrder(), "cancel_order", "DD202405013", guest=True)
+    assert message["response"] == "utter_verify_order"
+    assert await access.pending("conv-1") is None
+    order = crm.get_order("DD202405013")
+    assert order is not None and order.status == OrderStatus.PAID
 
 
 @pytest.mark.parametrize(
@@ -97,13 +119,17 @@ async def test_warranty_end_date_comes_from_the_purchase_date() -> None:
     assert message["in_warranty"] is True  # on TODAY, 2024-07-01
 
 
-async def test_repair_request_gets_a_ticket_number(crm: CRM) -> None:
-    first = await answer(ActionRepair(), "repair", "DD202405004", "DD202405004 充电宝充不进电")
-    second = await answer(ActionRepair(), "repair", "DD202405010", "DD202405010 purifier makes a loud noise")
-    assert first["response"] == second["response"] == "utter_repair_ticket"
-    assert first["ticket"] != second["ticket"]
-    ticket = crm.get_ticket(first["ticket"])
-    assert ticket is not None and ticket.kind == "repair" and ticket.order_id == "DD202405004"
+async def test_repair_request_waits_for_the_confirmation(crm: CRM, access: OrderAccess) -> None:
+    message = await answer(ActionRepair(), "repair", "DD202405004", "DD202405004 充电宝充不进电")
+    assert message["response"] == "utter_confirm_repair"
+    assert await access.pending("conv-1") == PendingChange("repair", "DD202405004", "DD202405004 充电宝充不进电")
+
+
+@pytest.mark.parametrize("order_id", ["DD202405005", "DD202405001", "DD202405009"])  # paid, shipped, cancelled
+async def test_repair_is_only_for_delivered_orders(access: OrderAccess, order_id: str) -> None:
+    message = await answer(ActionRepair(), "repair", order_id)
+    assert message["response"] == "utter_repair_not_possible"
+    assert await access.pending("conv-1") is None
 
 
 async def test_refund_progress_and_orders_without_a_refund() -> None:

@@ -40,6 +40,9 @@ SAMPLE = {
     "paid": True,
     "price": "399.00",
     "products": "无线蓝牙耳机 X1, 智能手表 S3",
+    "attempts_left": 2,
+    "minutes": 30,
+    "address": "上海市浦东新区世纪大道 100 号 张三 13800138000",
 }
 
 

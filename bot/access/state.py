@@ -1,0 +1,146 @@
+"""The Redis state of order access in one conversation: the open challenge, wrong answers, locks,
+verified orders and a change waiting for its confirmation. Keys come from `bot.keys` and never hold a
+phone number or an email address."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bot import keys
+from bot.crm.records import OrderStatus
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    """How many wrong second factors lock an order, and for how long."""
+
+    max_failures: int = 3
+    lock_seconds: int = 30 * 60
+
+    @property
+    def lock_minutes(self) -> int:
+        """The lock time as customers are told it."""
+        return max(1, self.lock_seconds // 60)
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A second factor asked for: which order, the action waiting for it and the question to answer after."""
+
+    order_id: str
+    action: str
+    question: str
+
+
+@dataclass(frozen=True)
+class PendingChange:
+    """A change waiting for the customer: `kind` is cancel, address (waiting for the address), address_confirm
+    or repair; `detail` is the new address or the repair description."""
+
+    kind: str
+    order_id: str
+    detail: str = ""
+
+
+class OrderAccess:
+    """Reads and writes the access state of conversations (used by actions and by the guard interceptor)."""
+
+    def __init__(self, redis: Any, policy: AccessPolicy | None = None) -> None:
+        self.redis = redis
+        self.policy = policy or AccessPolicy()
+
+    # --- the second factor ---
+
+    async def ask(self, conv_id: str, order_id: str, action: str, question: str) -> None:
+        """Record that the guest is asked to prove the order is theirs (replacing an older challenge)."""
+        fields = {"order_id": order_id, "action": action, "question": question[:2000]}
+        await self._replace(keys.access_challenge(conv_id), fields, keys.CHALLENGE_TTL_SECONDS)
+
+    async def _replace(self, key: str, fields: dict[str, str], ttl: int, *also_delete: str) -> None:
+        """Write a hash with a TTL in place of what the key held, deleting `also_delete`, in one MULTI."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key, *also_delete)
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, ttl)
+            await pipe.execute()
+
+    async def challenge(self, conv_id: str) -> Challenge | None:
+        """The open challenge of the conversation, if any."""
+        raw = await self.redis.hgetall(keys.access_challenge(conv_id))
+        if not raw or not raw.get("order_id"):
+            return None
+        return Challenge(raw["order_id"], raw.get("action", ""), raw.get("question", ""))
+
+    async def drop_challenge(self, conv_id: str) -> None:
+        """Forget the open challenge (answered, or the guest moved on)."""
+        await self.redis.delete(keys.access_challenge(conv_id))
+
+    async def verify(self, conv_id: str, order_id: str) -> None:
+        """The guest proved the order is theirs: remember it for the conversation, forget the failures."""
+        key = keys.access_verified(conv_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(key, order_id)
+            pipe.expire(key, keys.VERIFIED_TTL_SECONDS)
+            pipe.delete(keys.access_challenge(conv_id), keys.access_failures(conv_id, order_id))
+            await pipe.execute()
+
+    async def is_verified(self, conv_id: str, order_id: str) -> bool:
+        """Whether the guest of this conversation proved to own the order."""
+        return bool(await self.redis.sismember(keys.access_verified(conv_id), order_id))
+
+    async def verified(self, conv_id: str) -> set[str]:
+        """Every order the guest of this conversation proved to own."""
+        return {str(o) for o in await self.redis.smembers(keys.access_verified(conv_id))}
+
+    async def fail(self, conv_id: str, order_id: str) -> int:
+        """Count a wrong factor; returns how many tries are left (0: the order is locked now)."""
+        failures_key = keys.access_failures(conv_id, order_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(failures_key)
+            pipe.expire(failures_key, self.policy.lock_seconds)
+            count, _ = await pipe.execute()
+        left = max(0, self.policy.max_failures - int(count))
+        if left == 0:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.set(keys.access_lock(conv_id, order_id), "1", ex=self.policy.lock_seconds)
+                pipe.delete(failures_key, keys.access_challenge(conv_id))
+                await pipe.execute()
+        return left
+
+    async def is_locked(self, conv_id: str, order_id: str) -> bool:
+        """Whether too many wrong factors locked the order for this conversation."""
+        return bool(await self.redis.exists(keys.access_lock(conv_id, order_id)))
+
+    # --- changes waiting for the customer ---
+
+    async def propose(self, conv_id: str, change: PendingChange) -> None:
+        """Record a change that waits for the customer's next message (an address, or a confirmation)."""
+        fields = {"kind": change.kind, "order_id": change.order_id, "detail": change.detail[:2000]}
+        await self._replace(
+            keys.pending_change(conv_id), fields, keys.CHANGE_TTL_SECONDS, keys.access_challenge(conv_id)
+        )
+
+    async def pending(self, conv_id: str) -> PendingChange | None:
+        """The change waiting for the customer, if any."""
+        raw = await self.redis.hgetall(keys.pending_change(conv_id))
+        if not raw or not raw.get("kind"):
+            return None
+        return PendingChange(raw["kind"], raw.get("order_id", ""), raw.get("detail", ""))
+
+    async def take_pending(self, conv_id: str) -> PendingChange | None:
+        """The waiting change, removed at once, so that one confirmation performs it once."""
+        key = keys.pending_change(conv_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(key)
+            pipe.delete(key)
+            raw, _ = await pipe.execute()
+        if not raw or not raw.get("kind"):
+            return None
+        return PendingChange(raw["kind"], raw.get("order_id", ""), raw.get("detail", ""))
+
+
+# The statuses in which each change makes sense (checked again inside the CRM transaction that makes it).
+CANCELLABLE = frozenset({OrderStatus.PAID})
+ADDRESS_CHANGEABLE = frozenset({OrderStatus.PAID})
+REPAIRABLE = frozenset({OrderStatus.DELIVERED})
