@@ -17,7 +17,8 @@ def sender() -> str:
 
 
 def test_chinese_order_question_gets_tracking_number(stack: RunningStack) -> None:
-    resp = stack.rest(sender(), "DD202405001 到哪了")
+    # The sender is the customer who owns the order (a guest proves it first: tests/bot/access).
+    resp = stack.rest("C202405001", "DD202405001 到哪了")
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["mode"] == "bot"
@@ -38,7 +39,7 @@ def test_chinese_order_question_gets_tracking_number(stack: RunningStack) -> Non
 
 
 def test_english_order_question_is_answered_in_english(stack: RunningStack) -> None:
-    resp = stack.rest(sender(), "where is my order DD202405002")
+    resp = stack.rest("li.na@example.com", "where is my order DD202405002")
     assert resp.status_code == 200, resp.text
     text = " ".join(r["text"] for r in resp.json()["replies"])
     assert "DD202405002" in text
@@ -52,10 +53,12 @@ def test_order_id_asked_for_then_answered(stack: RunningStack) -> None:
     asked = " ".join(r["text"] for r in first["replies"])
     assert "订单号" in asked
     second = stack.rest(who, "DD202405001").json()
-    answer = " ".join(r["text"] for r in second["replies"])
+    assert "后 4 位" in " ".join(r["text"] for r in second["replies"])  # a guest proves the order is theirs
+    third = stack.rest(who, "8001").json()
+    answer = " ".join(r["text"] for r in third["replies"])
     assert "DD202405001" in answer
     assert "运单号" in answer
-    assert first["conversation_id"] == second["conversation_id"]
+    assert first["conversation_id"] == second["conversation_id"] == third["conversation_id"]
 
 
 def test_request_human_hands_off_and_bot_goes_silent(stack: RunningStack) -> None:
@@ -181,7 +184,7 @@ def test_angry_message_hands_off_for_sentiment(stack: RunningStack) -> None:
 
 
 def test_traditional_question_gets_a_traditional_answer(stack: RunningStack) -> None:
-    text = " ".join(r["text"] for r in stack.rest(sender(), "請問訂單DD202405006到哪裡了？").json()["replies"])
+    text = " ".join(r["text"] for r in stack.rest("C202405006", "請問訂單DD202405006到哪裡了？").json()["replies"])
     assert "DD202405006" in text
     assert "訂單" in text
     assert "订单" not in text

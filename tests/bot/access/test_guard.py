@@ -1,0 +1,152 @@
+"""The guard interceptor through the real router, Redis and CRM, with a stub engine: second factors,
+locks, replayed questions, new addresses and confirmations."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from bot.access.state import OrderAccess, PendingChange
+from bot.conversations.messages import InboundMessage
+from bot.conversations.router import RouterResult
+from bot.crm.records import OrderStatus, RefundStatus
+from bot.crm.repository import CRM
+from bot.web.container import Container
+from tests.conftest import TextRedis, in_process
+from tests.fakes.engine import StubEngine
+
+
+@pytest.fixture
+def engine() -> StubEngine:
+    return StubEngine()
+
+
+@pytest.fixture
+def app(redis: TextRedis, crm: CRM, engine: StubEngine) -> Container:
+    return in_process(redis, crm, engine)
+
+
+@pytest.fixture
+def access(redis: TextRedis) -> OrderAccess:
+    return OrderAccess(redis)
+
+
+class Chat:
+    """One guest's REST conversation with the in-process app."""
+
+    def __init__(self, app: Container) -> None:
+        self.app = app
+        self.sender = f"guest-{uuid.uuid4().hex[:8]}"
+        self.conv_id = ""
+
+    async def say(self, text: str) -> str:
+        result: RouterResult = await self.app.router.handle(
+            InboundMessage(channel="rest", thread_id=self.sender, sender=self.sender, text=text)
+        )
+        self.conv_id = result.conversation.id
+        return " ".join(r.text for r in result.replies)
+
+    async def open(self) -> str:
+        await self.say("你好")
+        return self.conv_id
+
+    async def notes(self) -> list[str]:
+        return [n.text for n in await self.app.store.notes(self.conv_id)]
+
+
+async def test_the_right_factor_replays_the_saved_question(
+    app: Container, engine: StubEngine, access: OrderAccess
+) -> None:
+    chat = Chat(app)
+    conv_id = await chat.open()
+    await access.ask(conv_id, "DD202405001", "action_order_status", "DD202405001 到哪了")
+    answer = await chat.say("8001")
+    assert answer == "answer to: DD202405001 到哪了"
+    assert engine.texts[-1] == "DD202405001 到哪了"  # the engine never saw the factor
+    assert await access.is_verified(conv_id, "DD202405001")
+    assert await access.challenge(conv_id) is None
+    assert any("proved" in n for n in await chat.notes())
+
+
+async def test_wrong_factors_count_down_then_lock(app: Container, engine: StubEngine, access: OrderAccess) -> None:
+    chat = Chat(app)
+    conv_id = await chat.open()
+    await access.ask(conv_id, "DD202405002", "action_order_status", "DD202405002 到哪了")
+    seen = engine.calls
+    assert "2 次" in await chat.say("8001")  # DD202405002 belongs to C202405002, whose phone ends 8002
+    assert "1 次" in await chat.say("wang.wei@example.com")
+    assert "30 分钟" in await chat.say("0000")
+    assert engine.calls == seen  # no factor reached the engine
+    assert await access.is_locked(conv_id, "DD202405002")
+    assert not await access.is_verified(conv_id, "DD202405002")
+    assert await access.challenge(conv_id) is None
+    assert any("locked" in n for n in await chat.notes())
+
+
+async def test_a_new_question_goes_to_the_engine_and_drops_the_challenge(
+    app: Container, engine: StubEngine, access: OrderAccess
+) -> None:
+    chat = Chat(app)
+    conv_id = await chat.open()
+    await access.ask(conv_id, "DD202405001", "action_order_status", "DD202405001 到哪了")
+    assert await chat.say("DD202405002 呢？") == "answer to: DD202405002 呢？"
+    assert await access.challenge(conv_id) is None
+
+
+async def test_a_confirmed_cancellation_records_its_refund(app: Container, crm: CRM, access: OrderAccess) -> None:
+    chat = Chat(app)
+    conv_id = await chat.open()
+    await access.propose(conv_id, PendingChange("cancel", "DD202405013"))
+    assert "已为您取消" in await chat.say("确认")
+    order = crm.get_order("DD202405013")
+    assert order is not None and order.status == OrderStatus.CANCELLED
+    assert (order.refund_status, order.refund_amount) == (RefundStatus.PROCESSING, order.amount)
+    assert await access.pending(conv_id) is None
+    assert any("cancelled" in n for n in await chat.notes())
+
+
+async def test_anything_but_a_confirmation_keeps_the_order(app: Container, crm: CRM, access: OrderAccess) -> None:
+    chat = Chat(app)
+    conv_id = await chat.open()
+    await access.propose(conv_id, PendingChange("cancel", "DD202405020"))
+    assert "没有做任何更改" in await chat.say("等一下，我再想想")
+    order = crm.get_order("DD202405020")
+    assert order is not None and order.status == OrderStatus.PAID and order.refund_status is None
+
+
+async def test_a_cancellation_no_longer_possible_changes_nothing(app: Container, crm: CRM, access: OrderAccess) -> None:
+    chat = Chat(app)
+    conv_id = await chat.open()
+    await access.propose(conv_id, PendingChange("cancel", "DD202405001"))  # shipped meanwhile
+    assert "没有做任何更改" in await chat.say("确认")
+    order = crm.get_order("DD202405001")
+    assert order is not None and order.status == OrderStatus.SHIPPED and order.refund_status is None
+
+
+async def test_the_new_address_is_read_back_then_stored(app: Container, crm: CRM, access: OrderAccess) -> None:
+    chat = Chat(app)
+    conv_id = await chat.open()
+    await access.propose(conv_id, PendingChange("address", "DD202405025"))
+    address = "武汉市武昌区中北路 1 号 周婷 13800138010"
+    assert address in await chat.say(address)
+    before = crm.get_order("DD202405025")
+    assert before is not None and before.shipping_address != address
+    assert "已更新" in await chat.say("确认修改")
+    after = crm.get_order("DD202405025")
+    assert after is not None and after.shipping_address == address
+    assert any(address in n for n in await chat.notes())
+
+
+async def test_a_confirmed_repair_opens_a_ticket(app: Container, crm: CRM, access: OrderAccess) -> None:
+    chat = Chat(app)
+    conv_id = await chat.open()
+    await access.propose(conv_id, PendingChange("repair", "DD202405004", "充电宝充不进电"))
+    answer = await chat.say("yes")
+    assert "维修工单" in answer
+    [note] = [n for n in await chat.notes() if n.startswith("Repair ticket")]
+    number = note.split()[2]
+    assert number in answer
+    ticket = crm.get_ticket(number)
+    assert ticket is not None and ticket.kind == "repair" and ticket.order_id == "DD202405004"
+    assert ticket.description == "充电宝充不进电"
