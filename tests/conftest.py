@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from bot.conversations.channels import Channel
 from bot.conversations.ports import Engine
+from bot.crm.records import OrderInfo
 from bot.crm.repository import CRM
 from bot.hours import BusinessHours
 from bot.ops.stack import free_port, redis_ping, redis_server_binary
@@ -88,8 +89,8 @@ class RunningStack:
         self.accounts[name] = Credentials(name, role, TEST_PASSWORD, token.json()["token"])
         return self.accounts[name]
 
-    def tracking_number(self, order_id: str) -> str:
-        """The tracking number this stack's CRM holds for an order."""
+    def order(self, order_id: str) -> OrderInfo:
+        """An order as this stack's CRM holds it now."""
         from bot.crm.repository import CRM
 
         crm = CRM.from_url(f"sqlite:///{self.var_dir / 'crm.sqlite3'}")
@@ -98,6 +99,11 @@ class RunningStack:
         finally:
             crm.close()
         assert order is not None
+        return order
+
+    def tracking_number(self, order_id: str) -> str:
+        """The tracking number this stack's CRM holds for an order."""
+        order = self.order(order_id)
         assert order.tracking_number
         return order.tracking_number
 

@@ -10,7 +10,6 @@ import pytest
 import websockets
 
 from bot.crm.records import OrderInfo, OrderStatus, RefundStatus
-from bot.crm.repository import CRM
 from tests.conftest import RunningStack
 from tests.connectors.webchat.test_identity import hello, signed
 from tests.connectors.webchat.test_webchat import recv
@@ -34,13 +33,7 @@ def text_of(body: dict[str, Any]) -> str:
 
 
 def order(stack: RunningStack, order_id: str) -> OrderInfo:
-    crm = CRM.from_url(f"sqlite:///{stack.var_dir / 'crm.sqlite3'}")
-    try:
-        found = crm.get_order(order_id)
-    finally:
-        crm.close()
-    assert found is not None
-    return found
+    return stack.order(order_id)
 
 
 def notes(stack: RunningStack, conversation_id: str) -> list[str]:

@@ -26,6 +26,7 @@ from bot.crm.records import (
     CustomerInfo,
     OrderInfo,
     OrderStatus,
+    OrderStatusError,
     RefundStatus,
     UnknownCustomerError,
     UnknownOrderError,
@@ -404,6 +405,29 @@ def test_cancel_order(crm: CRM) -> None:
     assert order(crm, "DD202405005").status is OrderStatus.PAID  # only that order
     with pytest.raises(UnknownOrderError):
         crm.cancel_order("DD209912999", "x")
+
+
+def test_cancel_with_refund_records_the_refund_in_the_same_transaction(crm: CRM) -> None:
+    paid = frozenset({OrderStatus.PAID})
+    cancelled = crm.cancel_with_refund("DD202405013", "customer request", only_in=paid)
+    assert (cancelled.status, cancelled.cancelled_at) == (OrderStatus.CANCELLED, FIXED_NOW)
+    assert (cancelled.refund_status, cancelled.refund_amount) == (RefundStatus.PROCESSING, cancelled.amount)
+    assert order(crm, "DD202405013") == cancelled
+    # Not in an allowed status any more (cancelled, or shipped meanwhile): nothing is written.
+    for order_id in ("DD202405013", "DD202405001"):
+        before = order(crm, order_id)
+        with pytest.raises(OrderStatusError):
+            crm.cancel_with_refund(order_id, "again", only_in=paid)
+        assert order(crm, order_id) == before
+
+
+def test_an_address_change_limited_to_some_statuses(crm: CRM) -> None:
+    paid = frozenset({OrderStatus.PAID})
+    assert crm.update_order_address("DD202405005", "新地址 1 号", only_in=paid).shipping_address == "新地址 1 号"
+    before = order(crm, "DD202405001")
+    with pytest.raises(OrderStatusError):
+        crm.update_order_address("DD202405001", "新地址 2 号", only_in=paid)
+    assert order(crm, "DD202405001") == before
 
 
 def test_ticket_numbers_are_unique_and_increase(crm: CRM) -> None:
