@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 # Who the notes written here are by, in the agent console.
 NOTE_AUTHOR = "assistant"
 MAX_ADDRESS_CHARS = 200
+# A reply to "confirm?" longer than this is read as a new question (answered after "nothing changed").
+MAX_SHORT_REPLY_CHARS = 12
+# How a customer asked for a new address says they no longer want the change.
+_CHANGED_MIND = ("算了", "不用", "不改", "不要", "取消", "no", "cancel", "never mind", "forget it")
 _ORDER_ID = re.compile(r"DD\s*\d{3,}", re.IGNORECASE)
 
 
@@ -108,7 +112,11 @@ class GuardInterceptor:
                 NOTE_AUTHOR,
                 f"The customer did not confirm the {change.kind} of order {change.order_id}; nothing was changed.",
             )
-            return Interception(replies=[self._render(turn, "utter_change_kept", {"order_id": change.order_id})])
+            kept = self._render(turn, "utter_change_kept", {"order_id": change.order_id})
+            if _ORDER_ID.search(text) or len(text) > MAX_SHORT_REPLY_CHARS:
+                # A new question rather than a reply: the order is kept, and the question is answered too.
+                return Interception(replies=[kept], engine_text=turn.message.text)
+            return Interception(replies=[kept])
         order = await self.crm.order(change.order_id)
         if order is None:
             return None
@@ -127,7 +135,10 @@ class GuardInterceptor:
 
     async def _new_address(self, turn: Turn, change: PendingChange, text: str) -> Interception | None:
         conv_id = turn.conversation.id
-        if text.lower() == KEEP_PAYLOAD or _ORDER_ID.search(text) or len(text) < 4:
+        if text.lower() == KEEP_PAYLOAD or text.lower().startswith(_CHANGED_MIND):
+            await self.access.take_pending(conv_id)
+            return Interception(replies=[self._render(turn, "utter_change_kept", {"order_id": change.order_id})])
+        if _ORDER_ID.search(text) or len(text) < 4:
             # Not an address: the customer moved on, or asked about another order.
             await self.access.take_pending(conv_id)
             return None

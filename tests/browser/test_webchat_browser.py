@@ -92,6 +92,9 @@ async def test_order_question_answered_and_history_replayed_after_reload(
     await expect(page.get_by_test_id("ar-empty")).to_be_visible()
 
     await type_and_send(page, question)
+    # A guest proves the order is theirs first (tests/bot/access).
+    await expect(messages(page, "bot").filter(has_text="后 4 位")).to_have_count(1, timeout=BOT_TIMEOUT_MS)
+    await type_and_send(page, "8001")
     answer = messages(page, "bot").filter(has_text=tracking)
     await expect(answer).to_have_count(1, timeout=BOT_TIMEOUT_MS)
     await expect(answer).to_contain_text("DD202405001")
@@ -99,7 +102,7 @@ async def test_order_question_answered_and_history_replayed_after_reload(
     await settled(page)
     await expect(page.get_by_test_id("ar-empty")).to_be_hidden()
     await expect(page.get_by_test_id("ar-typing")).to_have_count(0)
-    assert await texts(page, "customer") == [question]
+    assert await texts(page, "customer") == [question, "8001"]
     before = await seqs(page)
     assert all(before), before
 
@@ -108,7 +111,7 @@ async def test_order_question_answered_and_history_replayed_after_reload(
     await expect(page.get_by_test_id("ar-panel")).to_be_visible()
     await expect(page.get_by_test_id("ar-status")).to_have_attribute("data-state", "online")
     await expect(messages(page, "bot").filter(has_text=tracking)).to_have_count(1)
-    assert await texts(page, "customer") == [question]
+    assert await texts(page, "customer") == [question, "8001"]
     assert sum(tracking in t for t in await texts(page, "bot")) == 1
     after = await seqs(page)
     assert after == before, "the replayed history differs from what was shown before the reload"

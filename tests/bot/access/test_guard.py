@@ -150,3 +150,25 @@ async def test_a_confirmed_repair_opens_a_ticket(app: Container, crm: CRM, acces
     ticket = crm.get_ticket(number)
     assert ticket is not None and ticket.kind == "repair" and ticket.order_id == "DD202405004"
     assert ticket.description == "充电宝充不进电"
+
+
+async def test_a_new_question_instead_of_a_confirmation_keeps_the_order_and_is_answered(
+    app: Container, crm: CRM, engine: StubEngine, access: OrderAccess
+) -> None:
+    chat = Chat(app)
+    conv_id = await chat.open()
+    await access.propose(conv_id, PendingChange("cancel", "DD202405020"))
+    answer = await chat.say("DD202405001 到哪了，顺便问下")
+    assert "没有做任何更改" in answer and "answer to: DD202405001 到哪了，顺便问下" in answer
+    order = crm.get_order("DD202405020")
+    assert order is not None and order.status == OrderStatus.PAID
+
+
+async def test_changing_ones_mind_about_the_address_keeps_it(app: Container, crm: CRM, access: OrderAccess) -> None:
+    chat = Chat(app)
+    conv_id = await chat.open()
+    await access.propose(conv_id, PendingChange("address", "DD202405020"))
+    assert "没有做任何更改" in await chat.say("算了，不改了")
+    assert await access.pending(conv_id) is None
+    order = crm.get_order("DD202405020")
+    assert order is not None and order.shipping_address == "天津市和平区南京路 189 号"

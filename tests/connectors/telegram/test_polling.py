@@ -55,7 +55,10 @@ def test_start_greets_in_the_language_of_the_telegram_app(
 
 def test_order_question_is_answered_with_the_tracking_number_in_html(tg: TelegramStack) -> None:
     user = new_user()
-    [reply] = tg.say(user, "DD202405001 到哪了")
+    # An unlinked Telegram user is a guest: the second factor first (tests/bot/access).
+    [asked] = tg.say(user, "DD202405001 到哪了")
+    assert "后 4 位" in asked["text"]
+    [reply] = tg.say(user, "8001")
     tracking = tg.stack.tracking_number("DD202405001")
     assert reply["parse_mode"] == "HTML"
     assert "<b>DD202405001</b>" in reply["raw"]
@@ -67,8 +70,8 @@ def test_order_question_is_answered_with_the_tracking_number_in_html(tg: Telegra
     assert actions
     assert actions[0].params["action"] == "typing"
     transcript = tg.transcript(user.id)
-    assert [e["role"] for e in transcript] == ["customer", "bot"]
-    assert transcript[1]["template"] == "utter_order_status"
+    assert [e["role"] for e in transcript] == ["customer", "bot", "customer", "bot"]
+    assert [transcript[1]["template"], transcript[3]["template"]] == ["utter_verify_order", "utter_order_status"]
 
 
 def test_a_pressed_button_is_answered_and_sends_its_payload(tg: TelegramStack) -> None:
@@ -85,8 +88,10 @@ def test_a_pressed_button_is_answered_and_sends_its_payload(tg: TelegramStack) -
     assert update["callback_query"]["id"] in {c.params["callback_query_id"] for c in answered}
     # The transcript shows what the customer pressed, not the payload.
     assert tg.transcript(user.id)[2]["text"] == "查询订单"
-    # The order id then completes the question.
-    [answer] = tg.say(user, "DD202405001")
+    # The order id then completes the question, once the guest proves the order is theirs.
+    [verify] = tg.say(user, "DD202405001")
+    assert "后 4 位" in verify["text"]
+    [answer] = tg.say(user, "8001")
     assert tg.stack.tracking_number("DD202405001") in answer["text"]
 
 
@@ -129,7 +134,7 @@ def test_handoff_after_human_agent_answers_reach_the_chat_and_the_bot_comes_back
     assert "4</b> 分" in thanks["raw"]
     assert tg.transcript(user.id)[-1]["template"] == "utter_csat_thanks"
     [again] = tg.say(user, "DD202405001 到哪了")
-    assert tg.stack.tracking_number("DD202405001") in again["text"]
+    assert "后 4 位" in again["text"]  # the assistant answers again (a guest: the second factor first)
 
 
 def test_a_long_agent_answer_is_split_into_valid_messages(tg: TelegramStack) -> None:
@@ -155,7 +160,7 @@ def test_flood_control_429_is_waited_out_and_the_reply_arrives(tg: TelegramStack
     user = new_user()
     tg.api.fail_next("sendMessage", 429, retry_after=2)
     [reply] = tg.say(user, "DD202405001 到哪了")
-    assert tg.stack.tracking_number("DD202405001") in reply["text"]
+    assert "DD202405001" in reply["text"] and "后 4 位" in reply["text"]
     attempts = [c for c in tg.api.calls("sendMessage") if int(c.params["chat_id"]) == user.id]
     assert [c.status for c in attempts] == [429, 200]
     assert attempts[1].at - attempts[0].at >= 2.0
@@ -243,7 +248,7 @@ def test_a_photo_with_a_caption_gets_the_caption_answered(tg: TelegramStack) -> 
     user = new_user()
     tg.api.push(tg.api.photo(user, caption="DD202405001 到哪了"))
     [reply] = tg.api.wait_sent(user.id, 1)
-    assert tg.stack.tracking_number("DD202405001") in reply["text"]
+    assert "DD202405001" in reply["text"] and "后 4 位" in reply["text"]  # the caption's question, from a guest
     assert tg.transcript(user.id)[0]["text"] == "📷 photo 1280×960: DD202405001 到哪了"
 
 
@@ -257,7 +262,7 @@ def test_an_edited_message_is_answered_again_and_live_location_edits_are_ignored
     tg.api.push(tg.api.edited(user, message_id, text="DD202405001 到哪了"))
     tg.api.push(tg.api.edited(user, message_id + 1, location={"latitude": 31.2, "longitude": 121.4}))
     [second] = tg.api.wait_sent(user.id, 2)[1:]
-    assert tg.stack.tracking_number("DD202405001") in second["text"]
+    assert "DD202405001" in second["text"] and "后 4 位" in second["text"]  # the edited question, from a guest
     tg.say(user, "谢谢")
     assert len(tg.api.sent(user.id)) == 3
     assert "✏️ DD202405001 到哪了" in [e["text"] for e in tg.transcript(user.id)]
