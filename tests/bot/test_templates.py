@@ -136,3 +136,33 @@ def test_malformed_template_file_is_reported_with_its_path(tmp_path: Path) -> No
 def test_unknown_template_is_an_error(registry: TemplateRegistry) -> None:
     with pytest.raises(TemplateError, match="utter_nope"):
         registry.render("utter_nope", "rest", "en", {})
+
+
+@pytest.mark.parametrize("channel", ["webchat", "rest", "email", "telegram"])
+@pytest.mark.parametrize("locale", ["zh-CN", "zh-TW", "en"])
+@pytest.mark.parametrize(
+    ("name", "variables"),
+    [
+        ("utter_verify_order", {"order_id": "DD202405001"}),
+        ("utter_verify_failed", {"order_id": "DD202405001", "attempts_left": 2}),
+        ("utter_verify_locked", {"order_id": "DD202405001", "minutes": 30}),
+    ],
+)
+def test_what_a_guest_is_told_needs_nothing_about_the_order_but_its_number(
+    registry: TemplateRegistry, channel: str, locale: str, name: str, variables: dict[str, object]
+) -> None:
+    # Strict mode: a template that used the customer, product, carrier or amount would fail to render.
+    rendered = registry.render(name, channel, locale, {"name": "", **variables})
+    assert "DD202405001" in rendered.text
+
+
+@pytest.mark.parametrize("name", ["utter_confirm_cancel", "utter_confirm_repair", "utter_confirm_address"])
+@pytest.mark.parametrize(("locale", "word"), [("zh-CN", "确认"), ("zh-TW", "確認"), ("en", "yes")])
+def test_changes_ask_for_a_confirmation_by_button_or_reply_word(
+    registry: TemplateRegistry, name: str, locale: str, word: str
+) -> None:
+    chat = registry.render(name, "webchat", locale, SAMPLE)
+    assert [b["payload"] for b in chat.buttons] == ["/affirm", "/deny"]
+    assert all(b["title"] for b in chat.buttons)
+    email = registry.render(name, "email", locale, SAMPLE)
+    assert f"“{word}”" in email.text or f"「{word}」" in email.text or f'"{word}"' in email.text
