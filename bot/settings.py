@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     signin_window_seconds: float = 300.0
     signin_lock_after: int = 5
     signin_lock_minutes: float = 15.0
+    # A guest's second factor (bot.access): wrong answers that lock an order for the conversation, and for how long.
+    guest_factor_attempts: int = 3
+    guest_lock_minutes: int = 30
     # Handoff thresholds (read by the engine-side decision through the action endpoint).
     followup_limit: int = 3
     sentiment_threshold: float = 0.5

@@ -22,7 +22,7 @@ import actions
 import connectors
 from actions.deps import ActionServices, configure
 from bot.access.guard import GuardInterceptor
-from bot.access.state import OrderAccess
+from bot.access.state import AccessPolicy, OrderAccess
 from bot.accounts.directory import Accounts
 from bot.accounts.repository import AccountRepository
 from bot.accounts.service import AccountService, LockPolicy
@@ -122,7 +122,9 @@ def build(
         window_seconds=settings.csat_window_hours * 3600,
     )
     registry = Channels(channels, store)
-    access = OrderAccess(redis)
+    access = OrderAccess(
+        redis, AccessPolicy(max_failures=settings.guest_factor_attempts, lock_seconds=settings.guest_lock_minutes * 60)
+    )
     router = Router(
         store,
         customers,

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from bot import keys
 from bot.access.state import OrderAccess, PendingChange
 from bot.conversations.messages import InboundMessage
 from bot.conversations.router import RouterResult
@@ -172,3 +173,13 @@ async def test_changing_ones_mind_about_the_address_keeps_it(app: Container, crm
     assert await access.pending(conv_id) is None
     order = crm.get_order("DD202405020")
     assert order is not None and order.shipping_address == "天津市和平区南京路 189 号"
+
+
+async def test_the_lock_follows_the_settings(redis: TextRedis, crm: CRM, engine: StubEngine) -> None:
+    app = in_process(redis, crm, engine, guest_factor_attempts=1, guest_lock_minutes=5)
+    chat = Chat(app)
+    conv_id = await chat.open()
+    access = OrderAccess(redis)
+    await access.ask(conv_id, "DD202405002", "action_order_status", "DD202405002 到哪了")
+    assert "5 分钟" in await chat.say("0000")
+    assert 0 < await redis.ttl(keys.access_lock(conv_id, "DD202405002")) <= 300
