@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = None
     rest_token: str | None = None
+    # Bearer token Prometheus must send to read /metrics; unset: /metrics is open like /healthz (it holds
+    # counts and timings, no customer data).
+    metrics_token: str | None = None
     crm_url: str | None = None
     # Load the demo shop (customers C202405001…, orders DD202405001…) into an empty CRM at `autoresponder up`.
     demo_data: bool = True

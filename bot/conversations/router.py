@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from bot import metrics
 from bot.conversations.inbox import PENDING, Inbox, InboxMessage
 from bot.conversations.locks import KeyedLocks
 from bot.conversations.messages import InboundMessage
@@ -122,6 +123,13 @@ class Router:
         `take_over`: the channel knows that no live process works on this message (the email reader, which
         alone reads its mailbox, found a mail it never committed): a lease left by a dead one is broken.
         """
+        started = time.time()
+        with metrics.timed("app"):
+            result = await self._handle(msg, on_typing, take_over=take_over)
+        metrics.MESSAGES.labels(msg.channel, outcome_of(result, started)).inc()
+        return result
+
+    async def _handle(self, msg: InboundMessage, on_typing: TypingHook | None, *, take_over: bool) -> RouterResult:
         customer = await self.identify(msg)
         conv, _ = await self.store.find_or_open(msg.channel, msg.thread_id, customer.id if customer else None)
         async with self._locks.hold(conv.id):
@@ -378,10 +386,27 @@ class Router:
         for listener in self.listeners:
             listener.preparing(conv, handoff)
         await self.store.start_handoff(conv, handoff)
+        metrics.HANDOFFS.labels(handoff.reason, str(handoff.skill)).inc()
         lines: list[dict[str, str]] = []
         for listener in self.listeners:
             lines += [rendered_fields("bot", r) for r in await listener.started(conv, handoff, customer)]
         return lines
+
+
+def outcome_of(result: RouterResult, started: float) -> str:
+    """What became of a message that arrived at `started`, as the messages metric counts it."""
+    if result.duplicate:
+        return "duplicate"
+    if result.engine_down:
+        return "engine_delayed"
+    if result.pending:
+        return "pending"
+    if result.conversation.mode == Mode.AGENT:
+        return "to_agent"
+    if result.conversation.mode == Mode.WAITING:
+        handoff = result.conversation.handoff
+        return "handed_off" if handoff is not None and handoff.queued_at >= started else "waiting"
+    return "answered"
 
 
 def _retry_delay(attempts: int) -> float:

@@ -461,6 +461,10 @@ class ConversationStore:
             await self.redis.srem(key, *gone)
         return sorted(held, key=lambda c: c.updated_at, reverse=True)
 
+    async def queue_length(self, skill: str) -> int:
+        """How many conversations of a skill wait for an agent."""
+        return int(await self.redis.zcard(keys.handoff_queue(skill)))
+
     async def queue(self, skill: str) -> list[tuple[str, Handoff]]:
         """Waiting conversations of a skill, most urgent first (one round trip for all their handoffs)."""
         ids = await self.redis.zrange(keys.handoff_queue(skill), 0, -1)
