@@ -175,3 +175,8 @@ def signin_attempts_ip(ip: str) -> str:
 def signin_attempts_name(key: str) -> str:
     """Counter with TTL (the rate-limit window): sign-in attempts for one account name, existing or not."""
     return f"{PREFIX}:signin:name:{key}"
+
+
+def replication_probe() -> str:
+    """A counter written before WAIT, so that WAIT covers every write made before it (no customer data)."""
+    return f"{PREFIX}:replication:probe"

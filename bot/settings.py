@@ -28,6 +28,14 @@ class Settings(BaseSettings):
         default=None, description="Base URL customers reach the app at (default http://HOST:PORT)."
     )
     redis_url: str | None = None
+    # Redis Sentinel: "host:port,host:port,…" of the sentinels and the name of the service they watch. When
+    # set, the app asks them for the current primary (and follows a fail-over); the database number and
+    # password still come from redis_url when it is given (its host is then ignored).
+    redis_sentinels: str | None = None
+    redis_sentinel_service: str = "autoresponder"
+    # Replicas that must have a customer's message and its answer before the customer is told so (Redis
+    # WAIT); 1 with a primary and a replica, so that a fail-over loses nothing that was acknowledged.
+    redis_min_replicas: int = 0
     rest_token: str | None = None
     # Bearer token Prometheus must send to read /metrics; unset: /metrics is open like /healthz (it holds
     # counts and timings, no customer data).

@@ -146,6 +146,7 @@ class Router:
             accepted = await self.inbox.accept(conv.id, msg, line, due_in=RECOVERY_GRACE_SECONDS)
             if accepted.new:
                 assert accepted.entry is not None
+                await self.store.replicated()  # with replicas required: accepted only once they have it
                 await self.store.publish(conv.id, accepted.entry.frame())
                 record = await self.inbox.get(accepted.message_id)
                 if record is not None:
@@ -268,6 +269,7 @@ class Router:
                 fresh = await self.inbox.get(record.id)
                 result.replies = replies_of(fresh) if fresh is not None else []
                 return result
+            await self.store.replicated()
             result.replies = committed
             if not record.message.pushes_replies:
                 await self.inbox.delivered(record.id)  # its customers read the transcript
