@@ -28,6 +28,8 @@ class Settings(BaseSettings):
         default=None, description="Base URL customers reach the app at (default http://HOST:PORT)."
     )
     redis_url: str | None = None
+    # Where the engine calls the app back (NLG, actions); unset: http://127.0.0.1:HTTP_PORT.
+    callback_url: str | None = None
     # Redis Sentinel: "host:port,host:port,…" of the sentinels and the name of the service they watch. When
     # set, the app asks them for the current primary (and follows a fail-over); the database number and
     # password still come from redis_url when it is given (its host is then ignored).
@@ -132,6 +134,12 @@ class Settings(BaseSettings):
     def resolved_engine_url(self) -> str:
         """Base URL of the engine's HTTP API."""
         return (self.engine_url or f"http://127.0.0.1:{self.resolved_engine_port}").rstrip("/")
+
+    @property
+    def resolved_callback_url(self) -> str:
+        """Where the engine reaches the app's NLG and action endpoints: explicit (a load balancer or a
+        service in front of several app replicas), else this app on loopback."""
+        return (self.callback_url or f"http://127.0.0.1:{self.http_port}").rstrip("/")
 
     @property
     def resolved_crm_url(self) -> str:

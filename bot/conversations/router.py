@@ -144,6 +144,7 @@ class Router:
             await self.store.update(conv, "customer_id", "locale")
             line = entry_fields("customer", shown, client_id=msg.metadata.get("client_id"))
             accepted = await self.inbox.accept(conv.id, msg, line, due_in=RECOVERY_GRACE_SECONDS)
+            answered_elsewhere = False
             if accepted.new:
                 assert accepted.entry is not None
                 await self.store.replicated()  # with replicas required: accepted only once they have it
@@ -152,7 +153,15 @@ class Router:
                 if record is not None:
                     result = await self._answer(record, conv, customer, on_typing)
                     result.customer_entry = accepted.entry
-                    return result
+                    if not result.pending or result.engine_down:
+                        return result
+                    # A retry of it reached another process first and is answering it.
+                    answered_elsewhere = True
+        if answered_elsewhere:
+            # Wait for that answer, outside the conversation's lock (a take-over would need it).
+            waited = await self._wait_for(accepted.message_id, conv, customer, on_typing)
+            waited.customer_entry = accepted.entry
+            return waited
         if take_over:
             await self.inbox.break_lease(accepted.message_id)
         return await self._duplicate(accepted.message_id, conv, customer, on_typing)
@@ -185,6 +194,14 @@ class Router:
             await self.inbox.delivered(message_id)
         if result.message_id and not result.pending:
             await self.inbox.delivered(result.message_id)
+
+    async def _wait_for(
+        self, message_id: str, conv: Conversation, customer: CustomerInfo | None, on_typing: TypingHook | None
+    ) -> RouterResult:
+        """The answer another process is giving to this process's new message (not a duplicate to the caller)."""
+        waited = await self._duplicate(message_id, conv, customer, on_typing)
+        waited.duplicate = False
+        return waited
 
     async def _duplicate(
         self, message_id: str, conv: Conversation, customer: CustomerInfo | None, on_typing: TypingHook | None

@@ -237,7 +237,7 @@ class Stack:
             "password": parsed.password,
             "use_ssl": parsed.scheme == "rediss",
         }
-        app = f"http://127.0.0.1:{self.settings.http_port}"
+        app = self.settings.resolved_callback_url
         endpoints = {
             "action_endpoint": {"url": f"{app}/webhooks/actions", "token": self.engine_token},
             "nlg": {"url": f"{app}/webhooks/nlg", "token": self.engine_token},
