@@ -25,7 +25,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -33,7 +32,8 @@ import websockets
 
 from bot.ops.stack import free_port, model_path
 from bot.settings import PROJECT_ROOT, Settings
-from tests.conftest import IDENTITY_SECRET, REST_TOKEN, TEST_PASSWORD, cli
+from tests.conftest import IDENTITY_SECRET, REST_TOKEN, TEST_PASSWORD, cli, pulled
+from tests.connectors.webchat.test_webchat import recv
 
 pytestmark = [pytest.mark.stack, pytest.mark.scale]
 
@@ -203,18 +203,6 @@ def farm(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 proc.wait()
 
 
-def _history(farm: Farm, base: str, sender: str) -> list[dict[str, Any]]:
-    resp = httpx.get(
-        f"{base}/channels/rest/messages",
-        params={"sender": sender},
-        headers={"Authorization": f"Bearer {REST_TOKEN}"},
-        timeout=30,
-    )
-    assert resp.status_code == 200, resp.text
-    messages: list[dict[str, Any]] = resp.json()["messages"]
-    return messages
-
-
 def test_mixed_load_through_both_replicas_is_answered_once_and_in_order(farm: Farm) -> None:
     tag = uuid.uuid4().hex[:6]
     sent: dict[str, list[str]] = {}
@@ -250,7 +238,7 @@ def test_mixed_load_through_both_replicas_is_answered_once_and_in_order(farm: Fa
     for sender, texts in sent.items():
         # The transcript read through the balancer (either replica): the answers the customer got, each
         # once, in the order of the questions (the bot's lines of the conversation, nothing more).
-        bot_lines = [m["text"] for m in _history(farm, farm.lb_url, sender) if m["role"] == "bot"]
+        bot_lines = [m["text"] for m in pulled(farm.lb_url, REST_TOKEN, sender)["messages"] if m["role"] == "bot"]
         total += len(texts)
         doubled += max(0, len(bot_lines) - len(answered[sender]))
         lost += max(0, len(answered[sender]) - len(bot_lines))
@@ -264,10 +252,10 @@ def test_a_handoff_and_an_agent_answer_reach_a_customer_on_the_other_replica(far
         ws_url = farm.app_urls[0].replace("http", "ws", 1) + "/channels/webchat/ws"
         async with websockets.connect(ws_url) as ws:
             await ws.send(json.dumps({"type": "hello", "session": None, "locale": "zh-CN"}))
-            welcome = await _recv(ws, "welcome")
+            welcome = await recv(ws, "welcome")
             conv_id = welcome["conversation_id"]
             await ws.send(json.dumps({"type": "message", "text": "我要转人工", "client_id": uuid.uuid4().hex}))
-            await _recv(ws, "message", role="bot")
+            await recv(ws, "message", role="bot")
             # The other replica sees the handoff in its queue and its agent answers.
             queue = farm.agent(farm.app_urls[1], "GET", "/queue")
             assert queue.status_code == 200
@@ -277,19 +265,11 @@ def test_a_handoff_and_an_agent_answer_reach_a_customer_on_the_other_replica(far
             assert (
                 farm.agent(farm.app_urls[1], "POST", f"/conversations/{conv_id}/messages", text=text).status_code == 200
             )
-            got = await _recv(ws, "message", role="agent")
+            got = await recv(ws, "message", role="agent")
             assert got["text"] == text
             # Handed back on the second replica through the balancer; the customer's socket on the first
             # replica is told the bot answers again, and the bot does.
             assert farm.agent(farm.lb_url, "POST", f"/conversations/{conv_id}/handback").status_code == 200
-            await _recv(ws, "mode", mode="bot")
+            await recv(ws, "mode", mode="bot")
 
     asyncio.run(run())
-
-
-async def _recv(ws: Any, kind: str, wait: float = 90, **match: object) -> dict[str, Any]:
-    async with asyncio.timeout(wait):
-        while True:
-            frame: dict[str, Any] = json.loads(await ws.recv())
-            if frame.get("type") == kind and all(frame.get(k) == v for k, v in match.items()):
-                return frame
