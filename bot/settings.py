@@ -28,6 +28,8 @@ class Settings(BaseSettings):
         default=None, description="Base URL customers reach the app at (default http://HOST:PORT)."
     )
     redis_url: str | None = None
+    # The engine's bind address: loopback unless the app reaches it from another host (a container, a pod).
+    engine_host: str = "127.0.0.1"
     # Where the engine calls the app back (NLG, actions); unset: http://127.0.0.1:HTTP_PORT.
     callback_url: str | None = None
     # Redis Sentinel: "host:port,host:port,…" of the sentinels and the name of the service they watch. When
