@@ -130,7 +130,7 @@ class BodyGuard:
             try:
                 safejson.loads(body)
             except BadInput as exc:
-                await _refuse(send, 400, exc.code, exc.message)
+                await _refuse(send, 422, exc.code, exc.message)  # a malformed body, as the contract says
                 return
         replayed = False
 
