@@ -24,6 +24,7 @@ status: ## Show whether the running stack is healthy
 test: setup ## Install what the tests need, then run the whole suite against real Redis, Rasa and Chromium
 	@bash scripts/browser.sh
 	@bash scripts/mailserver.sh
+	@bash scripts/loadbalancer.sh
 	@cd engine && $(RUN) pytest
 	@$(RUN) autoresponder train
 	@$(RUN) pytest

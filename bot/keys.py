@@ -206,3 +206,8 @@ def access_verified(conv_id: str) -> str:
 def pending_change(conv_id: str) -> str:
     """Hash with TTL: a change to an order waiting for its new address or the customer's confirmation."""
     return f"{PREFIX}:access:{conv_id}:change"
+
+
+def replication_probe() -> str:
+    """A counter written before WAIT, so that WAIT covers every write made before it (no customer data)."""
+    return f"{PREFIX}:replication:probe"

@@ -28,7 +28,22 @@ class Settings(BaseSettings):
         default=None, description="Base URL customers reach the app at (default http://HOST:PORT)."
     )
     redis_url: str | None = None
+    # The engine's bind address: loopback unless the app reaches it from another host (a container, a pod).
+    engine_host: str = "127.0.0.1"
+    # Where the engine calls the app back (NLG, actions); unset: http://127.0.0.1:HTTP_PORT.
+    callback_url: str | None = None
+    # Redis Sentinel: "host:port,host:port,…" of the sentinels and the name of the service they watch. When
+    # set, the app asks them for the current primary (and follows a fail-over); the database number and
+    # password still come from redis_url when it is given (its host is then ignored).
+    redis_sentinels: str | None = None
+    redis_sentinel_service: str = "autoresponder"
+    # Replicas that must have a customer's message and its answer before the customer is told so (Redis
+    # WAIT); 1 with a primary and a replica, so that a fail-over loses nothing that was acknowledged.
+    redis_min_replicas: int = 0
     rest_token: str | None = None
+    # Bearer token Prometheus must send to read /metrics; unset: /metrics is open like /healthz (it holds
+    # counts and timings, no customer data).
+    metrics_token: str | None = None
     crm_url: str | None = None
     # Load the demo shop (customers C202405001…, orders DD202405001…) into an empty CRM at `autoresponder up`.
     demo_data: bool = True
@@ -124,6 +139,12 @@ class Settings(BaseSettings):
     def resolved_engine_url(self) -> str:
         """Base URL of the engine's HTTP API."""
         return (self.engine_url or f"http://127.0.0.1:{self.resolved_engine_port}").rstrip("/")
+
+    @property
+    def resolved_callback_url(self) -> str:
+        """Where the engine reaches the app's NLG and action endpoints: explicit (a load balancer or a
+        service in front of several app replicas), else this app on loopback."""
+        return (self.callback_url or f"http://127.0.0.1:{self.http_port}").rstrip("/")
 
     @property
     def resolved_crm_url(self) -> str:

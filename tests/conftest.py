@@ -109,15 +109,7 @@ class RunningStack:
 
     def pulled(self, sender: str) -> dict[str, Any]:
         """What the REST channel's GET /channels/rest/messages shows a company app for a sender."""
-        resp = httpx.get(
-            f"{self.base_url}/channels/rest/messages",
-            params={"sender": sender},
-            headers={"Authorization": f"Bearer {self.rest_token}"},
-            timeout=30,
-        )
-        assert resp.status_code == 200, resp.text
-        body: dict[str, Any] = resp.json()
-        return body
+        return pulled(self.base_url, self.rest_token, sender)
 
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Any request to the app (httpx keyword arguments: json, params, headers, cookies)."""
@@ -147,6 +139,19 @@ class RunningStack:
             headers={"Authorization": f"Bearer {self.rest_token}"},
             timeout=90,
         )
+
+
+def pulled(base_url: str, rest_token: str, sender: str) -> dict[str, Any]:
+    """GET /channels/rest/messages of an app (or a balancer in front of several) for a sender."""
+    resp = httpx.get(
+        f"{base_url}/channels/rest/messages",
+        params={"sender": sender},
+        headers={"Authorization": f"Bearer {rest_token}"},
+        timeout=30,
+    )
+    assert resp.status_code == 200, resp.text
+    body: dict[str, Any] = resp.json()
+    return body
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from bot import metrics
 from bot.conversations.inbox import PENDING, Inbox, InboxMessage
 from bot.conversations.locks import KeyedLocks
 from bot.conversations.messages import InboundMessage
@@ -122,6 +123,13 @@ class Router:
         `take_over`: the channel knows that no live process works on this message (the email reader, which
         alone reads its mailbox, found a mail it never committed): a lease left by a dead one is broken.
         """
+        started = time.time()
+        with metrics.timed("app"):
+            result = await self._handle(msg, on_typing, take_over=take_over)
+        metrics.MESSAGES.labels(msg.channel, outcome_of(result, started)).inc()
+        return result
+
+    async def _handle(self, msg: InboundMessage, on_typing: TypingHook | None, *, take_over: bool) -> RouterResult:
         customer = await self.identify(msg)
         conv, _ = await self.store.find_or_open(msg.channel, msg.thread_id, customer.id if customer else None)
         async with self._locks.hold(conv.id):
@@ -136,14 +144,24 @@ class Router:
             await self.store.update(conv, "customer_id", "locale")
             line = entry_fields("customer", shown, client_id=msg.metadata.get("client_id"))
             accepted = await self.inbox.accept(conv.id, msg, line, due_in=RECOVERY_GRACE_SECONDS)
+            answered_elsewhere = False
             if accepted.new:
                 assert accepted.entry is not None
+                await self.store.replicated()  # with replicas required: accepted only once they have it
                 await self.store.publish(conv.id, accepted.entry.frame())
                 record = await self.inbox.get(accepted.message_id)
                 if record is not None:
                     result = await self._answer(record, conv, customer, on_typing)
                     result.customer_entry = accepted.entry
-                    return result
+                    if not result.pending or result.engine_down:
+                        return result
+                    # A retry of it reached another process first and is answering it.
+                    answered_elsewhere = True
+        if answered_elsewhere:
+            # Wait for that answer, outside the conversation's lock (a take-over would need it).
+            waited = await self._wait_for(accepted.message_id, conv, customer, on_typing)
+            waited.customer_entry = accepted.entry
+            return waited
         if take_over:
             await self.inbox.break_lease(accepted.message_id)
         return await self._duplicate(accepted.message_id, conv, customer, on_typing)
@@ -176,6 +194,14 @@ class Router:
             await self.inbox.delivered(message_id)
         if result.message_id and not result.pending:
             await self.inbox.delivered(result.message_id)
+
+    async def _wait_for(
+        self, message_id: str, conv: Conversation, customer: CustomerInfo | None, on_typing: TypingHook | None
+    ) -> RouterResult:
+        """The answer another process is giving to this process's new message (not a duplicate to the caller)."""
+        waited = await self._duplicate(message_id, conv, customer, on_typing)
+        waited.duplicate = False
+        return waited
 
     async def _duplicate(
         self, message_id: str, conv: Conversation, customer: CustomerInfo | None, on_typing: TypingHook | None
@@ -260,6 +286,7 @@ class Router:
                 fresh = await self.inbox.get(record.id)
                 result.replies = replies_of(fresh) if fresh is not None else []
                 return result
+            await self.store.replicated()
             result.replies = committed
             if not record.message.pushes_replies:
                 await self.inbox.delivered(record.id)  # its customers read the transcript
@@ -383,10 +410,27 @@ class Router:
         for listener in self.listeners:
             listener.preparing(conv, handoff)
         await self.store.start_handoff(conv, handoff)
+        metrics.HANDOFFS.labels(handoff.reason, str(handoff.skill)).inc()
         lines: list[dict[str, str]] = []
         for listener in self.listeners:
             lines += [rendered_fields("bot", r) for r in await listener.started(conv, handoff, customer)]
         return lines
+
+
+def outcome_of(result: RouterResult, started: float) -> str:
+    """What became of a message that arrived at `started`, as the messages metric counts it."""
+    if result.duplicate:
+        return "duplicate"
+    if result.engine_down:
+        return "engine_delayed"
+    if result.pending:
+        return "pending"
+    if result.conversation.mode == Mode.AGENT:
+        return "to_agent"
+    if result.conversation.mode == Mode.WAITING:
+        handoff = result.conversation.handoff
+        return "handed_off" if handoff is not None and handoff.queued_at >= started else "waiting"
+    return "answered"
 
 
 def _retry_delay(attempts: int) -> float:

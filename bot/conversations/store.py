@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import WatchError
 
 from bot import keys
@@ -36,10 +37,27 @@ Writes = Callable[[Any], object]  # commands queued on a MULTI pipeline
 class ConversationStore:
     """Reads and writes conversations; the one place that touches their Redis keys."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, min_replicas: int = 0, replica_wait_ms: int = 1000) -> None:
         # Typed loosely on purpose: redis-py's stubs type every reply as `bytes | str` even with
         # decode_responses=True, which is how the app always connects.
         self.redis: Any = redis
+        self.min_replicas = min_replicas
+        self.replica_wait_ms = replica_wait_ms
+
+    async def replicated(self) -> None:
+        """With `min_replicas`, wait until that many replicas have every write made so far on this
+        connection's primary; a fail-over can then lose nothing a customer was told was accepted or answered.
+        Too few in time is a connection error: the caller is answered 503 and sends again."""
+        if self.min_replicas <= 0:
+            return
+        # WAIT counts the writes of its own connection; a write of that connection made after ours
+        # completed comes later in the replication stream, so a replica that has it has ours too.
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.incr(keys.replication_probe())
+        pipe.wait(self.min_replicas, self.replica_wait_ms)
+        got = int((await pipe.execute())[1])
+        if got < self.min_replicas:
+            raise RedisConnectionError(f"a write reached {got} of {self.min_replicas} replicas in time")
 
     async def claim_idempotency_key(self, channel: str, key: str) -> bool:
         """True when this key is new (or its earlier processing died); False for a duplicate.
@@ -460,6 +478,10 @@ class ConversationStore:
         if gone:
             await self.redis.srem(key, *gone)
         return sorted(held, key=lambda c: c.updated_at, reverse=True)
+
+    async def queue_length(self, skill: str) -> int:
+        """How many conversations of a skill wait for an agent."""
+        return int(await self.redis.zcard(keys.handoff_queue(skill)))
 
     async def queue(self, skill: str) -> list[tuple[str, Handoff]]:
         """Waiting conversations of a skill, most urgent first (one round trip for all their handoffs)."""

@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot import keys
+from bot import keys, metrics
 from bot.conversations.model import MAX_PRIORITY, Conversation, Handoff
 from bot.conversations.periodic import Periodic
 from bot.conversations.ports import HandoffListener
@@ -121,6 +121,7 @@ class SlaWatcher(Periodic):
                 return "unchanged"
             await self.store.sla_timer(conv_id, self.policy.escalate_at(changed.handoff))
             await self._record("breached", changed.id, changed.channel, changed.handoff, now)
+            metrics.SLA_BREACHES.labels("breached").inc()
             log.warning(
                 "conversation %s: first-response target missed (%s, waiting %.0f min)",
                 conv_id,
@@ -136,6 +137,7 @@ class SlaWatcher(Periodic):
         if changed is None or changed.handoff is None:
             return "unchanged"
         await self._record("escalated", changed.id, changed.channel, changed.handoff, now)
+        metrics.SLA_BREACHES.labels("escalated").inc()
         log.warning("conversation %s: escalated to top priority after the missed first-response target", conv_id)
         return "escalated"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from bot import metrics
 from bot.engine.contract import EngineReply, MessageMetadata
 from bot.errors import EngineUnavailable
 
@@ -22,6 +23,14 @@ class EngineClient:
 
     async def send(self, conversation_id: str, text: str, metadata: MessageMetadata) -> list[EngineReply]:
         """POST the message; raise EngineUnavailable when the engine cannot answer."""
+        try:
+            with metrics.timed("engine"):
+                return await self._send(conversation_id, text, metadata)
+        except EngineUnavailable:
+            metrics.DEPENDENCY_ERRORS.labels("engine").inc()
+            raise
+
+    async def _send(self, conversation_id: str, text: str, metadata: MessageMetadata) -> list[EngineReply]:
         try:
             resp = await self._client.post(
                 "/webhooks/app/webhook",

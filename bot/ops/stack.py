@@ -237,7 +237,7 @@ class Stack:
             "password": parsed.password,
             "use_ssl": parsed.scheme == "rediss",
         }
-        app = f"http://127.0.0.1:{self.settings.http_port}"
+        app = self.settings.resolved_callback_url
         endpoints = {
             "action_endpoint": {"url": f"{app}/webhooks/actions", "token": self.engine_token},
             "nlg": {"url": f"{app}/webhooks/nlg", "token": self.engine_token},
@@ -265,7 +265,7 @@ class Stack:
         # command line it would be in every user's `ps`.
         cmd = [
             str(engine_python(self.settings)), "-m", "ar_engine.serve", "--model", str(model), "--enable-api",
-            "--interface", "127.0.0.1", "--port", str(port),
+            "--interface", self.settings.engine_host, "--port", str(port),
             "--endpoints", str(endpoints), "--credentials", str(credentials),
             "--response-timeout", str(int(self.settings.engine_timeout_seconds)),
         ]  # fmt: skip

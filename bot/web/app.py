@@ -10,7 +10,7 @@ from fastapi_offline import FastAPIOffline
 
 from bot.settings import Settings
 from bot.web import container, errors
-from bot.web.middleware import BodyGuard, DocsPolicy, PublicCors
+from bot.web.middleware import BodyGuard, DocsPolicy, PublicCors, RequestMetrics
 from bot.web.routes import admin, agents, auth, callbacks, pages
 from connectors import HasRoutes, enabled_channels
 
@@ -38,10 +38,12 @@ def create_app(settings: Settings, *, engine_token: str) -> FastAPI:
     )
     app.state.container = None
     app.state.engine_token = engine_token
+    app.state.metrics_token = settings.metrics_token
     errors.install(app)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
     app.add_middleware(DocsPolicy)
-    app.add_middleware(PublicCors)  # outermost: its header also reaches the guard's refusals
+    app.add_middleware(PublicCors)  # its header also reaches the guard's refusals
+    app.add_middleware(RequestMetrics)  # outermost: every request is timed, refusals included
     for channel in channels.values():
         if isinstance(channel, HasRoutes):
             app.include_router(channel.routes())

@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from rasa_sdk.executor import ActionExecutor
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 
 import actions
 import connectors
@@ -110,7 +112,7 @@ def build(
         PROJECT_ROOT / "responses", strict=settings.strict_templates, variants=connectors.variants()
     )
     customers = AsyncCRM(crm)
-    store = ConversationStore(redis)
+    store = ConversationStore(redis, min_replicas=settings.redis_min_replicas)
     sla = SlaPolicy(
         first_response=settings.sla_first_response_minutes * 60,
         escalate_after=settings.sla_escalate_after_minutes * 60,
@@ -185,25 +187,74 @@ def build(
 def connect_redis(settings: Settings) -> Redis:
     """The app's Redis client: a bounded pool that waits for a free connection rather than failing, short
     timeouts so that a dead Redis is noticed, and health checks so that connections broken by a restart
-    are replaced instead of failing a request."""
+    are replaced instead of failing a request. With sentinels configured, the pool asks them for the
+    primary and follows a fail-over (a command on a demoted primary fails once, as a connection error)."""
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "max_connections": settings.redis_max_connections,
+        "timeout": 5,
+        "socket_connect_timeout": 2,
+        "socket_timeout": 10,
+        "health_check_interval": 15,
+    }
+    if settings.redis_sentinels:
+        return _sentinel_client(settings, options)
     assert settings.redis_url
-    pool = BlockingConnectionPool.from_url(
-        settings.redis_url,
-        decode_responses=True,
-        max_connections=settings.redis_max_connections,
-        timeout=5,
-        socket_connect_timeout=2,
-        socket_timeout=10,
-        health_check_interval=15,
+    return Redis(connection_pool=BlockingConnectionPool.from_url(settings.redis_url, **options))
+
+
+class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """Sentinel's pool (it finds the primary) with the blocking pool's bound (callers wait for a free
+    connection instead of failing)."""
+
+
+def sentinel_addresses(spec: str) -> list[tuple[str, int]]:
+    """ "host:port,host:port" as (host, port) pairs; a bad entry is a configuration error."""
+    found: list[tuple[str, int]] = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        host, _, port = part.rpartition(":")
+        if not host or not port.isdigit():
+            raise AutoresponderError(f"AUTORESPONDER_REDIS_SENTINELS: {part!r} is not host:port")
+        found.append((host.strip("[]"), int(port)))
+    if not found:
+        raise AutoresponderError("AUTORESPONDER_REDIS_SENTINELS names no sentinel")
+    return found
+
+
+def _sentinel_client(settings: Settings, options: dict[str, Any]) -> Redis:
+    assert settings.redis_sentinels
+    if settings.redis_url:
+        parsed = urlparse(settings.redis_url)
+        options["db"] = int((parsed.path or "/0").lstrip("/") or 0)
+        if parsed.password:
+            options["password"] = unquote(parsed.password)
+        if parsed.username:
+            options["username"] = unquote(parsed.username)
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel_addresses(settings.redis_sentinels),
+        sentinel_kwargs={"socket_connect_timeout": 2, "socket_timeout": 2},
     )
-    return Redis(connection_pool=pool)
+    client: Redis = sentinel.master_for(
+        settings.redis_sentinel_service, connection_pool_class=_BlockingSentinelPool, **options
+    )
+    return client
+
+
+async def close_redis(redis: Redis) -> None:
+    """Close the client's pool, and the sentinels' connections when it asks sentinels for the primary."""
+    manager = getattr(redis.connection_pool, "sentinel_manager", None)
+    await redis.aclose()
+    for sentinel in getattr(manager, "sentinels", []):
+        await sentinel.aclose()
 
 
 @asynccontextmanager
 async def running(settings: Settings, *, engine_token: str, channels: Iterable[Channel]) -> AsyncIterator[Container]:
     """Open Redis, the CRM and the engine client, start the desk's background work and the channels;
     stop and close them all on the way out."""
-    if not settings.redis_url:
+    if not settings.redis_url and not settings.redis_sentinels:
         raise AutoresponderError("AUTORESPONDER_REDIS_URL is not set; start the stack with `autoresponder up`")
     redis = connect_redis(settings)
     await redis.ping()
@@ -235,5 +286,5 @@ async def running(settings: Settings, *, engine_token: str, channels: Iterable[C
             await channel.stop()
         await container.events.stop()
         await engine.close()
-        await redis.aclose()
+        await close_redis(redis)
         crm.close()

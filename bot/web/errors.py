@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bot import metrics
 from bot.accounts.records import (
     AccountExists,
     AccountLocked,
@@ -68,6 +69,7 @@ def install(app: FastAPI) -> None:
 async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
     """Redis restarting or unreachable: nothing was accepted; the caller retries (503, not a crash)."""
     log.warning("Redis unavailable for %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+    metrics.DEPENDENCY_ERRORS.labels("redis").inc()
     return JSONResponse(
         {"detail": "storage is unavailable for a moment; try again shortly"},
         status_code=503,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot import safejson
+from bot import metrics, safejson
 from bot.errors import BadInput
 
 # The API docs pages run Swagger UI and ReDoc from the app's own files (fastapi-offline). This policy
@@ -129,7 +130,7 @@ class BodyGuard:
             try:
                 safejson.loads(body)
             except BadInput as exc:
-                await _refuse(send, 400, exc.code, exc.message)
+                await _refuse(send, 422, exc.code, exc.message)  # a malformed body, as the contract says
                 return
         replayed = False
 
@@ -153,3 +154,33 @@ async def _refuse(send: Send, status: int, code: str, message: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class RequestMetrics:
+    """Times every HTTP request into the request histogram, labelled by the route's template
+    (`/agent/conversations/{conv_id}`), never the raw path, so a stranger cannot create series."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass through; observe the duration and status class when the response starts."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500  # an exception before the response started is answered as a 500 further out
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            metrics.HTTP.labels(scope.get("method", ""), route, metrics.status_class(status)).observe(
+                time.perf_counter() - start
+            )

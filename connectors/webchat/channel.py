@@ -23,7 +23,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSock
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from pydantic import BaseModel, Field, ValidationError
 
-from bot import safejson
+from bot import metrics, safejson
 from bot.conversations.channels import Channel, ChannelContext
 from bot.conversations.events import RESYNC
 from bot.conversations.messages import InboundMessage, OutboundMessage
@@ -401,11 +401,13 @@ class Admission:
             return "too many chat connections from your address"
         self._open += 1
         self._by_ip[ip] = self._by_ip.get(ip, 0) + 1
+        metrics.WEBCHAT_CONNECTIONS.inc()
         return None
 
     def leave(self, ip: str) -> None:
         """A counted connection closed."""
         self._open -= 1
+        metrics.WEBCHAT_CONNECTIONS.dec()
         left = self._by_ip.get(ip, 1) - 1
         if left:
             self._by_ip[ip] = left

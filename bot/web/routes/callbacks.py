@@ -9,9 +9,11 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundException
 
+from bot import metrics
 from bot.engine.contract import EngineReply
 from bot.engine.nlg import render_nlg
 from bot.errors import TemplateError
+from bot.web.container import Container
 from bot.web.deps import ContainerDep, engine_token
 
 log = logging.getLogger(__name__)
@@ -22,6 +24,11 @@ router = APIRouter(prefix="/webhooks", include_in_schema=False, dependencies=[De
 @router.post("/nlg")
 async def nlg(request: Request, c: ContainerDep) -> JSONResponse:
     """Rasa's NLG callback: render responses/<name>.yml for the message's channel and locale."""
+    with metrics.timed("nlg_callback"):
+        return await _nlg(request, c)
+
+
+async def _nlg(request: Request, c: Container) -> JSONResponse:
     body: Any = await request.json()
     if not isinstance(body, dict):
         raise HTTPException(status_code=422, detail="an NLG request is a JSON object")
@@ -38,6 +45,11 @@ async def nlg(request: Request, c: ContainerDep) -> JSONResponse:
 @router.post("/actions")
 async def actions(request: Request, c: ContainerDep) -> JSONResponse:
     """Rasa's action-server callback, run by rasa-sdk's executor inside the app."""
+    with metrics.timed("action_callback"):
+        return await _actions(request, c)
+
+
+async def _actions(request: Request, c: Container) -> JSONResponse:
     body = await request.json()
     try:
         result = await c.executor.run(body)

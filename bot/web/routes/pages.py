@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hmac
 from collections.abc import Awaitable
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+
+from bot import metrics
+from bot.conversations.model import SKILLS
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 # The agent console runs only its own script and stylesheet and talks only to this app: no inline
@@ -102,3 +107,20 @@ async def livez() -> Response:
     """Liveness: the process serves requests (restart it when this fails; Redis or the engine being down
     is not a reason to)."""
     return JSONResponse({"alive": True})
+
+
+@router.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+async def prometheus_metrics(request: Request) -> Response:
+    """Prometheus metrics of this process (text format); with `AUTORESPONDER_METRICS_TOKEN` set, only
+    for `Authorization: Bearer <that token>`."""
+    expected = getattr(request.app.state, "metrics_token", None)
+    if expected:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+            return JSONResponse({"detail": "a valid metrics token is required"}, status_code=401)
+    found = getattr(request.app.state, "container", None)
+    if found is not None:
+        for skill in SKILLS:
+            with contextlib.suppress(Exception):  # a scrape while Redis is down still shows the rest
+                metrics.QUEUE_LENGTH.labels(str(skill)).set(await found.store.queue_length(skill))
+    return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)

@@ -178,3 +178,31 @@ def test_the_grace_period_leaves_a_live_processor_time() -> None:
     assert RECOVERY_GRACE_SECONDS >= 10
     assert Settings(_env_file=None).recovery_interval_seconds <= 5  # type: ignore[call-arg]
     assert PENDING and keys.inbox_pending()
+
+
+async def test_a_retry_answered_by_another_process_first_gives_the_first_caller_that_answer(
+    redis: TextRedis, crm: CRM, engine: StubEngine
+) -> None:
+    # Two replicas: the first accepts the message; before it takes the lease, the client's retry reaches
+    # the second, which finds the message unleased and answers it. The first must return that answer.
+    first, second = in_process(redis, crm, engine), in_process(redis, crm, engine)
+    lease = first.router.inbox.lease
+    gate = asyncio.Event()
+
+    async def late_lease(message_id: str, owner: str) -> bool:
+        await gate.wait()
+        return await lease(message_id, owner)
+
+    first.router.inbox.lease = late_lease  # type: ignore[method-assign]
+    engine.delay = 0.5
+    original = asyncio.create_task(first.router.handle(said("race", "问题", "k-race")))
+    await asyncio.sleep(0.2)  # accepted by the first, which waits before leasing
+    retry = asyncio.create_task(second.router.handle(said("race", "问题", "k-race")))
+    await asyncio.sleep(0.2)  # the second holds the lease and is asking the engine
+    gate.set()
+    answered, again = await original, await retry
+    assert [r.text for r in answered.replies] == ["answer to: 问题"]
+    assert [r.text for r in again.replies] == ["answer to: 问题"]
+    assert not answered.pending and not answered.duplicate
+    assert engine.calls == 1
+    assert await bot_texts(first, answered.conversation.id) == ["answer to: 问题"]

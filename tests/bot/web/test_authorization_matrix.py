@@ -48,6 +48,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/redoc"): "public",
     ("GET", "/healthz"): "public",
     ("GET", "/livez"): "public",
+    ("GET", "/metrics"): "public",
     # The web chat's HTTP transport: customers' browsers, identified by the session token in the request.
     ("POST", "/channels/webchat/http/hello"): "public",
     ("POST", "/channels/webchat/http/frames"): "public",
