@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from rasa_sdk import Tracker
 
 from bot.access.state import OrderAccess
+from bot.crm.directory import AsyncCRM
 from bot.crm.records import SHOP_TZ
 from bot.crm.repository import CRM
+from bot.engine.contract import MessageMetadata
 
 
 def _shop_today() -> dt.date:
@@ -31,6 +32,11 @@ class ActionServices:
     # The shop's calendar day; tests pin it so warranty answers are stable.
     today: Callable[[], dt.date] = field(default=_shop_today)
 
+    @property
+    def shop(self) -> AsyncCRM:
+        """The CRM as the actions' event loop uses it (its calls run in worker threads)."""
+        return AsyncCRM(self.crm)
+
 
 _services: ActionServices | None = None
 
@@ -48,18 +54,18 @@ def services() -> ActionServices:
     return _services
 
 
-def message_metadata(tracker: Tracker) -> dict[str, Any]:
-    """Metadata the app attached to the customer's latest message (channel, locale, customer id)."""
+def message_metadata(tracker: Tracker) -> MessageMetadata:
+    """Metadata the app attached to the customer's latest message (channel, locale, customer id, VIP), read
+    by the wire contract the app writes it with."""
     for event in reversed(tracker.events):
         if event.get("event") == "user":
-            meta = event.get("metadata") or {}
-            return meta if isinstance(meta, dict) else {}
-    return {}
+            return MessageMetadata.from_wire(event.get("metadata"))
+    return MessageMetadata.from_wire(None)
 
 
 def message_locale(tracker: Tracker) -> str:
     """The locale the app resolved for the customer's latest message."""
-    return str(message_metadata(tracker).get("locale") or "zh-CN")
+    return message_metadata(tracker).locale
 
 
 def latest_text(tracker: Tracker) -> str:

@@ -13,6 +13,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.deps import latest_intent, message_metadata
+from bot.engine.contract import HandoffRequest
 
 
 def user_intents(tracker: Tracker) -> list[str]:
@@ -39,7 +40,7 @@ def summarise(tracker: Tracker, reason: str) -> str:
     parts = [f"Handoff reason: {reason}.", f"Customer intents: {', '.join(intents) or 'none'}."]
     if order_id:
         parts.append(f"Order: {order_id}.")
-    if message_metadata(tracker).get("vip"):
+    if message_metadata(tracker).vip:
         parts.append("VIP customer.")
     if sentiment is not None:
         parts.append(f"Latest message anger score: {float(sentiment):.2f}.")
@@ -61,11 +62,11 @@ class ActionHandoff(Action):
         """Emit the handoff acknowledgement with reason, skill, priority and summary."""
         fallback = "requested" if latest_intent(tracker) == "request_human" else "followups"
         reason = str(tracker.get_slot("handoff_reason") or fallback)
-        handoff = {
-            "reason": reason,
-            "skill": str(tracker.get_slot("handoff_skill") or "general"),
-            "priority": int(float(tracker.get_slot("handoff_priority") or 1)),
-            "summary": summarise(tracker, reason),
-        }
-        dispatcher.utter_message(response="utter_handoff", json_message={"handoff": handoff})
+        handoff = HandoffRequest(
+            reason=reason,
+            skill=str(tracker.get_slot("handoff_skill") or "general"),
+            priority=int(float(tracker.get_slot("handoff_priority") or 1)),
+            summary=summarise(tracker, reason),
+        )
+        dispatcher.utter_message(response="utter_handoff", json_message=handoff.to_custom())
         return []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -42,11 +41,11 @@ async def lookup_order(
     if not order_id:
         dispatcher.utter_message(response="utter_ask_order_id")
         return None, [SlotSet("pending_action", pending)]
-    order = await asyncio.to_thread(services().crm.get_order, order_id)
+    order = await services().shop.order(order_id)
     if order is None:
         dispatcher.utter_message(response="utter_order_not_found", order_id=order_id)
         return None, [SlotSet("order_id", None), SlotSet("pending_action", pending)]
-    owner = message_metadata(tracker).get("customer_id")
+    owner = message_metadata(tracker).customer_id
     if owner and order.customer_id != owner:
         # An identified customer asking about someone else's order learns nothing about it.
         dispatcher.utter_message(response="utter_order_not_yours", order_id=order_id)
@@ -85,34 +84,6 @@ class ActionOrderStatus(Action):
         """Answer with the order's status, or ask for the order id."""
         order, events = await lookup_order(dispatcher, tracker, self.name())
         if order is not None:
-            locale = message_metadata(tracker).get("locale")
+            locale = message_metadata(tracker).locale
             dispatcher.utter_message(response="utter_order_status", **order_arguments(order, locale))
         return events
-
-
-class ActionInform(Action):
-    """The customer gave data (an order id): resume the question that was waiting for it."""
-
-    def name(self) -> str:
-        """Action name in the domain."""
-        return "action_inform"
-
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        """Run the pending action, or treat an order id on its own as an order-status question."""
-        pending = tracker.get_slot("pending_action") or "action_order_status"
-        action = _actions_waiting_for_order().get(str(pending), ActionOrderStatus)()
-        events: list[EventType] = await action.run(dispatcher, tracker, domain)
-        return events
-
-
-def _actions_waiting_for_order() -> dict[str, type[Action]]:
-    # Imported here: those modules import this one for lookup_order.
-    from actions.after_sales import ActionRefundStatus, ActionRepair, ActionReturnExchange, ActionWarranty
-    from actions.billing import ActionInvoice, ActionPaymentIssue
-    from actions.order_changes import ActionCancelOrder, ActionChangeAddress
-
-    classes: list[type[Action]] = [
-        ActionOrderStatus, ActionRefundStatus, ActionWarranty, ActionRepair, ActionReturnExchange,
-        ActionChangeAddress, ActionCancelOrder, ActionInvoice, ActionPaymentIssue,
-    ]  # fmt: skip
-    return {cls().name(): cls for cls in classes}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -35,7 +34,7 @@ class ActionProductInquiry(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         """The named product's facts, or the catalogue when none is named."""
         locale = message_locale(tracker)
-        products = await asyncio.to_thread(services().crm.list_products)
+        products = await services().shop.products()
         mentioned = " ".join([latest_text(tracker), *map(str, tracker.get_latest_entity_values("product"))])
         product = match_product(products, mentioned)
         if product is None:

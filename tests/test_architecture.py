@@ -13,7 +13,7 @@ import grimp
 
 from bot.settings import PROJECT_ROOT
 
-PACKAGES = ("bot", "connectors")
+PACKAGES = ("bot", "connectors", "actions")
 
 
 def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:

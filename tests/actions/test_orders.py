@@ -12,7 +12,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.deps import ActionServices, configure
 from actions.handoff import ActionHandoff
-from actions.orders import ActionInform, ActionOrderStatus
+from actions.orders import ActionOrderStatus
+from actions.resume import ActionInform
 from bot.access.state import OrderAccess
 from bot.crm.repository import CRM
 from tests.conftest import TextRedis
