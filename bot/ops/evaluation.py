@@ -140,16 +140,7 @@ def report(metrics: dict[str, Any], found: list[Target]) -> str:
     ]
     lines += ["| script | n | accuracy |", "|---|---|---|"]
     lines += [f"| {s} | {v['n']} | {v['accuracy']:.3f} |" for s, v in nlu["per_script"].items()]
-    lines += ["", "| intent | support | precision | recall | F1 |", "|---|---|---|---|---|"]
-    lines += [
-        f"| {name} | {v['support']} | {v['precision']:.2f} | {v['recall']:.2f} | {v['f1']:.2f} |"
-        for name, v in sorted(nlu["per_intent"].items())
-    ]
-    lines += ["", "| entity | support | precision | recall | F1 |", "|---|---|---|---|---|"]
-    lines += [
-        f"| {name} | {v['support']} | {v['precision']:.2f} | {v['recall']:.2f} | {v['f1']:.2f} |"
-        for name, v in sorted(nlu["entities"].items())
-    ]
+    lines += ["", *f1_table("intent", nlu["per_intent"]), "", *f1_table("entity", nlu["entities"])]
     lines += dev_report(metrics.get("dev"), nlu)
     sentiment = metrics["sentiment"]
     lines += [
@@ -211,17 +202,14 @@ def dev_report(dev: dict[str, Any] | None, held_out: dict[str, Any]) -> list[str
         f"| fallback | {held_out.get('fallback', 0.0):.3f} | {dev['fallback']:.3f} |",
         f"| out-of-scope recall | {h_oos:.3f} | {d_oos:.3f} |",
         f"| macro-F1 | {held_out['macro_f1']:.3f} | {dev['macro_f1']:.3f} |",
-        "",
-        "| intent (dev) | support | precision | recall | F1 |",
-        "|---|---|---|---|---|",
     ]
-    lines += [
+    return [*lines, "", *f1_table("intent (dev)", dev["per_intent"]), "", *f1_table("entity (dev)", dev["entities"])]
+
+
+def f1_table(label: str, scores: dict[str, dict[str, float]]) -> list[str]:
+    """A markdown table of support, precision, recall and F1 per label."""
+    lines = [f"| {label} | support | precision | recall | F1 |", "|---|---|---|---|---|"]
+    return lines + [
         f"| {name} | {v['support']} | {v['precision']:.2f} | {v['recall']:.2f} | {v['f1']:.2f} |"
-        for name, v in sorted(dev["per_intent"].items())
+        for name, v in sorted(scores.items())
     ]
-    lines += ["", "| entity (dev) | support | precision | recall | F1 |", "|---|---|---|---|---|"]
-    lines += [
-        f"| {name} | {v['support']} | {v['precision']:.2f} | {v['recall']:.2f} | {v['f1']:.2f} |"
-        for name, v in sorted(dev["entities"].items())
-    ]
-    return lines
