@@ -110,6 +110,14 @@ def confusion_png(
     plt.close(fig)
 
 
+def classifier_confidence(parsed: dict[str, Any]) -> float:
+    """The classifier's confidence in its best intent, also when the fallback replaced it (for threshold studies)."""
+    for entry in parsed.get("intent_ranking") or []:
+        if entry.get("name") != "nlu_fallback":
+            return float(entry.get("confidence") or 0.0)
+    return 0.0
+
+
 async def evaluate_nlu(
     agent: Any, test_file: Path, out: Path, png: str = "intent_confusion_matrix.png", title: str | None = None
 ) -> dict[str, Any]:
@@ -127,6 +135,7 @@ async def evaluate_nlu(
     gold_entities: list[tuple[str, str, str]] = []
     pred_entities: list[tuple[str, str, str]] = []
     errors = []
+    confidences: list[float] = []
     latencies = []
     for n, example in enumerate(data.intent_examples):
         text = example.get("text")
@@ -135,6 +144,7 @@ async def evaluate_nlu(
         latencies.append(time.perf_counter() - started)
         expected = example.get("intent")
         predicted = (parsed.get("intent") or {}).get("name") or "nlu_fallback"
+        confidences.append(classifier_confidence(parsed))
         gold.append(expected)
         pred.append(predicted)
         scripts.append(script_of(text))
@@ -194,6 +204,10 @@ async def evaluate_nlu(
         },
         "errors": errors,
         "intent_counts": dict(Counter(gold)),
+        "predictions": [
+            {"expected": g, "predicted": p, "confidence": round(c, 4)}
+            for g, p, c in zip(gold, pred, confidences, strict=False)
+        ],
     }
 
 
