@@ -60,10 +60,14 @@ class ScriptNormalizer(GraphComponent):
         return cls()
 
     @staticmethod
-    def _normalise(message: Message) -> None:
+    def rewrite(text: str) -> str:
+        """The text the rest of the pipeline reads, of the same length (entity offsets stay valid)."""
+        return to_simplified_same_length(text)
+
+    def _normalise(self, message: Message) -> None:
         text = message.get(TEXT)
         if isinstance(text, str) and text:
-            message.set(TEXT, to_simplified_same_length(text))
+            message.set(TEXT, self.rewrite(text))
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         """Normalise every training example."""
@@ -158,44 +162,15 @@ def blank_courtesy(text: str) -> str:
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False)
-class CourtesyStripper(GraphComponent):
+class CourtesyStripper(ScriptNormalizer):
     """Folds full-width ASCII, blanks links and the greeting and thanks around a request, to classify the request.
 
     "在吗 亲 发票开错了能重开吗" is then classified as "发票开错了能重开吗". The characters are replaced by
     spaces, not removed, so entity offsets stay valid; put it after the SentimentScorer, which should
-    still see the whole message as it was written.
+    still see the whole message as it was written. Training examples are rewritten the same way.
     """
 
     @staticmethod
-    def get_default_config() -> dict[str, Any]:
-        """No options."""
-        return {}
-
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> CourtesyStripper:
-        """Create the component."""
-        return cls()
-
-    @staticmethod
-    def _strip(message: Message) -> None:
-        text = message.get(TEXT)
-        if isinstance(text, str) and text:
-            message.set(TEXT, blank_courtesy(blank_links(to_half_width(text))))
-
-    def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        """Strip every training example the same way."""
-        for example in training_data.training_examples:
-            self._strip(example)
-        return training_data
-
-    def process(self, messages: list[Message]) -> list[Message]:
-        """Strip incoming messages."""
-        for message in messages:
-            self._strip(message)
-        return messages
+    def rewrite(text: str) -> str:
+        """Half-width, links blanked, courtesy around a request blanked; same length."""
+        return blank_courtesy(blank_links(to_half_width(text)))
