@@ -1,4 +1,4 @@
-"""`autoresponder eval`: held-out NLU test, conversation tests, sentiment test, one report."""
+"""`autoresponder eval`: held-out NLU test, development set, conversation tests, sentiment test, one report."""
 
 from __future__ import annotations
 
@@ -11,6 +11,11 @@ from typing import Any
 from bot.ops.stack import engine_env, rasa_bin
 from bot.settings import PROJECT_ROOT, Settings
 
+DEV_SET = PROJECT_ROOT / "tests" / "nlu" / "dev" / "customers.yml"
+# The development-set targets of issue 10 are reported but do not fail `make eval` until the model
+# reaches them; switch this on once they pass, so that they guard against regressions from then on.
+DEV_TARGETS_GATE = False
+
 
 @dataclass(frozen=True)
 class Target:
@@ -19,11 +24,40 @@ class Target:
     name: str
     value: float
     minimum: float
+    # A maximum instead of a minimum: the value must stay at or below the bound.
+    at_most: bool = False
+    # A gate fails `make eval` when it is not met; other targets are only reported.
+    gate: bool = True
 
     @property
     def met(self) -> bool:
         """Whether the measured value reaches the target."""
-        return self.value >= self.minimum
+        return self.value <= self.minimum if self.at_most else self.value >= self.minimum
+
+    @property
+    def bound(self) -> str:
+        """The target as written in the report: `≥ 0.95` or `≤ 0.03`."""
+        return f"{'≤' if self.at_most else '≥'} {self.minimum:.2f}"
+
+    @property
+    def verdict(self) -> str:
+        """`ok`, `UNDER TARGET` for a failed gate, `target not met` for a reported-only target."""
+        if self.met:
+            return "ok"
+        return "UNDER TARGET" if self.gate else "target not met"
+
+
+def dev_targets(dev: dict[str, Any], gate: bool = DEV_TARGETS_GATE) -> list[Target]:
+    """Issue 10's targets on the development set of realistic customer text."""
+    return [
+        Target("dev: intent accuracy, overall", dev["accuracy"], 0.92, gate=gate),
+        *(
+            Target(f"dev: intent accuracy, {script}", v["accuracy"], 0.90, gate=gate)
+            for script, v in dev["per_script"].items()
+        ),
+        Target("dev: wrong FAQ answer (wrong, not fallback)", dev["wrong_answer"], 0.03, at_most=True, gate=gate),
+        Target("dev: out-of-scope recall", dev["out_of_scope"]["recall"], 0.95, gate=gate),
+    ]
 
 
 def targets(metrics: dict[str, Any]) -> list[Target]:
@@ -48,6 +82,8 @@ def targets(metrics: dict[str, Any]) -> list[Target]:
     core = metrics.get("conversation_tests")
     if core is not None:
         found.append(Target("conversation tests passed", 1.0 if core["passed"] else 0.0, 1.0))
+    if metrics.get("dev"):
+        found += dev_targets(metrics["dev"])
     return found
 
 
@@ -57,6 +93,7 @@ def run_nlu_and_sentiment(settings: Settings, model: Path, out: Path) -> dict[st
     cmd = [
         str(settings.engine_dir / ".venv" / "bin" / "python"), "-m", "ar_engine.evaluate",
         "--model", str(model), "--nlu-test", str(PROJECT_ROOT / "tests" / "nlu" / "test_nlu.yml"),
+        "--dev-test", str(DEV_SET),
         "--sentiment-test", str(PROJECT_ROOT / "tests" / "sentiment" / "cs_messages.tsv"),
         "--sentiment-threshold", str(settings.sentiment_threshold), "--out", str(out),
     ]  # fmt: skip
@@ -88,10 +125,13 @@ def report(metrics: dict[str, Any], found: list[Target]) -> str:
         "",
         "## Targets",
         "",
-        "| target | measured | minimum | met |",
+        "| target | measured | target | met |",
         "|---|---|---|---|",
     ]
-    lines += [f"| {t.name} | {t.value:.3f} | {t.minimum:.2f} | {'yes' if t.met else '**NO**'} |" for t in found]
+    met = {True: "yes", False: "**NO**"}
+    lines += [f"| {t.name} | {t.value:.3f} | {t.bound} | {met[t.met] if t.gate else t.verdict} |" for t in found]
+    if any(not t.gate for t in found):
+        lines += ["", "Development-set targets are reported only (`DEV_TARGETS_GATE` in `bot/ops/evaluation.py`)."]
     lines += [
         "",
         f"Held-out NLU test: {nlu['n']} utterances; macro-F1 {nlu['macro_f1']:.3f}; parse latency "
@@ -100,16 +140,8 @@ def report(metrics: dict[str, Any], found: list[Target]) -> str:
     ]
     lines += ["| script | n | accuracy |", "|---|---|---|"]
     lines += [f"| {s} | {v['n']} | {v['accuracy']:.3f} |" for s, v in nlu["per_script"].items()]
-    lines += ["", "| intent | support | precision | recall | F1 |", "|---|---|---|---|---|"]
-    lines += [
-        f"| {name} | {v['support']} | {v['precision']:.2f} | {v['recall']:.2f} | {v['f1']:.2f} |"
-        for name, v in sorted(nlu["per_intent"].items())
-    ]
-    lines += ["", "| entity | support | precision | recall | F1 |", "|---|---|---|---|---|"]
-    lines += [
-        f"| {name} | {v['support']} | {v['precision']:.2f} | {v['recall']:.2f} | {v['f1']:.2f} |"
-        for name, v in sorted(nlu["entities"].items())
-    ]
+    lines += ["", *f1_table("intent", nlu["per_intent"]), "", *f1_table("entity", nlu["entities"])]
+    lines += dev_report(metrics.get("dev"), nlu)
     sentiment = metrics["sentiment"]
     lines += [
         "",
@@ -137,4 +169,47 @@ def report(metrics: dict[str, Any], found: list[Target]) -> str:
     lines += ["", "## Misclassified held-out utterances", ""]
     lines += [f"- {e['expected']} → {e['predicted']}: {e['text']}" for e in nlu["errors"]] or ["none"]
     lines += ["", "![confusion matrix](intent_confusion_matrix.png)", ""]
+    dev = metrics.get("dev")
+    if dev:
+        lines += ["## Misclassified development-set utterances", ""]
+        lines += [
+            f"- {e['expected']} → {e['predicted']} ({e['confidence'] or 0:.2f}): {e['text']}" for e in dev["errors"]
+        ] or ["none"]
+        lines += ["", "![confusion matrix](dev_confusion_matrix.png)", ""]
     return "\n".join(lines)
+
+
+def dev_report(dev: dict[str, Any] | None, held_out: dict[str, Any]) -> list[str]:
+    """The development set beside the held-out set: accuracy per script, wrong answers, out of scope."""
+    if not dev:
+        return []
+    lines = [
+        "",
+        "## Development set (realistic customer text) beside the held-out set",
+        "",
+        "| measure | held-out | development |",
+        "|---|---|---|",
+        f"| utterances | {held_out['n']} | {dev['n']} |",
+        f"| intent accuracy, overall | {held_out['accuracy']:.3f} | {dev['accuracy']:.3f} |",
+    ]
+    lines += [
+        f"| intent accuracy, {script} | {held_out['per_script'][script]['accuracy']:.3f} | {v['accuracy']:.3f} |"
+        for script, v in dev["per_script"].items()
+    ]
+    h_oos, d_oos = held_out["out_of_scope"].get("recall", 0.0), dev["out_of_scope"]["recall"]
+    lines += [
+        f"| wrong FAQ answer | {held_out.get('wrong_answer', 0.0):.3f} | {dev['wrong_answer']:.3f} |",
+        f"| fallback | {held_out.get('fallback', 0.0):.3f} | {dev['fallback']:.3f} |",
+        f"| out-of-scope recall | {h_oos:.3f} | {d_oos:.3f} |",
+        f"| macro-F1 | {held_out['macro_f1']:.3f} | {dev['macro_f1']:.3f} |",
+    ]
+    return [*lines, "", *f1_table("intent (dev)", dev["per_intent"]), "", *f1_table("entity (dev)", dev["entities"])]
+
+
+def f1_table(label: str, scores: dict[str, dict[str, float]]) -> list[str]:
+    """A markdown table of support, precision, recall and F1 per label."""
+    lines = [f"| {label} | support | precision | recall | F1 |", "|---|---|---|---|---|"]
+    return lines + [
+        f"| {name} | {v['support']} | {v['precision']:.2f} | {v['recall']:.2f} | {v['f1']:.2f} |"
+        for name, v in sorted(scores.items())
+    ]

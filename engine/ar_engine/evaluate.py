@@ -69,7 +69,9 @@ def entity_f1(gold: Iterable[tuple[str, str, str]], pred: Iterable[tuple[str, st
     return {"precision": precision, "recall": recall, "f1": f1, "support": len(g)}
 
 
-def confusion_png(gold: Sequence[str], pred: Sequence[str], path: Path) -> None:
+def confusion_png(
+    gold: Sequence[str], pred: Sequence[str], path: Path, title: str = "Intent confusion matrix (held-out test set)"
+) -> None:
     """Write a confusion-matrix heat map."""
     import matplotlib
 
@@ -102,14 +104,28 @@ def confusion_png(gold: Sequence[str], pred: Sequence[str], path: Path) -> None:
                 )
     ax.set_xlabel("predicted")
     ax.set_ylabel("expected")
-    ax.set_title("Intent confusion matrix (held-out test set)")
+    ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-async def evaluate_nlu(agent: Any, test_file: Path, out: Path) -> dict[str, Any]:
-    """Parse every held-out example and score intents, scripts and entities."""
+def classifier_confidence(parsed: dict[str, Any]) -> float:
+    """The classifier's confidence in its best intent, also when the fallback replaced it (for threshold studies)."""
+    for entry in parsed.get("intent_ranking") or []:
+        if entry.get("name") != "nlu_fallback":
+            return float(entry.get("confidence") or 0.0)
+    return 0.0
+
+
+async def evaluate_nlu(
+    agent: Any, test_file: Path, out: Path, png: str = "intent_confusion_matrix.png", title: str | None = None
+) -> dict[str, Any]:
+    """Parse every example of a test file and score intents, scripts, entities and wrong answers.
+
+    `wrong_answer` is the share of messages given a wrong intent that is not a fallback (the customer
+    gets a wrong FAQ answer); `out_of_scope.recall` counts a fallback as a correct outcome.
+    """
     from rasa.shared.nlu.training_data.loading import load_data
 
     data = load_data(str(test_file))
@@ -119,6 +135,7 @@ async def evaluate_nlu(agent: Any, test_file: Path, out: Path) -> dict[str, Any]
     gold_entities: list[tuple[str, str, str]] = []
     pred_entities: list[tuple[str, str, str]] = []
     errors = []
+    confidences: list[float] = []
     latencies = []
     for n, example in enumerate(data.intent_examples):
         text = example.get("text")
@@ -127,6 +144,7 @@ async def evaluate_nlu(agent: Any, test_file: Path, out: Path) -> dict[str, Any]
         latencies.append(time.perf_counter() - started)
         expected = example.get("intent")
         predicted = (parsed.get("intent") or {}).get("name") or "nlu_fallback"
+        confidences.append(classifier_confidence(parsed))
         gold.append(expected)
         pred.append(predicted)
         scripts.append(script_of(text))
@@ -144,10 +162,15 @@ async def evaluate_nlu(agent: Any, test_file: Path, out: Path) -> dict[str, Any]
     # Out of scope answered as fallback is a correct outcome: the assistant does not answer a wrong FAQ.
     scored = [p if not (g == "out_of_scope" and p in FALLBACK_OK) else g for g, p in zip(gold, pred, strict=False)]
     correct = [g == p for g, p in zip(gold, scored, strict=False)]
+    wrong = [not c and p != "nlu_fallback" for c, p in zip(correct, pred, strict=False)]
     per_script = {}
     for script in ("zh-CN", "zh-TW", "en"):
         idx = [i for i, s in enumerate(scripts) if s == script]
-        per_script[script] = {"accuracy": sum(correct[i] for i in idx) / len(idx) if idx else 0.0, "n": len(idx)}
+        per_script[script] = {
+            "accuracy": sum(correct[i] for i in idx) / len(idx) if idx else 0.0,
+            "wrong_answer": sum(wrong[i] for i in idx) / len(idx) if idx else 0.0,
+            "n": len(idx),
+        }
     per_intent = f1_scores(gold, scored)
     macro_f1 = sum(v["f1"] for k, v in per_intent.items() if v["support"]) / max(
         1, sum(1 for v in per_intent.values() if v["support"])
@@ -159,7 +182,7 @@ async def evaluate_nlu(agent: Any, test_file: Path, out: Path) -> dict[str, Any]
         )
     oos = [i for i, g in enumerate(gold) if g == "out_of_scope"]
     answered_wrong_faq = [i for i in oos if pred[i] not in FALLBACK_OK]
-    confusion_png(gold, scored, out / "intent_confusion_matrix.png")
+    confusion_png(gold, scored, out / png, *([title] if title else []))
     latencies.sort()
     return {
         "n": len(gold),
@@ -168,13 +191,23 @@ async def evaluate_nlu(agent: Any, test_file: Path, out: Path) -> dict[str, Any]
         "per_script": per_script,
         "per_intent": per_intent,
         "entities": entities,
-        "out_of_scope": {"n": len(oos), "answered_as_faq": len(answered_wrong_faq)},
+        "wrong_answer": sum(wrong) / len(wrong) if wrong else 0.0,
+        "fallback": sum(p == "nlu_fallback" for p in pred) / len(pred) if pred else 0.0,
+        "out_of_scope": {
+            "n": len(oos),
+            "answered_as_faq": len(answered_wrong_faq),
+            "recall": 1.0 - len(answered_wrong_faq) / len(oos) if oos else 0.0,
+        },
         "parse_latency_ms": {
             "p50": 1000 * latencies[len(latencies) // 2],
             "p95": 1000 * latencies[int(len(latencies) * 0.95)],
         },
         "errors": errors,
         "intent_counts": dict(Counter(gold)),
+        "predictions": [
+            {"expected": g, "predicted": p, "confidence": round(c, 4)}
+            for g, p, c in zip(gold, pred, confidences, strict=False)
+        ],
     }
 
 
@@ -234,18 +267,27 @@ async def evaluate_all(args: argparse.Namespace) -> dict[str, Any]:
 
     agent = Agent.load(args.model)
     metrics: dict[str, Any] = {"nlu": await evaluate_nlu(agent, args.nlu_test, args.out)}
-    metrics["sentiment"] = await evaluate_sentiment(agent, args.sentiment_test, args.sentiment_threshold)
+    dev: Path | None = args.dev_test
+    if dev is not None:
+        title = "Intent confusion matrix (development set)"
+        metrics["dev"] = await evaluate_nlu(agent, dev, args.out, "dev_confusion_matrix.png", title)
+    if args.sentiment_test is not None:
+        metrics["sentiment"] = await evaluate_sentiment(agent, args.sentiment_test, args.sentiment_threshold)
     chn: Path | None = args.chnsenticorp
     metrics["chnsenticorp"] = await evaluate_chnsenticorp(agent, chn) if chn and chn.exists() else None
     return metrics
 
 
 def main() -> None:
-    """Entry point: `python -m ar_engine.evaluate --model M --nlu-test F --sentiment-test F --out DIR`."""
+    """Entry point: `python -m ar_engine.evaluate --model M --nlu-test F [--dev-test F] [--sentiment-test F] --out DIR`.
+
+    Without `--sentiment-test` only the NLU sets are scored (the fast path while tuning).
+    """
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True)
     parser.add_argument("--nlu-test", type=Path, required=True)
-    parser.add_argument("--sentiment-test", type=Path, required=True)
+    parser.add_argument("--dev-test", type=Path, default=None, help="development set, scored beside --nlu-test")
+    parser.add_argument("--sentiment-test", type=Path, default=None)
     parser.add_argument("--sentiment-threshold", type=float, default=0.5)
     parser.add_argument("--chnsenticorp", type=Path, default=None)
     parser.add_argument("--out", type=Path, required=True)

@@ -46,3 +46,41 @@ def test_entities_are_scored_on_the_customers_own_words() -> None:
     # The extractor saw the folded text and reports its value in simplified script; the span is what was written.
     assert surface(text, {"entity": "product", "value": "智慧手表S3", "start": 0, "end": 6}) == "智慧手錶s3"
     assert surface("where is dd202405001", {"entity": "order_id", "value": "DD202405001"}) == "dd202405001"
+
+
+def test_courtesy_around_a_request_is_blanked_with_offsets_kept() -> None:
+    from ar_engine.normalizer import blank_courtesy, to_half_width
+
+    text = "在吗 亲 发票开错了能重开吗"
+    blanked = blank_courtesy(text)
+    assert blanked.strip() == "发票开错了能重开吗"
+    assert len(blanked) == len(text) and blanked.index("发票") == text.index("发票")
+    assert blank_courtesy("hi there, i need to return these shoes").strip() == "i need to return these shoes"
+    assert blank_courtesy("麻烦帮我查下物流单号DD202405001，谢谢亲").strip() == "麻烦帮我查下物流单号DD202405001"
+    assert blank_courtesy("good morning, where is my parcel? thanks a lot").strip() == "where is my parcel"
+    # Nothing but courtesy, or too little left to be a request: the message stays as written.
+    for kept in (
+        "你好",
+        "你好，在吗",
+        "好的谢谢亲",
+        "hi",
+        "thanks so much",
+        "不用了谢谢",
+        "hey, u there?",
+        "亲自来取可以吗",
+    ):
+        assert blank_courtesy(kept) == kept
+    assert to_half_width("订单号：ＤＤ２０２４０５００８　ｈｉ") == "订单号:DD202405008 hi"
+
+
+def test_small_talk_praise_and_links() -> None:
+    from ar_engine.normalizer import blank_courtesy, blank_links
+
+    for kept in ("hey, how's it going", "您好，这里是客服吗", "你们效率真高，谢谢啦", "that's brilliant, thank you"):
+        assert blank_courtesy(kept) == kept
+    text = "https://item.jd.com/100023456.html 这个还有货吗"
+    assert blank_links(text).strip() == "这个还有货吗" and len(blank_links(text)) == len(text)
+    assert (
+        blank_links("链接https://m.tb.cn/h.abc这个有白色吗")
+        == "链接" + " " * len("https://m.tb.cn/h.abc") + "这个有白色吗"
+    )

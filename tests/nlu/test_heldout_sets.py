@@ -4,6 +4,11 @@ Both sets were written by hand independently of the training data; whoever adds 
 later must not copy (or re-type) a held-out text, or the evaluation stops measuring anything.
 Texts are compared after removing entity annotations, folding traditional to simplified character by
 character, lower-casing and dropping punctuation and spaces.
+
+The development set of realistic customer text (dev/customers.yml) is held to a stricter rule: besides
+exact copies, no dev text may be a near-duplicate of a training text (character-bigram Jaccard
+similarity of the comparison keys at or above NEAR_DUPLICATE), since it is the set that training-data
+changes are chosen on.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN_DIR = ROOT / "data" / "nlu"
 NLU_TEST = ROOT / "tests" / "nlu" / "test_nlu.yml"
+DEV_SET = ROOT / "tests" / "nlu" / "dev" / "customers.yml"
 SENTIMENT = ROOT / "tests" / "sentiment" / "cs_messages.tsv"
 SENTIMENT_TRAIN_DIR = ROOT / "data" / "sentiment"
 
@@ -31,6 +37,8 @@ CONTRACT_INTENTS = {
     "followup_unresolved", "inform", "out_of_scope",
 }  # fmt: skip
 BIGGER = {"order_status", "request_human", "followup_unresolved", "out_of_scope"}
+NEAR_DUPLICATE = 0.8
+DEV_SCRIPT_SHARES = {"zh-CN": (0.35, 0.45), "zh-TW": (0.25, 0.35), "en": (0.25, 0.35)}
 _ANNOTATION = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\})")
 
 
@@ -134,3 +142,63 @@ def test_held_out_sets_are_disjoint_from_sentiment_training_data() -> None:
     held_out = [r["text"] for r in sentiment_rows()] + [text for _, text in nlu_examples(NLU_TEST)]
     leaked = [f"{text!r} == {train[key(text)]}" for text in held_out if key(text) in train]
     assert leaked == [], "held-out texts found in data/sentiment:\n" + "\n".join(leaked)
+
+
+def bigrams(text_key: str) -> frozenset[str]:
+    """Character bigrams of a comparison key (the key itself when it is one character)."""
+    if len(text_key) < 2:
+        return frozenset({text_key})
+    return frozenset(text_key[i : i + 2] for i in range(len(text_key) - 1))
+
+
+def near_duplicates(texts: list[str], others: list[str], threshold: float) -> list[tuple[float, str, str]]:
+    """Pairs (similarity, text, other) whose bigram Jaccard similarity reaches the threshold."""
+    grams = [bigrams(key(o)) for o in others]
+    index: dict[str, set[int]] = {}
+    for n, gs in enumerate(grams):
+        for g in gs:
+            index.setdefault(g, set()).add(n)
+    found = []
+    for text in texts:
+        gs = bigrams(key(text))
+        candidates = set().union(*(index.get(g, set()) for g in gs))
+        for n in candidates:
+            similarity = len(gs & grams[n]) / len(gs | grams[n])
+            if similarity >= threshold:
+                found.append((similarity, text, others[n]))
+    return found
+
+
+def _script(text: str) -> str:
+    """ar_engine.evaluate.script_of without importing Rasa: zh-TW when folding changes a character."""
+    plain = _ANNOTATION.sub(lambda m: m.group(1), text)
+    if "".join(_fold_char(ch) for ch in plain) != plain:
+        return "zh-TW"
+    return "zh-CN" if re.search(r"[\u3400-\u9fff]", plain) else "en"
+
+
+def test_dev_set_shape() -> None:
+    examples = nlu_examples(DEV_SET)
+    assert len(examples) >= 700
+    assert {intent for intent, _ in examples} == CONTRACT_INTENTS
+    scripts = Counter(_script(text) for _, text in examples)
+    for script, (low, high) in DEV_SCRIPT_SHARES.items():
+        assert low <= scripts[script] / len(examples) <= high, (script, scripts)
+    keys = Counter(key(text) for _, text in examples)
+    assert [k for k, n in keys.items() if n > 1] == []
+
+
+def test_dev_set_is_disjoint_from_training_data() -> None:
+    train = training_keys()
+    dev = [text for _, text in nlu_examples(DEV_SET)]
+    leaked = [f"{text!r} == {train[key(text)]}" for text in dev if key(text) in train]
+    assert leaked == [], "dev texts found in data/nlu:\n" + "\n".join(leaked)
+    training_texts = [text for path in sorted(TRAIN_DIR.glob("*.yml")) for _, text in nlu_examples(path)]
+    near = near_duplicates(dev, training_texts, NEAR_DUPLICATE)
+    assert near == [], "dev texts near training texts:\n" + "\n".join(f"{s:.2f} {a!r} ~ {b!r}" for s, a, b in near)
+
+
+def test_dev_set_is_disjoint_from_held_out_set() -> None:
+    test = [text for _, text in nlu_examples(NLU_TEST)]
+    dev = [text for _, text in nlu_examples(DEV_SET)]
+    assert near_duplicates(dev, test, NEAR_DUPLICATE) == []

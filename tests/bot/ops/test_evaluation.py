@@ -1,0 +1,53 @@
+"""The evaluation's targets: development-set targets are reported, and gate only when switched on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.ops.evaluation import Target, dev_targets, report, targets
+
+
+def nlu_metrics(accuracy: float, wrong: float, oos_recall: float) -> dict[str, Any]:
+    """The shape ar_engine.evaluate writes for one NLU set."""
+    scores = {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 10}
+    return {
+        "n": 100,
+        "accuracy": accuracy,
+        "macro_f1": accuracy,
+        "per_script": {s: {"accuracy": accuracy, "wrong_answer": wrong, "n": 33} for s in ("zh-CN", "zh-TW", "en")},
+        "per_intent": {"request_human": scores, "followup_unresolved": scores},
+        "entities": {"order_id": scores},
+        "wrong_answer": wrong,
+        "fallback": 0.05,
+        "out_of_scope": {"n": 10, "answered_as_faq": round(10 * (1 - oos_recall)), "recall": oos_recall},
+        "parse_latency_ms": {"p50": 15.0, "p95": 25.0},
+        "errors": [{"text": "在吗 发票开错了", "expected": "invoice", "predicted": "greet", "confidence": 0.9}],
+    }
+
+
+def metrics(dev: dict[str, Any]) -> dict[str, Any]:
+    sentiment = {"n": 10, "threshold": 0.5, "precision": 0.95, "recall": 0.95, "accuracy": 0.95}
+    return {"nlu": nlu_metrics(0.97, 0.02, 1.0), "dev": dev, "sentiment": sentiment, "chnsenticorp": None}
+
+
+def test_a_maximum_is_met_at_or_below_the_bound() -> None:
+    assert Target("wrong", 0.03, 0.03, at_most=True).met
+    assert not Target("wrong", 0.031, 0.03, at_most=True).met
+    assert Target("wrong", 0.02, 0.03, at_most=True).bound == "≤ 0.03"
+
+
+def test_dev_targets_under_target_are_reported_without_gating() -> None:
+    found = targets(metrics(nlu_metrics(0.80, 0.15, 0.6)))
+    dev = [t for t in found if t.name.startswith("dev:")]
+    assert len(dev) == 6 and not any(t.met or t.gate for t in dev)
+    assert {t.verdict for t in dev} == {"target not met"}
+    assert all(t.met for t in found if t.gate)
+    text = report(metrics(nlu_metrics(0.80, 0.15, 0.6)), found)
+    assert "target not met" in text and "Development set" in text and "在吗 发票开错了" in text
+
+
+def test_dev_targets_gate_when_switched_on() -> None:
+    failing = dev_targets(nlu_metrics(0.80, 0.15, 0.6), gate=True)
+    assert {t.verdict for t in failing} == {"UNDER TARGET"}
+    passing = dev_targets(nlu_metrics(0.93, 0.02, 0.97), gate=True)
+    assert all(t.met for t in passing)
