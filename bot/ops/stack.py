@@ -27,6 +27,15 @@ from bot.settings import PROJECT_ROOT, Settings
 
 # What the trained model depends on: a change to any of these retrains.
 MODEL_INPUTS = ("config.yml", "domain.yml", "data", "engine/ar_engine")
+# Engine modules that only serve a trained model (storage, HTTP, start-up, tools): changing them needs
+# no new model. Everything else under engine/ar_engine counts, pipeline components and policies first.
+RUNTIME_ONLY = frozenset(
+    f"engine/ar_engine/{name}.py"
+    for name in (
+        "serve", "channel", "tracker_store", "lock_store", "validation", "warmup", "logs",
+        "evaluate", "compare", "bench_nlu", "parse_cli",
+    )
+)  # fmt: skip
 
 
 # Delays before restarting a process that exited, growing with each restart in a row.
@@ -52,9 +61,10 @@ def model_fingerprint(root: Path = PROJECT_ROOT) -> str:
         base = root / name
         files = sorted(p for p in base.rglob("*") if p.is_file()) if base.is_dir() else [base]
         for path in files:
-            if path.suffix in (".pyc",) or "__pycache__" in path.parts:
+            relative = str(path.relative_to(root))
+            if path.suffix in (".pyc",) or "__pycache__" in path.parts or relative in RUNTIME_ONLY:
                 continue
-            digest.update(str(path.relative_to(root)).encode())
+            digest.update(relative.encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 

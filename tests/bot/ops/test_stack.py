@@ -32,6 +32,17 @@ def test_fingerprint_follows_content_not_mtime(tmp_path: Path) -> None:
     assert model_fingerprint(tmp_path) != before
 
 
+def test_fingerprint_ignores_modules_that_only_serve_the_model(tmp_path: Path) -> None:
+    _copy_inputs(tmp_path)
+    before = model_fingerprint(tmp_path)
+    serve = tmp_path / "engine" / "ar_engine" / "serve.py"
+    serve.write_text(serve.read_text() + "\n")
+    assert model_fingerprint(tmp_path) == before
+    featurizer = tmp_path / "engine" / "ar_engine" / "use_featurizer.py"
+    featurizer.write_text(featurizer.read_text() + "\n")
+    assert model_fingerprint(tmp_path) != before
+
+
 def test_engine_config_points_at_this_stack(tmp_path: Path) -> None:
     settings = Settings(http_port=18123, var_dir=tmp_path)
     stack = Stack(settings, engine_token="tok-123")
