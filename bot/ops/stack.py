@@ -38,6 +38,9 @@ RUNTIME_ONLY = frozenset(
 )  # fmt: skip
 
 
+# Rasa's endpoint type for the engine's append-only Redis tracker store.
+TRACKER_STORE = "ar_engine.tracker_store.AppendOnlyRedisTrackerStore"
+
 # Delays before restarting a process that exited, growing with each restart in a row.
 RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
 RESTART_RESET_SECONDS = 300.0
@@ -251,9 +254,10 @@ class Stack:
         endpoints = {
             "action_endpoint": {"url": f"{app}/webhooks/actions", "token": self.engine_token},
             "nlg": {"url": f"{app}/webhooks/nlg", "token": self.engine_token},
-            # Trackers hold every text of a conversation: they expire (privacy at rest, and memory).
+            # Trackers hold every text of a conversation: they expire (privacy at rest, and memory). The
+            # engine's own store appends each turn's events and reads a bounded window (ar_engine.tracker_store).
             "tracker_store": {
-                "type": "redis",
+                "type": TRACKER_STORE,
                 "key_prefix": keys.RASA_KEY_PREFIX,
                 "record_exp": int(self.settings.tracker_ttl_days * 86400),
                 **redis_cfg,

@@ -50,8 +50,9 @@ def test_engine_config_points_at_this_stack(tmp_path: Path) -> None:
     ep = yaml.safe_load(endpoints.read_text())
     assert ep["action_endpoint"] == {"url": "http://127.0.0.1:18123/webhooks/actions", "token": "tok-123"}
     assert ep["nlg"]["url"] == "http://127.0.0.1:18123/webhooks/nlg"
+    assert ep["tracker_store"]["type"] == "ar_engine.tracker_store.AppendOnlyRedisTrackerStore"
+    assert ep["lock_store"]["type"] == "redis"
     for store in ("tracker_store", "lock_store"):
-        assert ep[store]["type"] == "redis"
         assert (ep[store]["url"], ep[store]["port"], ep[store]["db"], ep[store]["password"]) == (
             "127.0.0.1",
             6390,
