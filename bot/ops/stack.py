@@ -260,6 +260,7 @@ class Stack:
                 "type": TRACKER_STORE,
                 "key_prefix": keys.RASA_KEY_PREFIX,
                 "record_exp": int(self.settings.tracker_ttl_days * 86400),
+                "max_events": self.settings.tracker_window_events,
                 **redis_cfg,
             },
             "lock_store": {"type": "redis", "key_prefix": keys.RASA_KEY_PREFIX, **redis_cfg},

@@ -13,6 +13,8 @@ import os
 import sys
 
 TOKEN_ENV = "AUTORESPONDER_ENGINE_TOKEN"
+# Set to 1 to run Rasa without the engine's patches (the benchmark's "before" column).
+STOCK_ENV = "AUTORESPONDER_ENGINE_STOCK_RASA"
 
 
 def argv(args: list[str], token: str) -> list[str]:
@@ -29,9 +31,10 @@ def main() -> None:
     if not token:
         raise SystemExit(f"{TOKEN_ENV} is not set: the engine's HTTP API must not run unprotected")
     sys.argv = argv(sys.argv[1:], token)
-    from ar_engine import validation
+    if os.environ.get(STOCK_ENV) != "1":
+        from ar_engine import validation
 
-    validation.install()  # before Rasa validates its first action or NLG response
+        validation.install()  # before Rasa validates its first action or NLG response
     from rasa.__main__ import main as rasa_main
 
     rasa_main()

@@ -33,7 +33,7 @@ from redis.asyncio import Redis
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_EVENTS = 400
+DEFAULT_MAX_EVENTS = 150
 # The attribute a retrieved tracker carries: how many events the list held, and the last one read.
 _MARK = "_ar_stored"
 
