@@ -138,7 +138,7 @@ class AppendOnlyRedisTrackerStore(TrackerStore):
         mark = getattr(tracker, _MARK, None)
         if mark is not None:
             length, last = mark
-            found = next((i for i in range(len(events) - 1, -1, -1) if events[i] is last), None) if last else -1
+            found = _position(events, last)
             if found is not None:  # else the tracker's events were replaced: write them whole
                 new, base, whole = events[found + 1 :], length, False
         if not new and not whole:
@@ -167,6 +167,21 @@ class AppendOnlyRedisTrackerStore(TrackerStore):
     async def close(self) -> None:
         """Close the connection pool."""
         await self.red.close()
+
+
+def _position(events: list[Event], last: Event | None) -> int | None:
+    """Where the last event read is in a tracker's events (-1 before the first), None if it is not there."""
+    if last is None:
+        return -1
+    for index in range(len(events) - 1, -1, -1):
+        if events[index] is last:
+            return index
+    # A copy of the tracker (copy.deepcopy) holds equal events, not the same ones.
+    wanted = last.as_dict()
+    for index in range(len(events) - 1, -1, -1):
+        if events[index].as_dict() == wanted:
+            return index
+    return None
 
 
 def _starts_session(event: Event) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import shutil
 import socket
@@ -193,6 +194,21 @@ def test_sessions_and_a_restart(redis_port: int) -> None:
         await store.save(full)
         after = await store.retrieve("c4")
         assert after is not None and after.latest_message is not None and after.latest_message.text is None
+
+    run(redis_port, body)
+
+
+def test_a_copy_of_a_tracker_read_from_the_store_appends_too(redis_port: int) -> None:
+    async def body(store: AppendOnlyRedisTrackerStore) -> None:
+        await _talk(store, "c7", 20)
+        tracker = await store.retrieve("c7")
+        copied = copy.deepcopy(tracker)
+        assert copied is not None
+        copied.update(UserUttered("one more"))
+        await store.save(copied)
+        assert await store.red.llen("ar:tracker:c7") == 1 + 20 * 4 + 1
+        full = await store.retrieve_full_tracker("c7")
+        assert full is not None and full.events[-1].as_dict()["text"] == "one more"
 
     run(redis_port, body)
 
