@@ -8,7 +8,8 @@ messages in short conversations, sequentially, then one long conversation whose 
 are timed (the turns before 40 and 200 are appended through Rasa's tracker API, copied from real turns,
 so the stock store does not need minutes to get there). The figures: engine CPU ms per message (utime
 + stime of the engine process, its TensorFlow threads included), p50 of a turn, p50 of 9 turns around
-turns 4, 40 and 200.
+turns 4, 40 and 200; and, in one engine process, the USE work per message (encoded by the featurizer
+and again by the sentiment scorer before, shared now; both variants of the stack share it).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import statistics
+import subprocess
 import tempfile
 import time
 import uuid
@@ -26,7 +28,7 @@ from typing import Any
 import httpx
 import yaml
 
-from bot.ops.stack import Stack, StackError, free_port, train
+from bot.ops.stack import Stack, StackError, engine_python, free_port, train
 from bot.settings import Settings
 
 MIX = ("我的订单DD202405001到哪了？", "退货政策是什么？", "Where is my order DD202405002?", "谢谢")
@@ -167,14 +169,47 @@ def measure(variant: str, folder: Path) -> dict[str, float]:
         return figures
 
 
+# The featurizer and the sentiment scorer both need each message's USE vector: before, each encoded it.
+_USE_SCRIPT = """
+import statistics, sys, time
+from ar_engine.use_featurizer import _encoder, encode
+texts = sys.argv[1:]
+_encoder().encode(texts)
+runs = {"twice": lambda t: (_encoder().encode(t), _encoder().encode(t)), "once": lambda t: (encode(t), encode(t))}
+took = {name: [] for name in runs}
+for i in range(200):  # interleaved, so that other work on the machine weighs on both alike
+    for name, run in runs.items():
+        text = [f"{texts[i % len(texts)]} {name} {i}"]
+        started = time.perf_counter()
+        run(text)
+        took[name].append((time.perf_counter() - started) * 1000)
+print(statistics.median(took["twice"]), statistics.median(took["once"]))
+"""
+
+
+def use_encoder_ms() -> tuple[float, float]:
+    """Median ms of the USE work per message: encoded twice (before), shared through the cache (now)."""
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    out = subprocess.run(
+        [str(engine_python(settings)), "-c", _USE_SCRIPT, *MIX],
+        cwd=settings.engine_dir, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    twice, once = out.stdout.split()[-2:]
+    return float(twice), float(once)
+
+
 def main() -> None:
     """Run both variants and print the table."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         results = {variant: measure(variant, folder) for variant in ("stock", "engine")}
+    twice, once = use_encoder_ms()
+    results["stock"]["use"], results["engine"]["use"] = twice, once
     rows = [
         ("engine CPU per message (ms)", "cpu"),
         ("engine turn p50 (ms, sequential)", "p50"),
+        ("USE sentence vectors per message (ms, in-process)", "use"),
         *((f"turn {t} of a conversation (ms, p50 of {max(1, t - WINDOW)}-{t + WINDOW})", f"turn {t}") for t in AROUND),
     ]
     width = max(len(r[0]) for r in rows)
