@@ -18,7 +18,8 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from ar_engine.warmup import WarmUp
+from ar_engine.serve import STOCK_ENV
+from ar_engine.warmup import TEXTS, WarmUp
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class AppInput(InputChannel):
         self.token = token or os.environ.get(TOKEN_ENV, "")
         if not self.token:
             raise ValueError(f"Set {TOKEN_ENV} (or `token` in credentials.yml) to protect the engine webhook.")
-        self.warm_up = WarmUp()
+        self.warm_up = WarmUp(() if os.environ.get(STOCK_ENV) == "1" else TEXTS)
 
     @classmethod
     def name(cls) -> str:

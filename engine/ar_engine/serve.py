@@ -13,7 +13,7 @@ import os
 import sys
 
 TOKEN_ENV = "AUTORESPONDER_ENGINE_TOKEN"
-# Set to 1 to run Rasa without the engine's patches (the benchmark's "before" column).
+# Set to 1 to run Rasa without the engine's patches and warm-up (the benchmark's "before" column).
 STOCK_ENV = "AUTORESPONDER_ENGINE_STOCK_RASA"
 
 
