@@ -66,6 +66,7 @@ def running(variant: str, folder: Path) -> Iterator[tuple[Stack, httpx.Client]]:
     port = free_port()
     env = {
         "AUTORESPONDER_HTTP_PORT": str(port),
+        "AUTORESPONDER_ENGINE_PORT": str(free_port()),  # not port + 1, which another stack may hold
         "AUTORESPONDER_VAR_DIR": str(folder / variant),
         "AUTORESPONDER_REST_TOKEN": REST_TOKEN,
         "AUTORESPONDER_DEMO_DATA": "true",
@@ -94,8 +95,10 @@ def running(variant: str, folder: Path) -> Iterator[tuple[Stack, httpx.Client]]:
             )
             deadline = time.monotonic() + 300
             while not _ready(client, port):
-                if stack.check() or time.monotonic() > deadline:
-                    raise StackError(f"the {variant} stack did not start: {stack.run_dir() / 'engine.log'}")
+                dead = stack.check()
+                if dead or time.monotonic() > deadline:
+                    log = (stack.run_dir() / "engine.log").read_text(errors="replace")[-3000:]
+                    raise StackError(f"the {variant} stack did not start ({dead or 'timeout'}); engine log:\n{log}")
                 time.sleep(0.5)
             yield stack, client
             client.close()
