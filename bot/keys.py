@@ -142,14 +142,19 @@ def inbox_lease(message_id: str) -> str:
     return f"{PREFIX}:inbox:lease:{message_id}"
 
 
-# Rasa accepts only an alphanumeric prefix and adds ":tracker:" / ":lock:" itself, so its keys are
-# ar:tracker:<conversation id> and ar:lock:<conversation id>.
+# The engine's stores take an alphanumeric prefix and add ":tracker:", ":trackerstate:" and ":lock:"
+# themselves (engine/ar_engine/tracker_store.py, Rasa's lock store), so their keys are the ones below.
 RASA_KEY_PREFIX = PREFIX
 
 
 def rasa_tracker(conv_id: str) -> str:
-    """String with TTL (AUTORESPONDER_TRACKER_TTL_DAYS): Rasa's tracker of a conversation (every text)."""
+    """List with TTL (AUTORESPONDER_TRACKER_TTL_DAYS): the engine's events of a conversation, one JSON each."""
     return f"{RASA_KEY_PREFIX}:tracker:{conv_id}"
+
+
+def rasa_tracker_state(conv_id: str) -> str:
+    """Hash with the tracker's TTL: where the latest session starts in the events, and the state after them."""
+    return f"{RASA_KEY_PREFIX}:trackerstate:{conv_id}"
 
 
 def rasa_lock(conv_id: str) -> str:

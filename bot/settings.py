@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1024 * 1024
     # Days the engine keeps a conversation's tracker (its every text) after the last message.
     tracker_ttl_days: float = 30.0
+    # Events of a conversation's latest session the engine reads per turn (about 10 per turn; the state,
+    # slots included, is carried over): a turn's cost stays flat however long the conversation gets.
+    tracker_window_events: int = 150
     # Redis connections the app's pool may open (web chat sockets share one pub/sub connection).
     redis_max_connections: int = 50
     # Web chat connections (sockets and HTTP polls) at once: from one client address, and in all.

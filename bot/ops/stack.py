@@ -27,7 +27,19 @@ from bot.settings import PROJECT_ROOT, Settings
 
 # What the trained model depends on: a change to any of these retrains.
 MODEL_INPUTS = ("config.yml", "domain.yml", "data", "engine/ar_engine")
+# Engine modules that only serve a trained model (storage, HTTP, start-up, tools): changing them needs
+# no new model. Everything else under engine/ar_engine counts, pipeline components and policies first.
+RUNTIME_ONLY = frozenset(
+    f"engine/ar_engine/{name}.py"
+    for name in (
+        "serve", "channel", "tracker_store", "lock_store", "validation", "warmup", "logs",
+        "evaluate", "compare", "bench_nlu", "parse_cli",
+    )
+)  # fmt: skip
 
+
+# Rasa's endpoint type for the engine's append-only Redis tracker store.
+TRACKER_STORE = "ar_engine.tracker_store.AppendOnlyRedisTrackerStore"
 
 # Delays before restarting a process that exited, growing with each restart in a row.
 RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
@@ -52,9 +64,10 @@ def model_fingerprint(root: Path = PROJECT_ROOT) -> str:
         base = root / name
         files = sorted(p for p in base.rglob("*") if p.is_file()) if base.is_dir() else [base]
         for path in files:
-            if path.suffix in (".pyc",) or "__pycache__" in path.parts:
+            relative = str(path.relative_to(root))
+            if path.suffix in (".pyc",) or "__pycache__" in path.parts or relative in RUNTIME_ONLY:
                 continue
-            digest.update(str(path.relative_to(root)).encode())
+            digest.update(relative.encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
@@ -241,11 +254,13 @@ class Stack:
         endpoints = {
             "action_endpoint": {"url": f"{app}/webhooks/actions", "token": self.engine_token},
             "nlg": {"url": f"{app}/webhooks/nlg", "token": self.engine_token},
-            # Trackers hold every text of a conversation: they expire (privacy at rest, and memory).
+            # Trackers hold every text of a conversation: they expire (privacy at rest, and memory). The
+            # engine's own store appends each turn's events and reads a bounded window (ar_engine.tracker_store).
             "tracker_store": {
-                "type": "redis",
+                "type": TRACKER_STORE,
                 "key_prefix": keys.RASA_KEY_PREFIX,
                 "record_exp": int(self.settings.tracker_ttl_days * 86400),
+                "max_events": self.settings.tracker_window_events,
                 **redis_cfg,
             },
             "lock_store": {"type": "redis", "key_prefix": keys.RASA_KEY_PREFIX, **redis_cfg},

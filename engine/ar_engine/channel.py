@@ -1,4 +1,5 @@
-"""The engine's input channel for the app: one authenticated webhook, replies returned whole.
+"""The engine's input channel for the app: one authenticated webhook, replies returned whole, and a
+health route that says ready once the model is loaded and warm (ar_engine.warmup).
 
 Rasa's stock REST channel has no authentication, splits texts on blank lines and drops the
 template metadata the app's NLG endpoint attaches; this channel keeps each reply as one message.
@@ -16,6 +17,9 @@ from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, Us
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+
+from ar_engine.serve import STOCK_ENV
+from ar_engine.warmup import TEXTS, WarmUp
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +49,7 @@ class AppInput(InputChannel):
         self.token = token or os.environ.get(TOKEN_ENV, "")
         if not self.token:
             raise ValueError(f"Set {TOKEN_ENV} (or `token` in credentials.yml) to protect the engine webhook.")
+        self.warm_up = WarmUp(() if os.environ.get(STOCK_ENV) == "1" else TEXTS)
 
     @classmethod
     def name(cls) -> str:
@@ -65,8 +70,16 @@ class AppInput(InputChannel):
         """Routes of the channel."""
         hook = Blueprint("autoresponder_app_webhook", __name__)
 
+        @hook.listener("after_server_start")
+        async def warm(app: Any, _loop: Any) -> None:
+            self.warm_up.start(app)
+
         @hook.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
+            # Ready once the model is loaded and warm: the app says "ready" only after this says 200.
+            self.warm_up.start(request.app)
+            if not self.warm_up.done:
+                return response.json({"status": "warming up"}, status=503)
             return response.json({"status": "ok"})
 
         @hook.route("/webhook", methods=["POST"])

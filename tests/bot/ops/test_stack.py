@@ -32,6 +32,17 @@ def test_fingerprint_follows_content_not_mtime(tmp_path: Path) -> None:
     assert model_fingerprint(tmp_path) != before
 
 
+def test_fingerprint_ignores_modules_that_only_serve_the_model(tmp_path: Path) -> None:
+    _copy_inputs(tmp_path)
+    before = model_fingerprint(tmp_path)
+    serve = tmp_path / "engine" / "ar_engine" / "serve.py"
+    serve.write_text(serve.read_text() + "\n")
+    assert model_fingerprint(tmp_path) == before
+    featurizer = tmp_path / "engine" / "ar_engine" / "use_featurizer.py"
+    featurizer.write_text(featurizer.read_text() + "\n")
+    assert model_fingerprint(tmp_path) != before
+
+
 def test_engine_config_points_at_this_stack(tmp_path: Path) -> None:
     settings = Settings(http_port=18123, var_dir=tmp_path)
     stack = Stack(settings, engine_token="tok-123")
@@ -39,8 +50,9 @@ def test_engine_config_points_at_this_stack(tmp_path: Path) -> None:
     ep = yaml.safe_load(endpoints.read_text())
     assert ep["action_endpoint"] == {"url": "http://127.0.0.1:18123/webhooks/actions", "token": "tok-123"}
     assert ep["nlg"]["url"] == "http://127.0.0.1:18123/webhooks/nlg"
+    assert ep["tracker_store"]["type"] == "ar_engine.tracker_store.AppendOnlyRedisTrackerStore"
+    assert ep["lock_store"]["type"] == "redis"
     for store in ("tracker_store", "lock_store"):
-        assert ep[store]["type"] == "redis"
         assert (ep[store]["url"], ep[store]["port"], ep[store]["db"], ep[store]["password"]) == (
             "127.0.0.1",
             6390,
@@ -50,6 +62,7 @@ def test_engine_config_points_at_this_stack(tmp_path: Path) -> None:
     # Rasa takes only an alphanumeric prefix (else it silently falls back to its own); trackers expire.
     assert ep["tracker_store"]["key_prefix"].isalnum() and ep["lock_store"]["key_prefix"].isalnum()
     assert ep["tracker_store"]["record_exp"] == 30 * 86400
+    assert ep["tracker_store"]["max_events"] == 150
     assert yaml.safe_load(credentials.read_text()) == {"ar_engine.channel.AppInput": {"token": "tok-123"}}
     assert endpoints.stat().st_mode & 0o077 == 0  # tokens are not world-readable
     assert settings.resolved_engine_port == 18124

@@ -1,0 +1,238 @@
+"""The append-only tracker store against a real Redis: what Rasa reads back, what Redis holds."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import shutil
+import socket
+import subprocess
+import time
+import warnings
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rasa.core.tracker_store import InMemoryTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import (
+    ActionExecuted,
+    BotUttered,
+    Restarted,
+    SessionStarted,
+    SlotSet,
+    UserUttered,
+)
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from ar_engine.tracker_store import AppendOnlyRedisTrackerStore
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", UserWarning)  # Rasa 3.6 warns about slot auto-fill for any slot
+    DOMAIN = Domain.from_yaml(
+        """
+version: "3.1"
+intents: [greet, order_status]
+slots:
+  order_id:
+    type: text
+    mappings: [{type: custom}]
+  customer_vip:
+    type: bool
+    mappings: [{type: custom}]
+responses:
+  utter_greet: [{text: hi}]
+"""
+    )
+
+
+@pytest.fixture(scope="module")
+def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    data: Path = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--save", ""],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.05)
+    yield port
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+Body = Callable[[AppendOnlyRedisTrackerStore], Awaitable[None]]
+
+
+def run(port: int, body: Body) -> None:
+    """Run a test body with a fresh store (its own event loop, an empty database)."""
+
+    async def main() -> None:
+        store = AppendOnlyRedisTrackerStore(
+            DOMAIN, host="127.0.0.1", port=port, key_prefix="ar", record_exp=3600, max_events=12
+        )
+        try:
+            await store.red.flushdb()
+            await body(store)
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def _turn(n: int) -> list[Any]:
+    return [
+        UserUttered(f"message {n}", intent={"name": "order_status", "confidence": 1.0}),
+        ActionExecuted("utter_greet"),
+        BotUttered(f"answer {n}"),
+        ActionExecuted("action_listen"),
+    ]
+
+
+def _dicts(tracker: DialogueStateTracker | None) -> list[dict[str, Any]]:
+    assert tracker is not None
+    return [e.as_dict() for e in tracker.events]
+
+
+async def _talk(store: Any, sender: str, turns: int) -> DialogueStateTracker:
+    tracker = await store.get_or_create_tracker(sender)
+    tracker.update(SlotSet("order_id", "DD202405001"))
+    for n in range(turns):
+        tracker = await store.get_or_create_tracker(sender)
+        for event in _turn(n):
+            tracker.update(event)
+        await store.save(tracker)
+    result: DialogueStateTracker = await store.retrieve_full_tracker(sender)
+    return result
+
+
+def test_only_new_events_are_appended_and_both_keys_expire(redis_port: int) -> None:
+    async def body(store: AppendOnlyRedisTrackerStore) -> None:
+        tracker = await store.get_or_create_tracker("c1")
+        assert await store.red.llen("ar:tracker:c1") == 1  # the initial action_listen
+        for event in _turn(0):
+            tracker.update(event)
+        await store.save(tracker)
+        await store.save(tracker)  # nothing new: nothing written
+        assert await store.red.llen("ar:tracker:c1") == 5
+        again = await store.retrieve("c1")
+        assert _dicts(again) == _dicts(tracker)
+        assert 0 < await store.red.ttl("ar:tracker:c1") <= 3600
+        assert 0 < await store.red.ttl("ar:trackerstate:c1") <= 3600
+        assert await store.exists("c1") and not await store.exists("nobody")
+        assert list(await store.keys()) == ["c1"]
+
+    run(redis_port, body)
+
+
+def test_the_full_tracker_matches_rasas_in_memory_store(redis_port: int) -> None:
+    async def body(store: AppendOnlyRedisTrackerStore) -> None:
+        ours = await _talk(store, "c2", 8)
+        theirs = await _talk(InMemoryTrackerStore(DOMAIN), "c2", 8)
+        assert [type(e) for e in ours.events] == [type(e) for e in theirs.events]
+        assert [json.loads(e)["event"] for e in await store.red.lrange("ar:tracker:c2", 0, -1)] == [
+            e["event"] for e in _dicts(ours)
+        ]
+
+    run(redis_port, body)
+
+
+def test_a_long_session_is_read_in_a_window_with_its_state(redis_port: int) -> None:
+    async def body(store: AppendOnlyRedisTrackerStore) -> None:
+        tracker = await store.get_or_create_tracker("c3")
+        tracker.update(SlotSet("order_id", "DD202405001"))
+        tracker.update(SlotSet("customer_vip", True))
+        await store.save(tracker)
+        for n in range(20):
+            tracker = await store.retrieve("c3")  # type: ignore[assignment]
+            assert tracker.get_slot("order_id") == "DD202405001" and tracker.get_slot("customer_vip") is True
+            for event in _turn(n):
+                tracker.update(event)
+            await store.save(tracker)
+        window = await store.retrieve("c3")
+        assert window is not None
+        assert len(window.events) <= 12 + 2  # the window plus the state events
+        assert window.get_slot("order_id") == "DD202405001"
+        assert window.latest_message is not None and window.latest_message.text == "message 19"
+        full = await store.retrieve_full_tracker("c3")
+        assert full is not None and len(full.events) == 1 + 2 + 20 * 4
+        assert await store.red.llen("ar:tracker:c3") == 83
+
+    run(redis_port, body)
+
+
+def test_sessions_and_a_restart(redis_port: int) -> None:
+    async def body(store: AppendOnlyRedisTrackerStore) -> None:
+        tracker = await store.get_or_create_tracker("c4")
+        for event in _turn(0):
+            tracker.update(event)
+        await store.save(tracker)
+        tracker = await store.retrieve("c4")  # type: ignore[assignment]
+        for event in [ActionExecuted("action_session_start"), SessionStarted(), *_turn(1)]:
+            tracker.update(event)
+        await store.save(tracker)
+        latest = await store.retrieve("c4")
+        assert latest is not None and latest.events[0].as_dict()["name"] == "action_session_start"
+        assert len(latest.events) == 6
+        full = await store.retrieve_full_tracker("c4")
+        assert full is not None and len(full.events) == 11
+        # The app's reset on hand back: a restart appended through the HTTP API.
+        full.update(Restarted())
+        full.update(ActionExecuted("action_listen"))
+        await store.save(full)
+        after = await store.retrieve("c4")
+        assert after is not None and after.latest_message is not None and after.latest_message.text is None
+
+    run(redis_port, body)
+
+
+def test_a_copy_of_a_tracker_read_from_the_store_appends_too(redis_port: int) -> None:
+    async def body(store: AppendOnlyRedisTrackerStore) -> None:
+        await _talk(store, "c7", 20)
+        tracker = await store.retrieve("c7")
+        copied = copy.deepcopy(tracker)
+        assert copied is not None
+        copied.update(UserUttered("one more"))
+        await store.save(copied)
+        assert await store.red.llen("ar:tracker:c7") == 1 + 20 * 4 + 1
+        full = await store.retrieve_full_tracker("c7")
+        assert full is not None and full.events[-1].as_dict()["text"] == "one more"
+
+    run(redis_port, body)
+
+
+def test_a_tracker_not_read_from_the_store_replaces_it(redis_port: int) -> None:
+    async def body(store: AppendOnlyRedisTrackerStore) -> None:
+        await _talk(store, "c5", 3)
+        replaced = DialogueStateTracker.from_events("c5", _turn(9), DOMAIN.slots)
+        await store.save(replaced)
+        assert _dicts(await store.retrieve_full_tracker("c5")) == _dicts(replaced)
+
+    run(redis_port, body)
+
+
+def test_a_tracker_in_rasas_string_format_is_read_then_written_as_a_list(redis_port: int) -> None:
+    async def body(store: AppendOnlyRedisTrackerStore) -> None:
+        old = DialogueStateTracker.from_events("c6", _turn(0), DOMAIN.slots)
+        await store.red.set("ar:tracker:c6", json.dumps(old.as_dialogue().as_dict()))
+        tracker = await store.retrieve("c6")
+        assert _dicts(tracker) == _dicts(old)
+        assert tracker is not None
+        tracker.update(UserUttered("again"))
+        await store.save(tracker)
+        assert await store.red.type("ar:tracker:c6") == "list"
+        assert await store.red.llen("ar:tracker:c6") == 5
+
+    run(redis_port, body)
