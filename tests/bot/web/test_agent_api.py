@@ -24,6 +24,7 @@ def test_agent_api_needs_its_token(stack: RunningStack) -> None:
 def test_handoff_queue_take_answer_and_hand_back_over_rest(stack: RunningStack) -> None:
     who = f"agent-rest-{uuid.uuid4().hex[:8]}"
     stack.rest(who, "DD202405001 到哪了")
+    stack.rest(who, "8001")  # a guest proves the order is theirs (tests/bot/access), then gets the answer
     handed = stack.rest(who, "我要人工客服").json()
     conv_id = handed["conversation_id"]
     queue = stack.agent("GET", "/queue").json()
@@ -32,8 +33,10 @@ def test_handoff_queue_take_answer_and_hand_back_over_rest(stack: RunningStack) 
     assert entry["skill"] == "logistics"
     assert "DD202405001" in entry["summary"]
     context = stack.agent("GET", f"/conversations/{conv_id}").json()
-    assert [m["role"] for m in context["transcript"]][:2] == ["customer", "bot"]
-    assert context["transcript"][1]["template"] == "utter_order_status"
+    said = [m for m in context["transcript"] if m["role"] != "note"]  # notes: the guest proved the order
+    assert [m["role"] for m in said][:4] == ["customer", "bot", "customer", "bot"]
+    assert said[1]["template"] == "utter_verify_order"
+    assert said[3]["template"] == "utter_order_status"
 
     taken = stack.agent("POST", f"/conversations/{conv_id}/take", by="小李")
     assert taken.status_code == 200
