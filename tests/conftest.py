@@ -294,8 +294,13 @@ def cli(env: dict[str, str], *args: str, stdin: str = "") -> str:
 def _stop(proc: subprocess.Popen[bytes]) -> bool:
     """Ctrl-C `autoresponder up` so that it stops what it started; kill it after 30 s. True if it stopped."""
     proc.send_signal(signal.SIGINT)
+    return wait_or_kill(proc)
+
+
+def wait_or_kill(proc: subprocess.Popen[bytes], seconds: float = 30) -> bool:
+    """Wait for a process told to stop (a group leader); SIGKILL its group after `seconds`. True if it stopped."""
     try:
-        proc.wait(30)
+        proc.wait(seconds)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)

@@ -118,6 +118,16 @@ class Tally:
             "longest wait s": round(self.longest_wait, 1),
         }
 
+    def count(self, who: str, got: int, baseline: int) -> None:
+        """One customer's outcome: `got` answers where `baseline` is right."""
+        if got == baseline:
+            self.answered_once += 1
+        elif got == 0:
+            self.lost += 1
+        else:
+            self.doubled += 1
+            self.notes.append(f"{who}: {got} answers")
+
     def record(self) -> None:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         rows = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -167,13 +177,7 @@ def settle(stack: RunningStack, senders: list[str], tally: Tally, baseline: int)
     time.sleep(3)  # an answer committed twice would have appeared by now
     for sender in senders:
         got = len(answers(stack, sender))
-        if got == baseline:
-            tally.answered_once += 1
-        elif got == 0:
-            tally.lost += 1
-        else:
-            tally.doubled += 1
-            tally.notes.append(f"{sender}: {got} answers")
+        tally.count(sender, got, baseline)
 
 
 def baseline(stack: RunningStack) -> int:
@@ -223,6 +227,7 @@ async def webchat_customer(
                         return
         except (OSError, websockets.ConnectionClosed, TimeoutError):
             await asyncio.sleep(0.5)
+    tally.notes.append(f"a web chat customer gave up waiting (session {session}, sent {sent})")
 
 
 def _is_answer(frame: dict[str, Any]) -> bool:
@@ -243,10 +248,9 @@ def settle_webchat(stack: RunningStack, conversations: list[str], tally: Tally, 
             got = sum(1 for _, f in rows if f.get("role") == "bot" and f.get("template") != NOTICE)
             if asked != 1:
                 tally.notes.append(f"{conv_id}: {asked} customer lines")
-            if got == baseline:
-                tally.answered_once += 1
-            elif got == 0:
-                tally.lost += 1
-            else:
-                tally.doubled += 1
-                tally.notes.append(f"{conv_id}: {got} answers")
+            tally.count(conv_id, got, baseline)
+            if got == 0:  # what the inbox says of it, for the failure's message
+                waiting = redis.zrange(keys.inbox_conversation(conv_id), 0, -1)
+                states = {m: redis.hmget(keys.inbox_message(m), "state", "attempts") for m in waiting}
+                leases = {m: redis.pttl(keys.inbox_lease(m)) for m in waiting}
+                tally.notes.append(f"{conv_id}: no answer; unanswered {states}, lease ms {leases}, rows {rows}")

@@ -32,7 +32,7 @@ import websockets
 
 from bot.ops.stack import free_port, model_path
 from bot.settings import PROJECT_ROOT, Settings
-from tests.conftest import IDENTITY_SECRET, REST_TOKEN, TEST_PASSWORD, cli, pulled
+from tests.conftest import IDENTITY_SECRET, REST_TOKEN, TEST_PASSWORD, cli, pulled, wait_or_kill
 from tests.connectors.webchat.test_webchat import recv
 
 pytestmark = [pytest.mark.stack, pytest.mark.scale]
@@ -195,12 +195,7 @@ def farm(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
         for proc in procs.values():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            wait_or_kill(proc)
 
 
 def test_mixed_load_through_both_replicas_is_answered_once_and_in_order(farm: Farm) -> None:

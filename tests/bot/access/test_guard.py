@@ -19,16 +19,6 @@ from tests.fakes.engine import StubEngine
 
 
 @pytest.fixture
-def engine() -> StubEngine:
-    return StubEngine()
-
-
-@pytest.fixture
-def app(redis: TextRedis, crm: CRM, engine: StubEngine) -> Container:
-    return in_process(redis, crm, engine)
-
-
-@pytest.fixture
 def access(redis: TextRedis) -> OrderAccess:
     return OrderAccess(redis)
 
@@ -107,22 +97,22 @@ async def test_a_confirmed_cancellation_records_its_refund(app: Container, crm: 
     assert any("cancelled" in n for n in await chat.notes())
 
 
-async def test_anything_but_a_confirmation_keeps_the_order(app: Container, crm: CRM, access: OrderAccess) -> None:
+@pytest.mark.parametrize(
+    ("order_id", "said", "status"),
+    [
+        pytest.param("DD202405020", "等一下，我再想想", OrderStatus.PAID, id="anything-but-a-confirmation"),
+        pytest.param("DD202405001", "确认", OrderStatus.SHIPPED, id="shipped-meanwhile"),
+    ],
+)
+async def test_a_cancellation_not_confirmed_or_no_longer_possible_changes_nothing(
+    app: Container, crm: CRM, access: OrderAccess, order_id: str, said: str, status: OrderStatus
+) -> None:
     chat = Chat(app)
     conv_id = await chat.open()
-    await access.propose(conv_id, PendingChange("cancel", "DD202405020"))
-    assert "没有做任何更改" in await chat.say("等一下，我再想想")
-    order = crm.get_order("DD202405020")
-    assert order is not None and order.status == OrderStatus.PAID and order.refund_status is None
-
-
-async def test_a_cancellation_no_longer_possible_changes_nothing(app: Container, crm: CRM, access: OrderAccess) -> None:
-    chat = Chat(app)
-    conv_id = await chat.open()
-    await access.propose(conv_id, PendingChange("cancel", "DD202405001"))  # shipped meanwhile
-    assert "没有做任何更改" in await chat.say("确认")
-    order = crm.get_order("DD202405001")
-    assert order is not None and order.status == OrderStatus.SHIPPED and order.refund_status is None
+    await access.propose(conv_id, PendingChange("cancel", order_id))
+    assert "没有做任何更改" in await chat.say(said)
+    order = crm.get_order(order_id)
+    assert order is not None and order.status == status and order.refund_status is None
 
 
 async def test_the_new_address_is_read_back_then_stored(app: Container, crm: CRM, access: OrderAccess) -> None:

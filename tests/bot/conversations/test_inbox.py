@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
-
 from bot import keys
 from bot.conversations.inbox import ANSWERED, DELIVERED, PENDING
 from bot.conversations.messages import InboundMessage, OutboundMessage
@@ -36,16 +34,6 @@ def said(
         pushes_replies=pushes_replies,
         redeliverable=redeliverable,
     )
-
-
-@pytest.fixture
-def engine() -> StubEngine:
-    return StubEngine()
-
-
-@pytest.fixture
-def app(redis: TextRedis, crm: CRM, engine: StubEngine) -> Container:
-    return in_process(redis, crm, engine)
 
 
 async def bot_texts(app: Container, conv_id: str) -> list[str]:

@@ -4,26 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from bot import keys
 from bot.conversations.messages import InboundMessage
 from bot.conversations.model import SKILLS, Handoff, Mode, Skill
-from bot.crm.repository import CRM
 from bot.desk.agents import WrongMode
 from bot.web.container import Container
-from tests.conftest import TextRedis, in_process
+from tests.conftest import TextRedis
 from tests.fakes.engine import StubEngine
-
-
-@pytest.fixture
-def engine() -> StubEngine:
-    return StubEngine()
-
-
-@pytest.fixture
-def app(redis: TextRedis, crm: CRM, engine: StubEngine) -> Container:
-    return in_process(redis, crm, engine)
 
 
 async def handed_off(app: Container, sender: str) -> str:
