@@ -7,6 +7,7 @@ template metadata the app's NLG endpoint attaches; this channel keeps each reply
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import os
@@ -18,6 +19,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from ar_engine import turns
 from ar_engine.serve import STOCK_ENV
 from ar_engine.warmup import TEXTS, WarmUp
 
@@ -91,15 +93,19 @@ class AppInput(InputChannel):
                 return response.json({"error": "body needs string fields sender and message"}, status=422)
             metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
             collector = AppOutput()
-            await on_new_message(
-                UserMessage(
-                    body["message"],
-                    collector,
-                    body["sender"],
-                    input_channel=str(metadata.get("channel", self.name())),
-                    metadata=metadata,
-                )
+            message = UserMessage(
+                body["message"],
+                collector,
+                body["sender"],
+                input_channel=str(metadata.get("channel", self.name())),
+                metadata=metadata,
             )
+            with turns.turn() as failures, contextlib.suppress(turns.TurnFailed):  # the failures say why
+                await on_new_message(message)
+            if failures:
+                # Not saved (the engine's tracker store refuses a failed turn): the app sends it again later.
+                logger.warning("turn of %s not completed: %s", body["sender"], "; ".join(failures[:3]))
+                return response.json({"error": "the app's actions or responses could not be reached"}, status=503)
             messages: list[dict[str, Any]] = collector.messages
             return response.json(messages)
 

@@ -4,7 +4,7 @@ Rasa takes its HTTP API token only as `--auth-token` on the command line, where 
 machine can read it (`ps`). The launcher passes it in AUTORESPONDER_ENGINE_TOKEN instead (a process's
 environment is readable by its owner only), and this module hands it to Rasa's argument parser inside
 the process, so it never appears in the process list. It also installs the engine's patches to Rasa
-(`ar_engine.validation`) before Rasa starts.
+(`ar_engine.validation`, `ar_engine.turns`) before Rasa starts.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ def main() -> None:
     if not token:
         raise SystemExit(f"{TOKEN_ENV} is not set: the engine's HTTP API must not run unprotected")
     sys.argv = argv(sys.argv[1:], token)
+    from ar_engine import turns
+
+    turns.install()  # a correctness fix, also in stock mode: a turn whose endpoints failed is not saved
     if os.environ.get(STOCK_ENV) != "1":
         from ar_engine import validation
 

@@ -31,6 +31,8 @@ from rasa.shared.core.events import ActionExecuted, ActiveLoop, ConversationPaus
 from rasa.shared.core.trackers import DialogueStateTracker
 from redis.asyncio import Redis
 
+from ar_engine import turns
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_EVENTS = 150
@@ -131,7 +133,11 @@ class AppendOnlyRedisTrackerStore(TrackerStore):
         return [key[len(self._events_prefix) :] async for key in self.red.scan_iter(self._events_prefix + "*")]
 
     async def save(self, tracker: DialogueStateTracker) -> None:
-        """Append the events the tracker gained since it was read (or write it whole if it was not read)."""
+        """Append the events the tracker gained since it was read (or write it whole if it was not read).
+
+        A turn during which the app's endpoints failed is not saved (ar_engine.turns): TurnFailed.
+        """
+        turns.check_save()
         await self.stream_events(tracker)
         events = list(tracker.events)
         new, base, whole = events, 0, True

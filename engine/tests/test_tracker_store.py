@@ -27,6 +27,7 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from ar_engine import turns
 from ar_engine.tracker_store import AppendOnlyRedisTrackerStore
 
 with warnings.catch_warnings():
@@ -234,5 +235,26 @@ def test_a_tracker_in_rasas_string_format_is_read_then_written_as_a_list(redis_p
         await store.save(tracker)
         assert await store.red.type("ar:tracker:c6") == "list"
         assert await store.red.llen("ar:tracker:c6") == 5
+
+    run(redis_port, body)
+
+
+def test_a_turn_whose_endpoints_failed_is_not_saved(redis_port: int) -> None:
+    async def body(store: AppendOnlyRedisTrackerStore) -> None:
+        tracker = await _talk(store, "c9", 2)
+        before = await store.red.lrange("ar:tracker:c9", 0, -1)
+        state = await store.red.hgetall("ar:trackerstate:c9")
+        tracker = await store.get_or_create_tracker("c9")
+        tracker.update(UserUttered("你好", intent={"name": "greet", "confidence": 1.0}))
+        tracker.update(ActionExecuted("action_default_fallback"))
+        with turns.turn():
+            turns.failed("http://app/webhooks/nlg: ClientConnectorError")
+            with pytest.raises(turns.TurnFailed):
+                await store.save(tracker)
+        assert await store.red.lrange("ar:tracker:c9", 0, -1) == before
+        assert await store.red.hgetall("ar:trackerstate:c9") == state
+        with turns.turn():  # the next try of the message, with the app back
+            await store.save(tracker)
+        assert await store.red.llen("ar:tracker:c9") == len(before) + 2
 
     run(redis_port, body)
