@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -40,6 +41,8 @@ RUNTIME_ONLY = frozenset(
 
 # Rasa's endpoint type for the engine's append-only Redis tracker store.
 TRACKER_STORE = "ar_engine.tracker_store.AppendOnlyRedisTrackerStore"
+# Rasa's Redis lock store, on the primary the sentinels name (used when the app has sentinels too).
+LOCK_STORE = "ar_engine.lock_store.SentinelRedisLockStore"
 
 # Delays before restarting a process that exited, growing with each restart in a row.
 RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
@@ -251,7 +254,7 @@ class Stack:
             "use_ssl": parsed.scheme == "rediss",
         }
         app = self.settings.resolved_callback_url
-        endpoints = {
+        endpoints: dict[str, dict[str, Any]] = {
             "action_endpoint": {"url": f"{app}/webhooks/actions", "token": self.engine_token},
             "nlg": {"url": f"{app}/webhooks/nlg", "token": self.engine_token},
             # Trackers hold every text of a conversation: they expire (privacy at rest, and memory). The
@@ -265,6 +268,16 @@ class Stack:
             },
             "lock_store": {"type": "redis", "key_prefix": keys.RASA_KEY_PREFIX, **redis_cfg},
         }
+        if self.settings.redis_sentinels:
+            from bot.web.container import sentinel_addresses
+
+            # Both stores find the primary through the sentinels, as the app does, and follow a fail-over.
+            found = {
+                "sentinels": [list(pair) for pair in sentinel_addresses(self.settings.redis_sentinels)],
+                "sentinel_service": self.settings.redis_sentinel_service,
+            }
+            endpoints["tracker_store"].update(found)
+            endpoints["lock_store"].update(found, type=LOCK_STORE)
         credentials = {"ar_engine.channel.AppInput": {"token": self.engine_token}}
         run = self.run_dir()
         ep, cr = run / "endpoints.yml", run / "credentials.yml"

@@ -14,6 +14,8 @@ longer the conversation (4 s at turn 200), with synchronous Redis calls inside t
   the state events come first, so slots set before the window keep their values, then the window.
   Policies look at the last few turns; the window holds many more. `retrieve_full_tracker` reads all.
 - Redis is used through redis.asyncio; each read and each write is one round trip (a script, a MULTI).
+  Given `sentinels` ([host, port] pairs) and `sentinel_service`, the store finds the primary through
+  Redis Sentinel and follows a fail-over.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from redis.asyncio import Redis
 
 from ar_engine import turns
+from ar_engine.lock_store import sentinel_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -75,18 +78,35 @@ class AppendOnlyRedisTrackerStore(TrackerStore):
         key_prefix: str | None = None,
         use_ssl: bool = False,
         max_events: int = DEFAULT_MAX_EVENTS,
+        sentinels: list[list[Any]] | None = None,
+        sentinel_service: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(domain, event_broker, **kwargs)
-        self.red = Redis(
-            host=host or "localhost",
-            port=int(port),
-            db=int(db),
-            username=username,
-            password=password,
-            ssl=bool(use_ssl),
-            decode_responses=True,
-        )
+        self.red: Redis
+        if sentinels:  # the primary the sentinels name, followed through a fail-over
+            from redis.asyncio.sentinel import Sentinel
+
+            if use_ssl:
+                raise ValueError("the engine's tracker store does not speak TLS to Redis through Sentinel")
+            manager = Sentinel(sentinel_pairs(sentinels), socket_timeout=10)
+            self.red = manager.master_for(
+                sentinel_service or "autoresponder",
+                db=int(db),
+                username=username,
+                password=password,
+                decode_responses=True,
+            )
+        else:
+            self.red = Redis(
+                host=host or "localhost",
+                port=int(port),
+                db=int(db),
+                username=username,
+                password=password,
+                ssl=bool(use_ssl),
+                decode_responses=True,
+            )
         self.record_exp = int(record_exp) if record_exp else None
         prefix = f"{key_prefix}:" if key_prefix else ""
         self._events_prefix = f"{prefix}tracker:"
@@ -171,8 +191,12 @@ class AppendOnlyRedisTrackerStore(TrackerStore):
         setattr(tracker, _MARK, (base + len(new), events[-1] if events else None))
 
     async def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool (and the sentinels' connections, when it asks sentinels)."""
+        manager = getattr(self.red.connection_pool, "sentinel_manager", None)
         await self.red.close()
+        await self.red.connection_pool.disconnect()  # a client made by master_for does not own its pool
+        for sentinel in getattr(manager, "sentinels", []):
+            await sentinel.close()
 
 
 def _position(events: list[Event], last: Event | None) -> int | None:

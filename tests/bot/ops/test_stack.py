@@ -68,6 +68,19 @@ def test_engine_config_points_at_this_stack(tmp_path: Path) -> None:
     assert settings.resolved_engine_port == 18124
 
 
+def test_with_sentinels_both_engine_stores_find_the_primary_through_them(tmp_path: Path) -> None:
+    settings = Settings(
+        http_port=18127, var_dir=tmp_path, redis_sentinels="10.0.0.5:26379,[::1]:26380", redis_sentinel_service="shop"
+    )
+    endpoints, _ = Stack(settings, engine_token="t").write_engine_config("redis://:pw@10.0.0.9:6379/0")
+    ep = yaml.safe_load(endpoints.read_text())
+    assert ep["lock_store"]["type"] == "ar_engine.lock_store.SentinelRedisLockStore"
+    for store in ("tracker_store", "lock_store"):
+        assert ep[store]["sentinels"] == [["10.0.0.5", 26379], ["::1", 26380]]
+        assert ep[store]["sentinel_service"] == "shop"
+        assert ep[store]["password"] == "pw"
+
+
 def test_the_engine_token_is_given_in_the_environment_not_on_the_command_line(tmp_path: Path) -> None:
     settings = Settings(http_port=18125, var_dir=tmp_path)
     stack = Stack(settings, engine_token="-Rk3v_dash-first")
