@@ -33,7 +33,7 @@ MODEL_INPUTS = ("config.yml", "domain.yml", "data", "engine/ar_engine")
 RUNTIME_ONLY = frozenset(
     f"engine/ar_engine/{name}.py"
     for name in (
-        "serve", "channel", "tracker_store", "lock_store", "validation", "warmup", "logs", "turns",
+        "serve", "channel", "tracker_store", "lock_store", "validation", "warmup", "logs", "turns", "callbacks",
         "evaluate", "compare", "bench_nlu", "parse_cli",
     )
 )  # fmt: skip

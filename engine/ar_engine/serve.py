@@ -4,7 +4,7 @@ Rasa takes its HTTP API token only as `--auth-token` on the command line, where 
 machine can read it (`ps`). The launcher passes it in AUTORESPONDER_ENGINE_TOKEN instead (a process's
 environment is readable by its owner only), and this module hands it to Rasa's argument parser inside
 the process, so it never appears in the process list. It also installs the engine's patches to Rasa
-(`ar_engine.validation`, `ar_engine.turns`) before Rasa starts.
+(`ar_engine.validation`, `ar_engine.callbacks`, `ar_engine.turns`) before Rasa starts.
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ def main() -> None:
 
     turns.install()  # a correctness fix, also in stock mode: a turn whose endpoints failed is not saved
     if os.environ.get(STOCK_ENV) != "1":
-        from ar_engine import validation
+        from ar_engine import callbacks, validation
 
         validation.install()  # before Rasa validates its first action or NLG response
+        callbacks.install()  # NLG requests carry the state and the latest message, not every event
     from rasa.__main__ import main as rasa_main
 
     rasa_main()
