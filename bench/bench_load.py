@@ -57,9 +57,9 @@ class _Dirs:
         return path
 
 
-def _children(pid: int) -> dict[str, int]:
-    """The stack's processes (children of `autoresponder up`) by role: app, engine, redis."""
-    found: dict[str, int] = {}
+def _processes() -> list[tuple[int, int, str]]:
+    """(pid, parent pid, command line) of every process."""
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -68,28 +68,62 @@ def _children(pid: int) -> dict[str, int]:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid != pid:
-            continue
-        if "redis-server" in cmdline:
-            found["redis"] = int(entry.name)
-        elif "ar_engine.serve" in cmdline:
-            found["engine"] = int(entry.name)
-        elif "uvicorn" in cmdline:
-            found["app"] = int(entry.name)
+        found.append((int(entry.name), int(stat.rsplit(")", 1)[1].split()[1]), cmdline))
     return found
 
 
+def _children(pid: int) -> dict[str, int]:
+    """The stack's processes (children of `autoresponder up`) by role: app, engine, redis."""
+    found: dict[str, int] = {}
+    for child, ppid, cmdline in _processes():
+        if ppid != pid:
+            continue
+        if "redis-server" in cmdline:
+            found["redis"] = child
+        elif "ar_engine.serve" in cmdline:
+            found["engine"] = child
+        elif "uvicorn" in cmdline:
+            found["app"] = child
+    return found
+
+
+def _tree(pid: int) -> list[int]:
+    """A process and its descendants (the engine's Sanic workers, for one)."""
+    table = _processes()
+    tree, frontier = [pid], [pid]
+    while frontier:
+        frontier = [child for child, ppid, _ in table if ppid in frontier]
+        tree += frontier
+    return tree
+
+
+def _stat(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # gone meanwhile
+        return []
+
+
 def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK  # utime, stime (fields 14 and 15)
+    """CPU time of a process and its descendants (utime and stime, fields 14 and 15 of /proc/PID/stat)."""
+    total = 0
+    for member in _tree(pid):
+        fields = _stat(member)
+        if fields:
+            total += int(fields[11]) + int(fields[12])
+    return total / CLK
 
 
 def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """Resident memory of a process and its descendants."""
+    total = 0.0
+    for member in _tree(pid):
+        try:
+            lines = Path(f"/proc/{member}/status").read_text().splitlines()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) / 1024 for line in lines if line.startswith("VmRSS:"))
+    return total
 
 
 def _pct(values: list[float], q: float) -> float:

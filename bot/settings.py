@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     session_max_age_days: int = 30
     dedupe_ttl_seconds: int = 7 * 24 * 3600
     engine_timeout_seconds: float = 60.0
+    # Engine processes (Sanic workers of `rasa run`), each with the model loaded (about 1 GB each); they
+    # share the port, the Redis tracker store and the Redis lock store.
+    engine_workers: int = Field(default=1, ge=1, le=32)
     strict_templates: bool = False
     log_level: str = "info"
     # Agent sign-in: sessions end after this long idle, or this long after sign-in whatever happens;

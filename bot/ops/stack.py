@@ -132,6 +132,7 @@ def engine_env(settings: Settings, engine_token: str) -> dict[str, str]:
     # Handoff thresholds are read by the engine's HandoffPolicy at prediction time.
     env["AUTORESPONDER_FOLLOWUP_LIMIT"] = str(settings.followup_limit)
     env["AUTORESPONDER_SENTIMENT_THRESHOLD"] = str(settings.sentiment_threshold)
+    env["SANIC_WORKERS"] = str(settings.engine_workers)  # Rasa allows more than one with a Redis lock store
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["RASA_TELEMETRY_ENABLED"] = "false"
     env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")

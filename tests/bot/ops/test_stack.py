@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.ops.stack import MODEL_INPUTS, Stack, model_fingerprint
+from bot.ops.stack import MODEL_INPUTS, Stack, engine_env, model_fingerprint
 from bot.settings import PROJECT_ROOT, Settings
 
 
@@ -123,3 +123,8 @@ def test_a_process_that_dies_is_restarted_with_a_growing_delay_and_the_others_ke
         assert [name for name, _ in stack.procs] == ["steady", "flaky"]
     finally:
         stack.stop()
+
+
+def test_engine_workers_reach_rasa_as_sanic_workers() -> None:
+    assert engine_env(Settings(_env_file=None), "t")["SANIC_WORKERS"] == "1"  # type: ignore[call-arg]
+    assert engine_env(Settings(_env_file=None, engine_workers=2), "t")["SANIC_WORKERS"] == "2"  # type: ignore[call-arg]
