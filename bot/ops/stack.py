@@ -38,6 +38,11 @@ RUNTIME_ONLY = frozenset(
 )  # fmt: skip
 
 
+# Training data Rasa reads from data/nlu (and data/nlu/reviewed, which the console's review list writes).
+NLU_DIR = "data/nlu/"
+NLU_SUFFIXES = (".yml", ".yaml")
+
+
 # Rasa's endpoint type for the engine's append-only Redis tracker store.
 TRACKER_STORE = "ar_engine.tracker_store.AppendOnlyRedisTrackerStore"
 
@@ -67,6 +72,8 @@ def model_fingerprint(root: Path = PROJECT_ROOT) -> str:
             relative = str(path.relative_to(root))
             if path.suffix in (".pyc",) or "__pycache__" in path.parts or relative in RUNTIME_ONLY:
                 continue
+            if relative.startswith(NLU_DIR) and path.suffix not in NLU_SUFFIXES:
+                continue  # Rasa reads only the YAML there: a README or the review list's lock file is no input
             digest.update(relative.encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:12]

@@ -43,6 +43,18 @@ def test_fingerprint_ignores_modules_that_only_serve_the_model(tmp_path: Path) -
     assert model_fingerprint(tmp_path) != before
 
 
+def test_fingerprint_counts_reviewed_examples_not_the_folders_readme(tmp_path: Path) -> None:
+    _copy_inputs(tmp_path)
+    reviewed = tmp_path / "data" / "nlu" / "reviewed"
+    assert (reviewed / "README.md").exists()  # the folder exists in a fresh clone
+    before = model_fingerprint(tmp_path)
+    (reviewed / "README.md").write_text("edited\n")
+    (reviewed / ".reviewed.yml.lock").write_text("")
+    assert model_fingerprint(tmp_path) == before
+    (reviewed / "reviewed.yml").write_text('version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n    - 哈喽\n')
+    assert model_fingerprint(tmp_path) != before
+
+
 def test_engine_config_points_at_this_stack(tmp_path: Path) -> None:
     settings = Settings(http_port=18123, var_dir=tmp_path)
     stack = Stack(settings, engine_token="tok-123")
