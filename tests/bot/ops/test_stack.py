@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.ops.stack import MODEL_INPUTS, Stack, model_fingerprint
+from bot.ops.stack import MODEL_INPUTS, Stack, data_without_reviewed, model_fingerprint
 from bot.settings import PROJECT_ROOT, Settings
 
 
@@ -48,11 +48,25 @@ def test_fingerprint_counts_reviewed_examples_not_the_folders_readme(tmp_path: P
     reviewed = tmp_path / "data" / "nlu" / "reviewed"
     assert (reviewed / "README.md").exists()  # the folder exists in a fresh clone
     before = model_fingerprint(tmp_path)
+    baseline = model_fingerprint(tmp_path, reviewed=False)
     (reviewed / "README.md").write_text("edited\n")
     (reviewed / ".reviewed.yml.lock").write_text("")
     assert model_fingerprint(tmp_path) == before
     (reviewed / "reviewed.yml").write_text('version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n    - 哈喽\n')
     assert model_fingerprint(tmp_path) != before
+    # The baseline (the "before" of `autoresponder eval --before`) is the model without them.
+    assert model_fingerprint(tmp_path, reviewed=False) == baseline
+
+
+def test_the_baseline_data_is_the_data_without_reviewed_examples(tmp_path: Path) -> None:
+    (tmp_path / "root").mkdir()
+    _copy_inputs(tmp_path / "root")
+    reviewed = tmp_path / "root" / "data" / "nlu" / "reviewed" / "reviewed.yml"
+    reviewed.write_text("nlu: []\n")
+    copy = data_without_reviewed(tmp_path / "data", tmp_path / "root")
+    names = {p.relative_to(copy).as_posix() for p in copy.rglob("*") if p.is_file()}
+    assert "rules.yml" in names and "nlu/order_status.yml" in names
+    assert not any(n.startswith("nlu/reviewed/") for n in names)
 
 
 def test_engine_config_points_at_this_stack(tmp_path: Path) -> None:
