@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.errors import BadInput
+from bot.errors import AutoresponderError, BadInput
 from bot.masking import mask
 
 HEADER = """\
@@ -24,6 +24,10 @@ HEADER = """\
 # for what the customer wrote. Edit freely (fix a label, drop a line); the console only ever adds
 # lines. `autoresponder train` includes this file; `autoresponder review report` counts it.
 """
+
+
+class ReviewFileError(AutoresponderError):
+    """The reviewed examples file cannot be written: the folder is read-only or missing on this host."""
 
 
 def read_examples(path: Path) -> dict[str, list[str]]:
@@ -72,7 +76,12 @@ class ReviewedExamples:
 
     async def add(self, intent: str, text: str) -> bool:
         """Add one example (False when the file has it already under that intent)."""
-        return await asyncio.to_thread(self._add, intent, one_line(text))
+        try:
+            return await asyncio.to_thread(self._add, intent, one_line(text))
+        except OSError as exc:
+            raise ReviewFileError(
+                f"cannot write {self.path} ({exc.strerror}): set AUTORESPONDER_REVIEW_FILE to a writable path"
+            ) from exc
 
     def _add(self, intent: str, line: str) -> bool:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ from bot.accounts.records import (
 )
 from bot.desk.agents import ConversationNotFound, WrongMode
 from bot.desk.review import ReviewItemNotFound
+from bot.desk.reviewed import ReviewFileError
 from bot.errors import AutoresponderError, BadInput, EngineUnavailable
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 ERROR_STATUS: tuple[tuple[type[AutoresponderError], int, str | None], ...] = (
     (ConversationNotFound, 404, None),
     (ReviewItemNotFound, 404, None),
+    (ReviewFileError, 500, None),
     (WrongMode, 409, None),
     (BadInput, 400, None),
     (EngineUnavailable, 503, "the assistant engine is unavailable; try again shortly"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.desk.review import Reason
@@ -15,7 +15,10 @@ from bot.web.deps import AccountsDep, ReviewDep
 from bot.web.routes.agents import AUTH_RESPONSES, SUPERVISOR
 
 router = APIRouter(prefix="/agent/review", tags=["review"], responses=AUTH_RESPONSES | SUPERVISOR)
+# An entry's id: the digest `bot.desk.review.item_id` gives its masked text.
+ItemId = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$", description="The entry's id, from the list.")]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such entry: decided already or expired."}}
+WRITE_FAILED = {"description": "The reviewed examples file cannot be written (AUTORESPONDER_REVIEW_FILE)."}
 
 
 class AssignIn(BaseModel):
@@ -47,9 +50,11 @@ async def review_intents(who: SupervisorDep, review: ReviewDep) -> list[dict[str
     return [{"name": name, "reviewed": counts.get(name, 0)} for name in sorted(review.examples.intents)]
 
 
-@router.post("/{item_id}/assign", responses=NOT_FOUND | {400: {"description": "Not an intent of the domain."}})
+@router.post(
+    "/{item_id}/assign", responses=NOT_FOUND | {400: {"description": "Not an intent of the domain."}, 500: WRITE_FAILED}
+)
 async def review_assign(
-    item_id: str, body: AssignIn, who: SupervisorDep, review: ReviewDep, accounts: AccountsDep
+    item_id: ItemId, body: AssignIn, who: SupervisorDep, review: ReviewDep, accounts: AccountsDep
 ) -> dict[str, Any]:
     """Assign the right intent: the masked text becomes a reviewed training example and leaves the list."""
     item = await review.assign(item_id, body.intent)
@@ -58,7 +63,9 @@ async def review_assign(
 
 
 @router.post("/{item_id}/dismiss", responses=NOT_FOUND)
-async def review_dismiss(item_id: str, who: SupervisorDep, review: ReviewDep, accounts: AccountsDep) -> dict[str, Any]:
+async def review_dismiss(
+    item_id: ItemId, who: SupervisorDep, review: ReviewDep, accounts: AccountsDep
+) -> dict[str, Any]:
     """Take the entry off the list without a training example."""
     item = await review.dismiss(item_id)
     await accounts.audit(who, "review_dismiss", target=item.id, detail=item.seen.intent)

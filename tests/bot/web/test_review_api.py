@@ -106,3 +106,17 @@ async def test_a_low_confidence_message_is_listed_masked_and_its_label_lands_in_
     out = await client.post(f"/agent/review/{other['id']}/assign", json={"intent": "out_of_scope"}, headers=bearer)
     assert out.status_code == 200
     assert [b["intent"] for b in yaml.safe_load(reviewed.read_text())["nlu"]] == ["order_status", "out_of_scope"]
+
+
+async def test_malformed_ids_and_an_unwritable_file_are_told_apart(app_client: Client, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    client = await app_client(review_file=blocker / "reviewed.yml")
+    await customer_says(client, "嗯嗯那个", Prediction("greet", 0.2))
+    _, csrf = await signed_in(client, Role.ADMIN)
+    assert (await client.post("/agent/review/../../x/dismiss", headers={CSRF: csrf})).status_code == 404
+    assert (await client.post("/agent/review/NOT-AN-ID/dismiss", headers={CSRF: csrf})).status_code == 422
+    [item] = (await client.get("/agent/review")).json()["items"]
+    failed = await client.post(f"/agent/review/{item['id']}/assign", json={"intent": "greet"}, headers={CSRF: csrf})
+    assert failed.status_code == 500 and "AUTORESPONDER_REVIEW_FILE" in failed.json()["detail"]
+    assert (await client.get("/agent/review")).json()["total"] == 1  # not written: still on the list
