@@ -129,6 +129,8 @@ def train(settings: Settings, *, force: bool = False, baseline: bool = False) ->
 
     A file lock makes concurrent callers (two stacks starting at once) wait for one training.
     """
+    if baseline and model_fingerprint(reviewed=False) == model_fingerprint():
+        baseline = False  # no reviewed examples: the model itself is the baseline
     target = baseline_path(settings) if baseline else model_path(settings)
     prefix = target.name.split("-", 1)[0]
     settings.model_dir.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.ops.stack import MODEL_INPUTS, Stack, data_without_reviewed, model_fingerprint
+from bot.ops import stack as stack_module
+from bot.ops.stack import MODEL_INPUTS, Stack, data_without_reviewed, model_fingerprint, train
 from bot.settings import PROJECT_ROOT, Settings
 
 
@@ -136,3 +137,12 @@ def test_a_process_that_dies_is_restarted_with_a_growing_delay_and_the_others_ke
         assert [name for name, _ in stack.procs] == ["steady", "flaky"]
     finally:
         stack.stop()
+
+
+def test_without_reviewed_examples_the_baseline_is_the_model_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stack_module, "model_fingerprint", lambda root=PROJECT_ROOT, *, reviewed=True: "f00d")
+    model = tmp_path / "autoresponder-f00d.tar.gz"
+    model.write_bytes(b"")  # trained already: nothing to train for the baseline either
+    assert train(Settings(_env_file=None, model_dir=tmp_path), baseline=True) == model  # type: ignore[call-arg]
