@@ -21,8 +21,8 @@ NAME = "<NAME>"
 PLACEHOLDERS = (ORDER_ID, EMAIL, PHONE, NUMBER, ADDRESS, NAME)
 
 # Characters that end the run around an "@": whitespace, CJK text and CJK or full-width punctuation
-# ("请发到 a@b.com，谢谢"). Everything else next to an "@" is taken to be part of the address.
-_EMAIL_STOP = r"\s\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff01\uff08\uff09\uff0c\uff1a\uff1b\uff1f<>\"'()\[\]"
+# and brackets ("请发到 a@b.com，谢谢"). Everything else next to an "@" is taken to be part of the address.
+_EMAIL_STOP = r"\s\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff01\uff08\uff09\uff0c\uff1a\uff1b\uff1f<>()\[\]"
 _EMAIL = re.compile(rf"[^{_EMAIL_STOP}@＠]+[@＠][^{_EMAIL_STOP}]+")
 # Our order ids (DD202405001), in any case and with full-width letters or digits.
 _ORDER = re.compile(r"[DdＤｄ][DdＤｄ][-\s]?\d{6,}")
