@@ -131,20 +131,22 @@ class ReviewQueue:
         self.max_items = max_items
         self.ttl = ttl
 
-    async def record(self, seen: Sighting, reason: Reason, now: float | None = None) -> str | None:
-        """Add a sighting (or count it on the entry of the same text); None if it was decided lately."""
+    async def record(self, seen: Sighting, *reasons: Reason, now: float | None = None) -> str | None:
+        """Add a sighting, for one or more reasons (or count it on the entry of the same text); None if
+        it was decided lately."""
         now = time.time() if now is None else now
         found = item_id(seen.text)
         decided = await self.redis.zscore(keys.review_decided(), found)
-        if decided is not None and now - float(decided) < self.ttl:
+        if not reasons or (decided is not None and now - float(decided) < self.ttl):
             return None
         key = keys.review_item(found)
+        flags = {f"reason:{reason}": "1" for reason in reasons}
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hsetnx(key, "first_at", repr(now))
-            pipe.hset(key, mapping={**seen.fields(), "last_at": repr(now), f"reason:{reason}": "1"})
+            pipe.hset(key, mapping={**seen.fields(), "last_at": repr(now), **flags})
             pipe.hincrby(key, "count", 1)
             pipe.expire(key, self.ttl)
-            for index in (keys.review_items(), keys.review_reason(reason)):
+            for index in (keys.review_items(), *(keys.review_reason(reason) for reason in reasons)):
                 pipe.zadd(index, {found: now})
                 pipe.expire(index, self.ttl)
             await pipe.execute()
@@ -272,14 +274,16 @@ class ReviewListener(AnswerListener):
         )
         says_unhelped = prediction.intent in (FOLLOW_UP_INTENT, REQUEST_HUMAN_INTENT) and not prediction.fallback
         previous = await self.queue.previous(conv.id) if says_unhelped else None
-        for reason in self._reasons(prediction):
-            await self.queue.record(seen, reason)
+        current = self._reasons(prediction)
+        earlier: list[Reason] = []
         if prediction.intent == FOLLOW_UP_INTENT and previous is not None:
-            await self.queue.record(previous, Reason.FOLLOW_UP)
+            earlier.append(Reason.FOLLOW_UP)
         if answered.handoff is not None:
-            blamed = previous if says_unhelped else seen
-            if blamed is not None:
-                await self.queue.record(blamed, Reason.HANDOFF)
+            (earlier if says_unhelped else current).append(Reason.HANDOFF)
+        # One sighting per message and turn, however many reasons it has: the count counts messages.
+        await self.queue.record(seen, *current)
+        if previous is not None:
+            await self.queue.record(previous, *earlier)
         if not says_unhelped:
             await self.queue.remember(conv.id, seen)
 

@@ -140,3 +140,12 @@ async def test_the_list_can_be_switched_off(redis: TextRedis, crm: CRM, engine: 
     engine.understood["嗯"] = Prediction("greet", 0.1)
     await say(off, "o1", "嗯")
     assert (await off.review.page()).total == 0
+
+
+async def test_a_message_with_two_reasons_is_counted_once(app: Container, engine: StubEngine) -> None:
+    # Handed off (the stub hands "转人工" off) after being understood as a complaint with low confidence.
+    engine.understood[StubEngine.HANDOFF] = Prediction("complaint_service", 0.3)
+    await say(app, "t1", StubEngine.HANDOFF)
+    [item] = (await app.review.page()).items
+    assert (item.seen.text, item.count) == (StubEngine.HANDOFF, 1)
+    assert item.reasons == (Reason.LOW_CONFIDENCE, Reason.HANDOFF)
