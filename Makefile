@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "$$HOME/.local/bin/uv")
 RUN := $(UV) run --frozen
 
-.PHONY: help setup run test lint train status eval bench clean
+.PHONY: help setup run test lint train status eval review bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ test: setup ## Install what the tests need, then run the whole suite against rea
 
 eval: setup ## Evaluate the assistant (held-out NLU, conversation tests, sentiment); fails under target
 	@$(RUN) autoresponder eval
+
+review: setup ## Count the reviewed examples (console: Review) per intent, with the last before/after of `eval --before`
+	@$(RUN) autoresponder review report
 
 bench: setup ## Run the benchmarks (bench/bench_*.py) and print their tables
 	@bash scripts/mailserver.sh

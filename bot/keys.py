@@ -213,6 +213,38 @@ def pending_change(conv_id: str) -> str:
     return f"{PREFIX}:access:{conv_id}:change"
 
 
+# The review list of messages the assistant may have misunderstood (bot.desk.review): entries live this long
+# after they were last seen, and the list keeps this many at most (the oldest go first).
+REVIEW_TTL_SECONDS = 30 * 24 * 3600
+# A conversation's latest understood message, kept for a follow-up or handoff that shows it was not.
+REVIEW_LAST_TTL_SECONDS = 24 * 3600
+
+
+def review_items() -> str:
+    """Sorted set: ids of the review list's entries (digests of their masked text), by when last seen."""
+    return f"{PREFIX}:review:items"
+
+
+def review_reason(reason: str) -> str:
+    """Sorted set: the entries that came in for one reason (low_confidence, fallback, …), by when last seen."""
+    return f"{PREFIX}:review:reason:{reason}"
+
+
+def review_item(item_id: str) -> str:
+    """Hash with TTL: one entry (masked text, locale, channel, prediction, reasons, count, times)."""
+    return f"{PREFIX}:review:item:{item_id}"
+
+
+def review_decided() -> str:
+    """Sorted set: entries an admin assigned or dismissed, by when, so that they do not come back meanwhile."""
+    return f"{PREFIX}:review:decided"
+
+
+def review_last(conv_id: str) -> str:
+    """Hash with TTL: a conversation's latest understood message, masked, with its prediction."""
+    return f"{PREFIX}:review:last:{conv_id}"
+
+
 def replication_probe() -> str:
     """A counter written before WAIT, so that WAIT covers every write made before it (no customer data)."""
     return f"{PREFIX}:replication:probe"

@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     csat_enabled: bool = True
     csat_low_score: int = 2
     csat_window_hours: float = 24.0
+    # The review list (console: "Review"): messages answered below this confidence (or by the fallback)
+    # or that led to a follow-up or a handoff; how many entries it keeps; where assigned examples go.
+    review_enabled: bool = True
+    review_confidence_threshold: float = Field(default=0.6, ge=0.0, le=1.0)
+    review_max_items: int = Field(default=2000, ge=10)
+    review_file: Path = PROJECT_ROOT / "data" / "nlu" / "reviewed" / "reviewed.yml"
 
     @model_validator(mode="after")
     def _readable_schedule(self) -> Settings:

@@ -3,7 +3,7 @@
 The router depends on these protocols only; the engine client (`bot.engine.client`) and the CRM
 façade (`bot.crm.directory`) implement the first two, the agent desk implements the extension points
 (the satisfaction survey intercepts messages, the SLA clock and the after-hours notice listen to
-handoffs), and channels implement `bot.conversations.channels.Channel`.
+handoffs, the review list listens to answered messages), and channels implement `bot.conversations.channels.Channel`.
 """
 
 from __future__ import annotations
@@ -100,3 +100,21 @@ class HandoffListener:
     ) -> Sequence[Rendered]:
         """Called once the handoff is queued; returns notices for the customer (sent in order)."""
         return ()
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A bot-mode message the engine answered, after the answer is committed: the text the engine was
+    asked (an interceptor may have replaced the message's), its replies, and the handoff they led to."""
+
+    turn: Turn
+    text: str
+    replies: Sequence[EngineReply]
+    handoff: Handoff | None
+
+
+class AnswerListener:
+    """Reacts to the engine's answer to a message (the review list of misunderstood messages)."""
+
+    async def answered(self, answered: Answered) -> None:
+        """Called once per answered message, after its answer is committed; does nothing unless overridden."""

@@ -8,10 +8,11 @@ any replica) answers it; a channel's retry of the same message finds it and wait
 While the engine is down a message stays pending, its customer is told once that the answer is on its
 way, and it is answered when the engine is back.
 
-Features that are not the core's business plug in at two extension points: interceptors see a
-bot-mode message before the engine does (the desk's satisfaction survey reads scores there), and
-handoff listeners react when a conversation is handed to agents (the desk's SLA clock and
-after-hours notice).
+Features that are not the core's business plug in at three extension points: interceptors see a
+bot-mode message before the engine does (the desk's satisfaction survey reads scores there), handoff
+listeners react when a conversation is handed to agents (the desk's SLA clock and after-hours
+notice), and answer listeners see what the engine understood once its answer is committed (the
+desk's review list of misunderstood messages).
 """
 
 from __future__ import annotations
@@ -30,7 +31,15 @@ from bot.conversations.inbox import PENDING, Inbox, InboxMessage
 from bot.conversations.locks import KeyedLocks
 from bot.conversations.messages import InboundMessage
 from bot.conversations.model import Conversation, Handoff, LogEntry, Mode, Skill
-from bot.conversations.ports import CustomerDirectory, Engine, HandoffListener, MessageInterceptor, Turn
+from bot.conversations.ports import (
+    Answered,
+    AnswerListener,
+    CustomerDirectory,
+    Engine,
+    HandoffListener,
+    MessageInterceptor,
+    Turn,
+)
 from bot.conversations.store import ConversationStore, entry_fields, entry_from_fields, rendered_fields
 from bot.crm.records import CustomerInfo
 from bot.engine.contract import EngineReply, MessageMetadata
@@ -86,6 +95,7 @@ class Router:
         *,
         interceptors: Sequence[MessageInterceptor] = (),
         listeners: Sequence[HandoffListener] = (),
+        answer_listeners: Sequence[AnswerListener] = (),
         lease_seconds: float = 30.0,
     ) -> None:
         self.store = store
@@ -94,6 +104,7 @@ class Router:
         self.templates = templates
         self.interceptors: list[MessageInterceptor] = list(interceptors)
         self.listeners: list[HandoffListener] = list(listeners)
+        self.answer_listeners: list[AnswerListener] = list(answer_listeners)
         self.inbox = Inbox(store.redis, lease_seconds=lease_seconds)
         self.lease_seconds = lease_seconds
         # Names this process in leases: a lease is only ever released or renewed by its holder.
@@ -263,7 +274,7 @@ class Router:
                 if fresh is not None:
                     result.replies = replies_of(fresh)
                 return result
-            lines, handoff = await self._compute(record, conv, customer, on_typing, result)
+            lines, handoff, answered = await self._compute(record, conv, customer, on_typing, result)
             if result.engine_down:
                 await self._not_now(record, conv, result)
                 return result
@@ -290,12 +301,22 @@ class Router:
             result.replies = committed
             if not record.message.pushes_replies:
                 await self.inbox.delivered(record.id)  # its customers read the transcript
+            if answered is not None:
+                await self._tell(answered)
             return result
         finally:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewing
             await self.inbox.release(record.id, self.owner)
+
+    async def _tell(self, answered: Answered) -> None:
+        """Answer listeners learn of the committed answer; one failing costs the customer nothing."""
+        for listener in self.answer_listeners:
+            try:
+                await listener.answered(answered)
+            except Exception:  # the answer is committed: a listener failing must not fail the message
+                log.exception("answer listener %s failed", type(listener).__name__)
 
     async def _keep_lease(self, message_id: str) -> None:
         while True:
@@ -311,12 +332,13 @@ class Router:
         customer: CustomerInfo | None,
         on_typing: TypingHook | None,
         result: RouterResult,
-    ) -> tuple[list[dict[str, str]], Handoff | None]:
-        """The transcript lines that answer the message, and the handoff it leads to (nothing is written)."""
+    ) -> tuple[list[dict[str, str]], Handoff | None, Answered | None]:
+        """The transcript lines that answer the message, the handoff it leads to, and what the engine was
+        asked and answered, for the answer listeners (nothing is written)."""
         msg = record.message
         if conv.mode != Mode.BOT:
             # Waiting for or talking to an agent: the message goes to the console, not the engine.
-            return [], None
+            return [], None, None
         turn = Turn(conversation=conv, message=msg, customer=customer)
         lines: list[dict[str, str]] = []
         for interceptor in self.interceptors:
@@ -325,7 +347,7 @@ class Router:
                 continue
             lines = [rendered_fields("bot", r) for r in interception.replies]
             if interception.engine_text is None:
-                return lines, interception.handoff
+                return lines, interception.handoff, None
             msg = replace(msg, text=interception.engine_text)
             break
         replies = await self._ask_engine(conv, msg, customer, on_typing, result)
@@ -351,7 +373,8 @@ class Router:
                         text_format=reply.text_format,
                     )
                 )
-        return lines, handoff
+        answered = Answered(turn=turn, text=msg.text, replies=replies, handoff=handoff) if replies else None
+        return lines, handoff, answered
 
     async def _ask_engine(
         self,

@@ -7,7 +7,11 @@ Three things cross the process boundary:
 - the app's NLG endpoint answers Rasa with a rendered reply (`EngineReply.to_wire`): Rasa's own
   `text` and `buttons` plus the template name, version, format and HTML twin under `ar_*` keys,
   which the engine's `AppInput` channel passes through untouched;
-- `action_handoff` attaches a `HandoffRequest` as the message's `custom` payload.
+- `action_handoff` attaches a `HandoffRequest` as the message's `custom` payload;
+- the NLG endpoint adds what the engine understood of the customer's message (`Prediction`: intent,
+  confidence, whether the fallback classifier took over) from the tracker Rasa sends with the request,
+  so that the app learns it with every rendered reply at no extra cost. An engine or app of an older
+  version simply sends or finds no prediction.
 
 The engine client turns what the engine returns into `EngineReply` values with `EngineReply.from_wire`;
 nothing else reads or writes these keys.
@@ -15,6 +19,7 @@ nothing else reads or writes these keys.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +29,11 @@ TEXT_FORMAT = "ar_format"
 HTML = "ar_html"
 CUSTOM = "custom"
 HANDOFF = "handoff"
+INTENT = "ar_intent"
+CONFIDENCE = "ar_confidence"
+FALLBACK = "ar_fallback"
+# The intent Rasa's FallbackClassifier predicts when no intent is confident enough.
+FALLBACK_INTENT = "nlu_fallback"
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,56 @@ class HandoffRequest:
 
 
 @dataclass(frozen=True)
+class Prediction:
+    """What the engine understood of a customer message: its best intent and that intent's confidence.
+
+    With `fallback`, Rasa's FallbackClassifier found no intent confident enough; `intent` and
+    `confidence` are then those of the best real intent it set aside.
+    """
+
+    intent: str
+    confidence: float
+    fallback: bool = False
+
+    def to_wire(self) -> dict[str, Any]:
+        """The keys a reply carries the prediction in."""
+        return {INTENT: self.intent, CONFIDENCE: self.confidence, FALLBACK: self.fallback}
+
+    @classmethod
+    def from_wire(cls, message: dict[str, Any]) -> Prediction | None:
+        """The prediction a reply carries, or None (an older engine, a reply without one, bad values)."""
+        intent = message.get(INTENT)
+        confidence = _confidence(message.get(CONFIDENCE))
+        if not isinstance(intent, str) or not intent or confidence is None:
+            return None
+        return cls(intent=intent, confidence=confidence, fallback=message.get(FALLBACK) is True)
+
+    @classmethod
+    def from_parse_data(cls, parse_data: object) -> Prediction | None:
+        """The prediction in Rasa's parse data of a message (a tracker's `latest_message`)."""
+        if not isinstance(parse_data, dict):
+            return None
+        best = parse_data.get("intent")
+        if not isinstance(best, dict) or not best.get("name"):
+            return None
+        if best["name"] != FALLBACK_INTENT:
+            confidence = _confidence(best.get("confidence"))
+            return cls(str(best["name"]), confidence) if confidence is not None else None
+        for ranked in parse_data.get("intent_ranking") or []:
+            if isinstance(ranked, dict) and ranked.get("name") and ranked["name"] != FALLBACK_INTENT:
+                return cls(str(ranked["name"]), _confidence(ranked.get("confidence")) or 0.0, fallback=True)
+        return cls(FALLBACK_INTENT, _confidence(best.get("confidence")) or 0.0, fallback=True)
+
+
+def _confidence(value: object) -> float | None:
+    """A confidence between 0 and 1, or None for anything else (booleans included)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if 0.0 <= number <= 1.0 else None
+
+
+@dataclass(frozen=True)
 class Button:
     """A quick reply: what the customer sees and what is sent back when pressed."""
 
@@ -104,6 +164,7 @@ class EngineReply:
     text_format: str = "text"
     html: str | None = None
     handoff: HandoffRequest | None = None
+    prediction: Prediction | None = None
 
     def button_dicts(self) -> list[dict[str, str]]:
         """The buttons as the transcript and the channels keep them."""
@@ -122,6 +183,8 @@ class EngineReply:
             wire[HTML] = self.html
         if self.handoff is not None:
             wire[CUSTOM] = self.handoff.to_custom()
+        if self.prediction is not None:
+            wire.update(self.prediction.to_wire())
         return wire
 
     @classmethod
@@ -140,4 +203,10 @@ class EngineReply:
             text_format=str(message.get(TEXT_FORMAT) or "text"),
             html=str(message[HTML]) if message.get(HTML) else None,
             handoff=HandoffRequest.from_custom(message.get(CUSTOM)),
+            prediction=Prediction.from_wire(message),
         )
+
+
+def prediction_of(replies: Sequence[EngineReply]) -> Prediction | None:
+    """What the engine understood of the message these replies answer (the first reply that says)."""
+    return next((r.prediction for r in replies if r.prediction is not None), None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.crm.directory import AsyncCRM
-from bot.engine.contract import Button, EngineReply, MessageMetadata
+from bot.engine.contract import Button, EngineReply, MessageMetadata, Prediction
 from bot.templates import TemplateRegistry
 
 
@@ -39,4 +39,5 @@ async def render_nlg(templates: TemplateRegistry, customers: AsyncCRM, body: dic
         template_version=rendered.version,
         text_format=rendered.text_format,
         html=rendered.html,
+        prediction=Prediction.from_parse_data(tracker.get("latest_message")),
     )

@@ -16,11 +16,13 @@ import typer
 
 from bot.locale import detect_locale
 from bot.ops.accounts import agent_app, announce_first_admin
+from bot.ops.review import review_app
 from bot.ops.stack import Stack, StackError, engine_env, model_path, train
 from bot.settings import PROJECT_ROOT, Settings
 
 app = typer.Typer(help="Omnichannel customer-service auto-responder.", no_args_is_help=True)
 app.add_typer(agent_app, name="agent")
+app.add_typer(review_app, name="review")
 
 
 def rest_token_source(settings: Settings) -> str:
@@ -161,9 +163,20 @@ def parse(
 
 
 @app.command("eval")
-def eval_cmd() -> None:
+def eval_cmd(
+    before: Annotated[
+        bool, typer.Option("--before", help="Also score a model trained without data/nlu/reviewed (one more training).")
+    ] = False,
+) -> None:
     """Evaluate the current model (training it if stale); write var/eval/report.md; fail under target."""
-    from bot.ops.evaluation import report, run_conversation_tests, run_nlu_and_sentiment, targets
+    from bot.ops.evaluation import (
+        report,
+        reviewed_summary,
+        run_before,
+        run_conversation_tests,
+        run_nlu_and_sentiment,
+        targets,
+    )
 
     settings = Settings()
     try:
@@ -175,12 +188,23 @@ def eval_cmd() -> None:
     out.mkdir(parents=True, exist_ok=True)
     metrics = run_nlu_and_sentiment(settings, model, out)
     metrics["conversation_tests"] = run_conversation_tests(settings, model, out)
+    metrics["reviewed"] = reviewed_summary(settings)
+    if before:
+        try:
+            metrics["before"] = run_before(settings, out)
+        except StackError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(1) from exc
     found = targets(metrics)
     (out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2))
     (out / "report.md").write_text(report(metrics, found))
     width = max(len(t.name) for t in found)
     for t in found:
         print(f"  {t.name:<{width}}  {t.value:6.3f}  ({t.bound})  {t.verdict}")
+    reviewed, baseline = metrics["reviewed"], metrics.get("before")
+    if baseline and baseline.get("dev") and metrics.get("dev"):
+        print(f"  dev accuracy without the {reviewed['examples']} reviewed examples: {baseline['dev']['accuracy']:.3f}")
+        print(f"  dev accuracy with them                          : {metrics['dev']['accuracy']:.3f}")
     print(f"report: {out / 'report.md'}")
     if not all(t.met for t in found if t.gate):
         raise typer.Exit(1)

@@ -1,4 +1,6 @@
-"""`autoresponder eval`: held-out NLU test, development set, conversation tests, sentiment test, one report."""
+"""`autoresponder eval`: held-out NLU test, development set, conversation tests, sentiment test, one report;
+with `--before`, the same sets scored by a model without the reviewed examples too (the review routine's
+before and after)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.ops.stack import engine_env, rasa_bin
+from bot.desk.reviewed import ReviewedExamples
+from bot.ops.stack import engine_env, rasa_bin, train
 from bot.settings import PROJECT_ROOT, Settings
 
 DEV_SET = PROJECT_ROOT / "tests" / "nlu" / "dev" / "customers.yml"
@@ -104,6 +107,56 @@ def run_nlu_and_sentiment(settings: Settings, model: Path, out: Path) -> dict[st
     return metrics
 
 
+def run_before(settings: Settings, out: Path) -> dict[str, Any]:
+    """The held-out and development sets scored by the baseline model, trained (once, cached by its own
+    fingerprint) without the reviewed examples: the "before" of the weekly review routine."""
+    model = train(settings, baseline=True)
+    before = out / "before"
+    cmd = [
+        str(settings.engine_dir / ".venv" / "bin" / "python"), "-m", "ar_engine.evaluate", "--model", str(model),
+        "--nlu-test", str(PROJECT_ROOT / "tests" / "nlu" / "test_nlu.yml"), "--dev-test", str(DEV_SET),
+        "--out", str(before),
+    ]  # fmt: skip
+    subprocess.run(cmd, cwd=PROJECT_ROOT, env=engine_env(settings, ""), check=True)
+    metrics: dict[str, Any] = json.loads((before / "metrics.json").read_text())
+    return {"nlu": {"accuracy": metrics["nlu"]["accuracy"]}, "dev": _dev_summary(metrics.get("dev"))}
+
+
+def _dev_summary(dev: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not dev:
+        return None
+    return {k: dev[k] for k in ("accuracy", "wrong_answer", "fallback")} | {
+        "out_of_scope_recall": dev["out_of_scope"]["recall"]
+    }
+
+
+def reviewed_summary(settings: Settings) -> dict[str, Any]:
+    """How many reviewed examples the model learnt from, per intent."""
+    counts = ReviewedExamples(settings.review_file, ()).counts()
+    return {"examples": sum(counts.values()), "per_intent": counts}
+
+
+def before_after(metrics: dict[str, Any]) -> list[str]:
+    """The review routine's effect: accuracy without and with the reviewed examples (eval --before)."""
+    reviewed = metrics.get("reviewed") or {"examples": 0, "per_intent": {}}
+    before = metrics.get("before")
+    lines = ["", "## Reviewed examples (the weekly review)", ""]
+    lines.append(
+        f"{reviewed['examples']} reviewed examples in data/nlu/reviewed/ ({len(reviewed['per_intent'])} intents)."
+    )
+    if not before:
+        lines += ["", "Run `autoresponder eval --before` for the accuracy without them (one more training)."]
+        return lines
+    lines += ["", "| measure | before (without) | after (with) |", "|---|---|---|"]
+    lines.append(f"| held-out intent accuracy | {before['nlu']['accuracy']:.3f} | {metrics['nlu']['accuracy']:.3f} |")
+    dev, now = before.get("dev"), _dev_summary(metrics.get("dev"))
+    if dev and now:
+        names = {"accuracy": "dev intent accuracy", "wrong_answer": "dev wrong FAQ answer", "fallback": "dev fallback"}
+        names["out_of_scope_recall"] = "dev out-of-scope recall"
+        lines += [f"| {label} | {dev[key]:.3f} | {now[key]:.3f} |" for key, label in names.items()]
+    return lines
+
+
 def run_conversation_tests(settings: Settings, model: Path, out: Path) -> dict[str, Any]:
     """Rasa test stories, failing on the first wrong prediction."""
     cmd = [
@@ -142,6 +195,7 @@ def report(metrics: dict[str, Any], found: list[Target]) -> str:
     lines += [f"| {s} | {v['n']} | {v['accuracy']:.3f} |" for s, v in nlu["per_script"].items()]
     lines += ["", *f1_table("intent", nlu["per_intent"]), "", *f1_table("entity", nlu["entities"])]
     lines += dev_report(metrics.get("dev"), nlu)
+    lines += before_after(metrics)
     sentiment = metrics["sentiment"]
     lines += [
         "",

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,13 @@ RUNTIME_ONLY = frozenset(
 )  # fmt: skip
 
 
+# Training data Rasa reads from data/nlu (and data/nlu/reviewed, which the console's review list writes).
+NLU_DIR = "data/nlu/"
+NLU_SUFFIXES = (".yml", ".yaml")
+# The examples labelled in the console's review list; a baseline model is trained without them.
+REVIEWED_DIR = "data/nlu/reviewed/"
+
+
 # Rasa's endpoint type for the engine's append-only Redis tracker store.
 TRACKER_STORE = "ar_engine.tracker_store.AppendOnlyRedisTrackerStore"
 # Rasa's Redis lock store, on the primary the sentinels name (used when the app has sentinels too).
@@ -60,8 +68,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def model_fingerprint(root: Path = PROJECT_ROOT) -> str:
-    """Hash of the model's inputs (content, not mtimes, which a git clone does not keep)."""
+def model_fingerprint(root: Path = PROJECT_ROOT, *, reviewed: bool = True) -> str:
+    """Hash of the model's inputs (content, not mtimes, which a git clone does not keep); without
+    `reviewed`, of the inputs of the baseline model (no reviewed examples)."""
     digest = hashlib.sha256()
     for name in MODEL_INPUTS:
         base = root / name
@@ -69,6 +78,10 @@ def model_fingerprint(root: Path = PROJECT_ROOT) -> str:
         for path in files:
             relative = str(path.relative_to(root))
             if path.suffix in (".pyc",) or "__pycache__" in path.parts or relative in RUNTIME_ONLY:
+                continue
+            if relative.startswith(NLU_DIR) and path.suffix not in NLU_SUFFIXES:
+                continue  # Rasa reads only the YAML there: a README or the review list's lock file is no input
+            if not reviewed and relative.startswith(REVIEWED_DIR):
                 continue
             digest.update(relative.encode())
             digest.update(path.read_bytes())
@@ -78,6 +91,23 @@ def model_fingerprint(root: Path = PROJECT_ROOT) -> str:
 def model_path(settings: Settings) -> Path:
     """Where the model for the current data lives (whether or not it exists yet)."""
     return settings.model_dir / f"autoresponder-{model_fingerprint()}.tar.gz"
+
+
+def baseline_path(settings: Settings) -> Path:
+    """Where the model trained without the reviewed examples lives (the "before" of `eval --before`)."""
+    return settings.model_dir / f"baseline-{model_fingerprint(reviewed=False)}.tar.gz"
+
+
+def data_without_reviewed(dest: Path, root: Path = PROJECT_ROOT) -> Path:
+    """`dest` made a copy of data/ without data/nlu/reviewed (symbolic links to the files); returns it."""
+    source = root / "data"
+    for path in sorted(source.rglob("*")):
+        relative = path.relative_to(root)
+        if path.is_file() and not relative.as_posix().startswith(REVIEWED_DIR):
+            link = dest / path.relative_to(source)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(path)
+    return dest
 
 
 def rasa_bin(settings: Settings) -> Path:
@@ -96,14 +126,18 @@ def engine_python(settings: Settings) -> Path:
     return path
 
 
-def train(settings: Settings, *, force: bool = False) -> Path:
-    """Train the model when it is missing or its inputs changed; return its path.
+def train(settings: Settings, *, force: bool = False, baseline: bool = False) -> Path:
+    """Train the model when it is missing or its inputs changed; return its path. With `baseline`, the
+    model without the reviewed examples (data/nlu/reviewed), for the before-and-after of the review routine.
 
     A file lock makes concurrent callers (two stacks starting at once) wait for one training.
     """
-    target = model_path(settings)
+    if baseline and model_fingerprint(reviewed=False) == model_fingerprint():
+        baseline = False  # no reviewed examples: the model itself is the baseline
+    target = baseline_path(settings) if baseline else model_path(settings)
+    prefix = target.name.split("-", 1)[0]
     settings.model_dir.mkdir(parents=True, exist_ok=True)
-    with open(settings.model_dir / ".train.lock", "w") as lock:
+    with open(settings.model_dir / ".train.lock", "w") as lock, tempfile.TemporaryDirectory() as tmp:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if target.exists() and not force:
             shown = target.relative_to(PROJECT_ROOT) if target.is_relative_to(PROJECT_ROOT) else target
@@ -111,15 +145,16 @@ def train(settings: Settings, *, force: bool = False) -> Path:
             return target
         print(f"training the model ({target.name}); Rasa shows its progress below", flush=True)
         started = time.monotonic()
+        data = str(data_without_reviewed(Path(tmp) / "data")) if baseline else "data"
         cmd = [
             str(rasa_bin(settings)), "train",
-            "--config", "config.yml", "--domain", "domain.yml", "--data", "data",
+            "--config", "config.yml", "--domain", "domain.yml", "--data", data,
             "--out", str(settings.model_dir), "--fixed-model-name", target.name.removesuffix(".tar.gz"),
         ]  # fmt: skip
         result = subprocess.run(cmd, cwd=PROJECT_ROOT, env=engine_env(settings, ""), check=False)
         if result.returncode != 0 or not target.exists():
             raise StackError(f"training failed (exit {result.returncode}); see Rasa's output above")
-        for old in settings.model_dir.glob("autoresponder-*.tar.gz"):
+        for old in settings.model_dir.glob(f"{prefix}-*.tar.gz"):
             if old != target and time.time() - old.stat().st_mtime > 3600:
                 old.unlink()  # keep recent ones: a running stack may still be loading one
         print(f"model trained in {time.monotonic() - started:.0f} s: {target.name}", flush=True)

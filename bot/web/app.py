@@ -11,7 +11,7 @@ from fastapi_offline import FastAPIOffline
 from bot.settings import Settings
 from bot.web import container, errors
 from bot.web.middleware import BodyGuard, DocsPolicy, PublicCors, RequestMetrics
-from bot.web.routes import admin, agents, auth, callbacks, pages
+from bot.web.routes import admin, agents, auth, callbacks, pages, review
 from connectors import HasRoutes, enabled_channels
 
 
@@ -50,6 +50,7 @@ def create_app(settings: Settings, *, engine_token: str) -> FastAPI:
     app.include_router(callbacks.router)
     app.include_router(auth.router)
     app.include_router(agents.router)
+    app.include_router(review.router)
     app.include_router(admin.router)
     app.include_router(pages.router)
     return app

@@ -41,6 +41,8 @@ from bot.desk.agents import AgentDesk
 from bot.desk.assign import Assigner
 from bot.desk.csat import CsatPolicy, SurveyInterceptor
 from bot.desk.notices import AfterHoursNotice
+from bot.desk.review import ReviewListener, ReviewQueue
+from bot.desk.reviewed import ReviewedExamples, domain_intents
 from bot.desk.sla import SlaClock, SlaPolicy, SlaWatcher
 from bot.desk.stats import DeskStats
 from bot.engine.client import EngineClient
@@ -77,6 +79,7 @@ class Container:
     recovery: Recovery
     accounts: Accounts
     account_service: AccountService
+    review: ReviewQueue
     engine_token: str = ""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -127,6 +130,8 @@ def build(
     access = OrderAccess(
         redis, AccessPolicy(max_failures=settings.guest_factor_attempts, lock_seconds=settings.guest_lock_minutes * 60)
     )
+    examples = ReviewedExamples(settings.review_file, domain_intents(PROJECT_ROOT / "domain.yml"))
+    review = ReviewQueue(redis, examples, max_items=settings.review_max_items)
     router = Router(
         store,
         customers,
@@ -134,6 +139,9 @@ def build(
         templates,
         interceptors=[SurveyInterceptor(store, templates, csat), GuardInterceptor(access, customers, store, templates)],
         listeners=[SlaClock(sla), AfterHoursNotice(templates, hours, registry)],
+        answer_listeners=[ReviewListener(review, settings.review_confidence_threshold)]
+        if settings.review_enabled
+        else [],
     )
     desk = AgentDesk(store, templates, engine, registry, customers, csat=csat)
     account_directory = Accounts(accounts or AccountRepository(crm.bind))
@@ -180,6 +188,7 @@ def build(
         recovery=Recovery(router, registry, interval=settings.recovery_interval_seconds),
         accounts=account_directory,
         account_service=account_service,
+        review=review,
         engine_token=engine_token,
     )
 

@@ -12,6 +12,7 @@ from bot.conversations.store import ConversationStore
 from bot.crm.directory import AsyncCRM
 from bot.desk.agents import AgentDesk
 from bot.desk.assign import Assigner
+from bot.desk.review import ReviewQueue
 from bot.desk.sla import SlaPolicy
 from bot.desk.stats import DeskStats
 from bot.templates import TemplateRegistry
@@ -61,6 +62,10 @@ def _accounts(c: ContainerDep) -> Accounts:
     return c.accounts
 
 
+def _review(c: ContainerDep) -> ReviewQueue:
+    return c.review
+
+
 StoreDep = Annotated[ConversationStore, Depends(_store)]
 DeskDep = Annotated[AgentDesk, Depends(_desk)]
 CustomersDep = Annotated[AsyncCRM, Depends(_customers)]
@@ -69,6 +74,7 @@ AssignerDep = Annotated[Assigner, Depends(_assigner)]
 StatsDep = Annotated[DeskStats, Depends(_stats)]
 TemplatesDep = Annotated[TemplateRegistry, Depends(_templates)]
 AccountsDep = Annotated[Accounts, Depends(_accounts)]
+ReviewDep = Annotated[ReviewQueue, Depends(_review)]
 
 
 def _matches(supplied: str, expected: str) -> bool:

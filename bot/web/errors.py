@@ -22,6 +22,8 @@ from bot.accounts.records import (
     UnknownAccount,
 )
 from bot.desk.agents import ConversationNotFound, WrongMode
+from bot.desk.review import ReviewItemNotFound
+from bot.desk.reviewed import ReviewFileError
 from bot.errors import AutoresponderError, BadInput, EngineUnavailable
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 # Most specific first: the first matching class decides.
 ERROR_STATUS: tuple[tuple[type[AutoresponderError], int, str | None], ...] = (
     (ConversationNotFound, 404, None),
+    (ReviewItemNotFound, 404, None),
+    (ReviewFileError, 500, None),
     (WrongMode, 409, None),
     (BadInput, 400, None),
     (EngineUnavailable, 503, "the assistant engine is unavailable; try again shortly"),

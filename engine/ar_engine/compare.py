@@ -110,11 +110,14 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=3)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from rasa.shared.data import get_data_files, is_nlu_file
     from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLWriter
     from rasa.shared.nlu.training_data.loading import load_data
+    from rasa.shared.nlu.training_data.training_data import TrainingData
 
     args.out.mkdir(parents=True, exist_ok=True)
-    training = load_data(str(args.nlu))
+    # The NLU files only, as `rasa train` reads them: data/nlu/reviewed also holds a README.
+    training = TrainingData().merge(*(load_data(f) for f in sorted(get_data_files([str(args.nlu)], is_nlu_file))))
     test = load_data(str(args.test)).intent_examples
     rows = []
     for label, config in candidates(yaml.safe_load(args.config.read_text(encoding="utf-8"))).items():

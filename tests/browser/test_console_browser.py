@@ -494,3 +494,37 @@ async def test_an_agent_cannot_act_under_another_agents_name(open_console: OpenC
     assert stack.agent("GET", f"/conversations/{theirs}").json()["conversation"]["agent"] == other
     for conv in (mine, theirs):
         assert stack.agent("POST", f"/conversations/{conv}/handback").status_code == 200
+
+
+async def test_a_supervisor_labels_what_the_assistant_did_not_understand(
+    open_console: OpenConsole, stack: RunningStack
+) -> None:
+    text = "qwxz 呃呃 vbnm"  # nonsense: answered by the fallback, or with low confidence
+    stack.rest(f"review-{uuid.uuid4().hex[:8]}", text)
+    # Agents have no review list.
+    page = await open_console("zh-CN")
+    await sign_in(page, agent_name(stack))
+    await expect(page.get_by_test_id("whoami")).to_be_visible()
+    await expect(page.get_by_test_id("review-toggle")).to_be_hidden()
+
+    page = await open_console("zh-CN")
+    await sign_in(page, agent_name(stack, "supervisor"))
+    toggle = page.get_by_test_id("review-toggle")
+    await expect(toggle).to_have_text("待复盘")
+    await toggle.click()
+    await expect(page.get_by_test_id("review-view")).to_be_visible()
+    entry = page.get_by_test_id("review-item").filter(has=page.get_by_test_id("review-text").get_by_text(text))
+    await expect(entry).to_have_count(1)
+    await expect(entry.get_by_test_id("review-predicted")).to_contain_text("预测：")
+    await entry.get_by_test_id("review-intent").select_option("out_of_scope")
+    await entry.get_by_test_id("review-assign").click()
+    await expect(entry).to_have_count(0)
+    reviewed = (stack.var_dir / "reviewed" / "reviewed.yml").read_text()
+    assert f"- {text}\n" in reviewed
+    # In English, and back to the desk.
+    await page.get_by_test_id("lang-toggle").click()
+    await expect(toggle).to_have_text("Back to the desk")
+    await expect(page.get_by_test_id("review-view")).to_contain_text("Review: messages the assistant")
+    await toggle.click()
+    await expect(page.get_by_test_id("review-view")).to_be_hidden()
+    await expect(page.locator("#desk")).to_be_visible()

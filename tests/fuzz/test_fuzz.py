@@ -128,6 +128,37 @@ def test_agent_api(http: httpx.Client, stack: RunningStack, conv: str, body: Any
     ok(http.get(f"/agent/conversations/{safe}", headers=headers))
 
 
+@pytest.fixture(scope="module")
+def review_ids(stack: RunningStack) -> list[str]:
+    """Ids of review entries: messages the engine does not understand, sent once."""
+    for n in range(3):
+        stack.rest(f"fuzz-review-{n}", f"qwxz 呃 fuzz{'呃' * n}")
+    listed = stack.agent("GET", "/review?limit=200", by=stack.account("fuzz-supervisor", "supervisor").name)
+    return [i["id"] for i in listed.json()["items"]]
+
+
+@FUZZ
+@given(item=texts, body=json_values, reason=texts, offset=texts, limit=texts, pick=st.integers(0, 5))
+def test_review_api(
+    http: httpx.Client,
+    stack: RunningStack,
+    review_ids: list[str],
+    item: str,
+    body: Any,
+    reason: str,
+    offset: str,
+    limit: str,
+    pick: int,
+) -> None:
+    headers = {"Authorization": f"Bearer {stack.account('fuzz-supervisor', 'supervisor').token}"}
+    ok(http.get("/agent/review", params={"reason": reason, "offset": offset, "limit": limit}, headers=headers))
+    # A made-up id, and a real one (decided by the first valid call, then gone).
+    for found in (quote(item, safe="") or "x", review_ids[pick % len(review_ids)] if review_ids else "x"):
+        ok(http.post(f"/agent/review/{found}/assign", json=body, headers=headers))
+        if pick == 0:
+            ok(http.post(f"/agent/review/{found}/dismiss", headers=headers))
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(text=st.text(min_size=1, max_size=200).filter(lambda t: t.strip() != ""))
 def test_valid_messages_are_answered_once_and_retries_get_the_answer(

@@ -78,7 +78,7 @@ def nlu_examples(path: Path) -> list[tuple[str, str]]:
 
 def training_keys() -> dict[str, str]:
     keys = {}
-    for path in sorted(TRAIN_DIR.glob("*.yml")):
+    for path in sorted(TRAIN_DIR.rglob("*.yml")):
         for intent, text in nlu_examples(path):
             keys[key(text)] = f"{path.name}: {text} [{intent}]"
     return keys
@@ -193,7 +193,7 @@ def test_dev_set_is_disjoint_from_training_data() -> None:
     dev = [text for _, text in nlu_examples(DEV_SET)]
     leaked = [f"{text!r} == {train[key(text)]}" for text in dev if key(text) in train]
     assert leaked == [], "dev texts found in data/nlu:\n" + "\n".join(leaked)
-    training_texts = [text for path in sorted(TRAIN_DIR.glob("*.yml")) for _, text in nlu_examples(path)]
+    training_texts = [text for path in sorted(TRAIN_DIR.rglob("*.yml")) for _, text in nlu_examples(path)]
     near = near_duplicates(dev, training_texts, NEAR_DUPLICATE)
     assert near == [], "dev texts near training texts:\n" + "\n".join(f"{s:.2f} {a!r} ~ {b!r}" for s, a, b in near)
 

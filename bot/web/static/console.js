@@ -115,6 +115,22 @@
       hours: "{h} 小时 {m} 分",
       langToggle: "EN",
       langToggleTitle: "Switch to English",
+      reviewToggle: "待复盘",
+      reviewBack: "返回工作台",
+      reviewTitle: "待复盘：机器人可能没听懂的消息",
+      reviewHint:
+        "建议每周复盘一次：为每条消息选出正确的意图并点“归类”；与本店业务无关的点“超出范围”，无从判断的点“忽略”。消息已脱敏；归类的例句写入 data/nlu/reviewed/reviewed.yml，下次运行 autoresponder train 时学习。",
+      reviewEmpty: "没有待复盘的消息",
+      reviewMore: "加载更多",
+      reviewAll: "全部原因",
+      reviewIntent: "正确的意图",
+      reviewAssign: "归类",
+      reviewOutOfScope: "超出范围",
+      reviewDismiss: "忽略",
+      reviewPredicted: "预测：{intent} · {p}",
+      reviewCount: "出现 {n} 次",
+      reviewSeen: "最近一次 {t}",
+      reviewReasons: { low_confidence: "置信度低", fallback: "未识别（兜底回复）", follow_up: "客户追问", handoff: "转人工" },
       reasons: {
         requested: "客户要求人工",
         followups: "多次追问未解决",
@@ -241,6 +257,22 @@
       hours: "{h} h {m} min",
       langToggle: "中文",
       langToggleTitle: "切换到中文",
+      reviewToggle: "Review",
+      reviewBack: "Back to the desk",
+      reviewTitle: "Review: messages the assistant may have misunderstood",
+      reviewHint:
+        "Once a week: pick the right intent for each message and press Assign; Out of scope for what the shop does not answer, Dismiss when there is nothing to learn. Texts are masked; assigned examples go to data/nlu/reviewed/reviewed.yml and are learnt at the next autoresponder train.",
+      reviewEmpty: "Nothing to review",
+      reviewMore: "Load more",
+      reviewAll: "All reasons",
+      reviewIntent: "Right intent",
+      reviewAssign: "Assign",
+      reviewOutOfScope: "Out of scope",
+      reviewDismiss: "Dismiss",
+      reviewPredicted: "predicted: {intent} · {p}",
+      reviewCount: "seen {n}×",
+      reviewSeen: "last {t}",
+      reviewReasons: { low_confidence: "Low confidence", fallback: "Not understood (fallback)", follow_up: "Customer followed up", handoff: "Handed off" },
       reasons: {
         requested: "Asked for an agent",
         followups: "Repeated follow-ups",
@@ -382,6 +414,8 @@
     run: 0, // bumped at every sign-in and sign-out: stale polls stop themselves
     timers: { lists: 0, conv: 0 },
     convRun: 0,
+    // supervisors and admins: the review list (GET /agent/review) and the intents it may be assigned
+    review: { open: false, reason: "", items: [], total: 0, next: null, intents: [], error: "" },
   };
 
   class AuthError extends Error {}
@@ -498,7 +532,10 @@
     state.detail = null;
     state.stats = null;
     state.statsAt = 0;
+    state.review = { open: false, reason: "", items: [], total: 0, next: null, intents: [], error: "" };
+    $("review-view").hidden = true;
     renderStats();
+    renderReviewToggle();
     showSignIn(message);
   }
 
@@ -566,7 +603,10 @@
     $("desk").hidden = false;
     $("sign-out").hidden = false;
     $("whoami").hidden = false;
+    $("review-view").hidden = true;
+    state.review.open = false;
     renderWhoami();
+    renderReviewToggle();
     renderConversation();
     listsLoop(state.run);
   }
@@ -1115,6 +1155,108 @@
     if (ok) $("transfer-reason").value = "";
   }
 
+  // --- review list (supervisors and admins) ---------------------------------------------------
+
+  const REVIEW_REASONS = ["low_confidence", "fallback", "follow_up", "handoff"];
+  const REVIEW_PAGE = 50;
+
+  function showReview(open) {
+    state.review.open = open;
+    $("review-view").hidden = !open;
+    $("desk").hidden = open;
+    renderReviewToggle();
+    if (open) loadReview(false);
+  }
+
+  function renderReviewToggle() {
+    const toggle = $("review-toggle");
+    toggle.hidden = !(state.signedIn && supervising());
+    toggle.textContent = t(state.review.open ? "reviewBack" : "reviewToggle");
+    toggle.setAttribute("aria-pressed", state.review.open ? "true" : "false");
+  }
+
+  async function loadReview(more) {
+    const review = state.review;
+    const params = new URLSearchParams({ offset: String(more ? review.items.length : 0), limit: String(REVIEW_PAGE) });
+    if (review.reason) params.set("reason", review.reason);
+    try {
+      const [page, intents] = await Promise.all([
+        api("GET", "/agent/review?" + params.toString()),
+        review.intents.length ? Promise.resolve(review.intents) : api("GET", "/agent/review/intents"),
+      ]);
+      review.intents = intents;
+      review.items = more ? review.items.concat(page.items) : page.items;
+      review.total = page.total;
+      review.next = page.next_offset;
+      review.error = "";
+    } catch (e) {
+      if (e instanceof AuthError) return;
+      review.error = describeError(e);
+    }
+    renderReview();
+  }
+
+  /** Assign an intent or dismiss: the entry leaves the list (also when someone else decided it first: 404). */
+  async function decide(item, action, body) {
+    const review = state.review;
+    try {
+      await api("POST", "/agent/review/" + encodeURIComponent(item.id) + "/" + action, body);
+      review.error = "";
+      const chosen = body && review.intents.find((i) => i.name === body.intent);
+      if (chosen) chosen.reviewed += 1;
+    } catch (e) {
+      if (e instanceof AuthError) return;
+      if (!(e instanceof ApiError && e.status === 404)) {
+        review.error = describeError(e);
+        renderReview();
+        return;
+      }
+    }
+    review.items = review.items.filter((i) => i.id !== item.id);
+    review.total = Math.max(0, review.total - 1);
+    renderReview();
+  }
+
+  function reviewEntry(item) {
+    const intents = state.review.intents;
+    const select = el(
+      "select",
+      { testid: "review-intent", attrs: { "aria-label": t("reviewIntent") } },
+      intents.map((i) => el("option", { text: i.reviewed ? i.name + " (" + i.reviewed + ")" : i.name, attrs: { value: i.name } })),
+    );
+    select.value = intents.some((i) => i.name === item.intent) ? item.intent : "";
+    const assign = el("button", { cls: "primary", text: t("reviewAssign"), testid: "review-assign" });
+    assign.addEventListener("click", () => select.value && decide(item, "assign", { intent: select.value }));
+    const outOfScope = el("button", { cls: "secondary", text: t("reviewOutOfScope"), testid: "review-out-of-scope" });
+    outOfScope.addEventListener("click", () => decide(item, "assign", { intent: "out_of_scope" }));
+    const dismiss = el("button", { cls: "secondary", text: t("reviewDismiss"), testid: "review-dismiss" });
+    dismiss.addEventListener("click", () => decide(item, "dismiss"));
+    const percent = Math.round(Number(item.confidence) * 100) + "%";
+    const meta = el("div", { cls: "review-meta" }, [
+      el("span", { cls: "tag", text: t("reviewPredicted", { intent: item.intent, p: percent }), testid: "review-predicted" }),
+      ...item.reasons.map((r) => el("span", { cls: "tag low", text: label("reviewReasons", r) })),
+      el("span", { text: label("channels", item.channel) + (item.locale ? " · " + item.locale : "") }),
+      el("span", { text: t("reviewCount", { n: item.count }) }),
+      el("span", { text: t("reviewSeen", { t: clock(item.last_at) }) }),
+    ]);
+    return el("li", { cls: "review-item", testid: "review-item", data: { id: item.id } }, [
+      el("div", { cls: "review-text", text: item.text, testid: "review-text" }),
+      meta,
+      el("div", { cls: "review-actions" }, [select, assign, outOfScope, dismiss]),
+    ]);
+  }
+
+  function renderReview() {
+    const review = state.review;
+    $("review-count").textContent = String(review.total);
+    $("review-list").replaceChildren(...review.items.map(reviewEntry));
+    $("review-empty").hidden = review.items.length > 0;
+    $("review-more").hidden = review.next == null;
+    const error = $("review-error");
+    error.textContent = review.error;
+    error.hidden = !review.error;
+  }
+
   // --- language --------------------------------------------------------------------------------
 
   function applyLanguage() {
@@ -1131,7 +1273,15 @@
       ...SKILLS.map((s) => el("option", { text: label("skills", s), attrs: { value: s } })),
     );
     filter.value = state.skill;
+    const reasons = $("review-reason");
+    reasons.replaceChildren(
+      el("option", { text: t("reviewAll"), attrs: { value: "" } }),
+      ...REVIEW_REASONS.map((r) => el("option", { text: label("reviewReasons", r), attrs: { value: r } })),
+    );
+    reasons.value = state.review.reason;
+    renderReviewToggle();
     if (state.signedIn) {
+      if (state.review.open) renderReview();
       renderWhoami();
       renderLists();
       renderStats();
@@ -1153,6 +1303,12 @@
     $("handback").addEventListener("click", handBack);
     $("transfer").addEventListener("click", transfer);
     $("auto-assign").addEventListener("click", toggleAuto);
+    $("review-toggle").addEventListener("click", () => showReview(!state.review.open));
+    $("review-reason").addEventListener("change", (event) => {
+      state.review.reason = event.target.value;
+      loadReview(false);
+    });
+    $("review-more").addEventListener("click", () => loadReview(true));
     $("note-mode").addEventListener("change", () => {
       renderConversation();
       $("reply-text").focus();

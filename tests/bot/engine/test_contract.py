@@ -14,7 +14,7 @@ import connectors
 from actions.handoff import ActionHandoff
 from bot.crm.directory import AsyncCRM
 from bot.crm.repository import CRM
-from bot.engine.contract import EngineReply, HandoffRequest, MessageMetadata
+from bot.engine.contract import EngineReply, HandoffRequest, MessageMetadata, Prediction, prediction_of
 from bot.engine.nlg import render_nlg
 from bot.settings import PROJECT_ROOT
 from bot.templates import TemplateRegistry
@@ -57,10 +57,24 @@ def through_the_engine(draft: dict[str, Any], response: dict[str, Any]) -> list[
     return messages
 
 
-def nlg_body(response: str, metadata: MessageMetadata, **arguments: Any) -> dict[str, Any]:
-    """What Rasa posts to an NLG server."""
+def nlg_body(
+    response: str, metadata: MessageMetadata, latest: dict[str, Any] | None = None, **arguments: Any
+) -> dict[str, Any]:
+    """What Rasa posts to an NLG server (`latest`: the parse data of the customer's message)."""
     events = [{"event": "user", "text": "…", "metadata": metadata.to_wire()}]
-    return {"response": response, "arguments": arguments, "tracker": {"events": events, "slots": {}}}
+    tracker = {"events": events, "slots": {}, "latest_message": latest or {}}
+    return {"response": response, "arguments": arguments, "tracker": tracker}
+
+
+FALLBACK_PARSE = {
+    "text": "嗯嗯那个",
+    "intent": {"name": "nlu_fallback", "confidence": 0.4},
+    "intent_ranking": [
+        {"name": "nlu_fallback", "confidence": 0.4},
+        {"name": "order_status", "confidence": 0.31},
+        {"name": "greet", "confidence": 0.2},
+    ],
+}
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +129,32 @@ def test_malformed_replies_are_read_without_errors() -> None:
     assert odd.text == "5" and [b.title for b in odd.buttons] == ["t"] and odd.template_version is None
     assert odd.handoff is None
     assert HandoffRequest.from_custom({"handoff": {"priority": "high"}}) == HandoffRequest(reason="requested")
+
+
+async def test_the_prediction_rides_on_the_nlg_reply_through_the_engine(templates: TemplateRegistry, crm: CRM) -> None:
+    metadata = MessageMetadata(channel="webchat", locale="zh-CN")
+    latest = {"text": "你好", "intent": {"name": "greet", "confidence": 0.87}, "intent_ranking": []}
+    reply = await render_nlg(templates, AsyncCRM(crm), nlg_body("utter_greet", metadata, latest))
+    assert reply.prediction == Prediction("greet", 0.87)
+    fallback = await render_nlg(templates, AsyncCRM(crm), nlg_body("utter_default", metadata, FALLBACK_PARSE))
+    assert fallback.prediction == Prediction("order_status", 0.31, fallback=True)
+    messages = [m for r in (reply, fallback) for m in through_the_engine(r.to_wire(), {})]
+    assert [EngineReply.from_wire(m) for m in messages] == [reply, fallback]
+    assert prediction_of([EngineReply(text="x"), *map(EngineReply.from_wire, messages)]) == reply.prediction
+
+
+def test_predictions_are_read_leniently() -> None:
+    # An older engine (or a reply not rendered by the NLG endpoint) sends none: the reply has none.
+    assert EngineReply.from_wire({"text": "hi"}).prediction is None
+    assert prediction_of([]) is None
+    for bad in (
+        {"ar_intent": "greet", "ar_confidence": "high"},
+        {"ar_intent": "", "ar_confidence": 0.5},
+        {"ar_intent": "greet", "ar_confidence": 1.5},
+        {"ar_intent": "greet", "ar_confidence": True},
+    ):
+        assert Prediction.from_wire(bad) is None, bad
+    assert Prediction.from_parse_data(None) is None
+    assert Prediction.from_parse_data({"intent": {}}) is None
+    only_fallback = {"intent": {"name": "nlu_fallback", "confidence": 0.4}, "intent_ranking": []}
+    assert Prediction.from_parse_data(only_fallback) == Prediction("nlu_fallback", 0.4, fallback=True)

@@ -51,3 +51,18 @@ def test_dev_targets_gate_when_switched_on() -> None:
     assert {t.verdict for t in failing} == {"UNDER TARGET"}
     passing = dev_targets(nlu_metrics(0.93, 0.02, 0.97), gate=True)
     assert all(t.met for t in passing)
+
+
+def test_the_report_shows_accuracy_before_and_after_the_reviewed_examples() -> None:
+    found = metrics(nlu_metrics(0.90, 0.03, 0.9)) | {"reviewed": {"examples": 12, "per_intent": {"greet": 12}}}
+    without = report(found, targets(found))
+    assert "12 reviewed examples in data/nlu/reviewed/ (1 intents)." in without
+    assert "autoresponder eval --before" in without
+    found["before"] = {
+        "nlu": {"accuracy": 0.95},
+        "dev": {"accuracy": 0.85, "wrong_answer": 0.05, "fallback": 0.1, "out_of_scope_recall": 0.8},
+    }
+    with_before = report(found, targets(found))
+    assert "| held-out intent accuracy | 0.950 | 0.970 |" in with_before
+    assert "| dev intent accuracy | 0.850 | 0.900 |" in with_before
+    assert "| dev out-of-scope recall | 0.800 | 0.900 |" in with_before

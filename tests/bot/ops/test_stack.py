@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.ops.stack import MODEL_INPUTS, Stack, engine_env, model_fingerprint
+from bot.ops import stack as stack_module
+from bot.ops.stack import MODEL_INPUTS, Stack, data_without_reviewed, engine_env, model_fingerprint, train
 from bot.settings import PROJECT_ROOT, Settings
 
 
@@ -41,6 +42,32 @@ def test_fingerprint_ignores_modules_that_only_serve_the_model(tmp_path: Path) -
     featurizer = tmp_path / "engine" / "ar_engine" / "use_featurizer.py"
     featurizer.write_text(featurizer.read_text() + "\n")
     assert model_fingerprint(tmp_path) != before
+
+
+def test_fingerprint_counts_reviewed_examples_not_the_folders_readme(tmp_path: Path) -> None:
+    _copy_inputs(tmp_path)
+    reviewed = tmp_path / "data" / "nlu" / "reviewed"
+    assert (reviewed / "README.md").exists()  # the folder exists in a fresh clone
+    before = model_fingerprint(tmp_path)
+    baseline = model_fingerprint(tmp_path, reviewed=False)
+    (reviewed / "README.md").write_text("edited\n")
+    (reviewed / ".reviewed.yml.lock").write_text("")
+    assert model_fingerprint(tmp_path) == before
+    (reviewed / "reviewed.yml").write_text('version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n    - 哈喽\n')
+    assert model_fingerprint(tmp_path) != before
+    # The baseline (the "before" of `autoresponder eval --before`) is the model without them.
+    assert model_fingerprint(tmp_path, reviewed=False) == baseline
+
+
+def test_the_baseline_data_is_the_data_without_reviewed_examples(tmp_path: Path) -> None:
+    (tmp_path / "root").mkdir()
+    _copy_inputs(tmp_path / "root")
+    reviewed = tmp_path / "root" / "data" / "nlu" / "reviewed" / "reviewed.yml"
+    reviewed.write_text("nlu: []\n")
+    copy = data_without_reviewed(tmp_path / "data", tmp_path / "root")
+    names = {p.relative_to(copy).as_posix() for p in copy.rglob("*") if p.is_file()}
+    assert "rules.yml" in names and "nlu/order_status.yml" in names
+    assert not any(n.startswith("nlu/reviewed/") for n in names)
 
 
 def test_engine_config_points_at_this_stack(tmp_path: Path) -> None:
@@ -128,3 +155,12 @@ def test_a_process_that_dies_is_restarted_with_a_growing_delay_and_the_others_ke
 def test_engine_workers_reach_rasa_as_sanic_workers() -> None:
     assert engine_env(Settings(_env_file=None), "t")["SANIC_WORKERS"] == "1"  # type: ignore[call-arg]
     assert engine_env(Settings(_env_file=None, engine_workers=2), "t")["SANIC_WORKERS"] == "2"  # type: ignore[call-arg]
+
+
+def test_without_reviewed_examples_the_baseline_is_the_model_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stack_module, "model_fingerprint", lambda root=PROJECT_ROOT, *, reviewed=True: "f00d")
+    model = tmp_path / "autoresponder-f00d.tar.gz"
+    model.write_bytes(b"")  # trained already: nothing to train for the baseline either
+    assert train(Settings(_env_file=None, model_dir=tmp_path), baseline=True) == model  # type: ignore[call-arg]

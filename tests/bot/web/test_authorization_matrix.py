@@ -74,6 +74,10 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/agent/team"): "supervisor",
     ("POST", "/agent/conversations/{conv_id}/takeover"): "supervisor",
     ("POST", "/agent/conversations/{conv_id}/reassign"): "supervisor",
+    ("GET", "/agent/review"): "supervisor",
+    ("GET", "/agent/review/intents"): "supervisor",
+    ("POST", "/agent/review/{item_id}/assign"): "supervisor",
+    ("POST", "/agent/review/{item_id}/dismiss"): "supervisor",
     ("GET", "/admin/accounts"): "admin",
     ("POST", "/admin/accounts"): "admin",
     ("GET", "/admin/accounts/{name}"): "admin",
@@ -118,7 +122,8 @@ def readme_table() -> str:
 
 def _filled(path: str) -> str:
     """A path with its parameters filled with ids that name nothing (actions find nothing to change)."""
-    return path.replace("{token_id}", "999999").replace("{name}", "matrix-nobody").replace("{conv_id}", "matrix-none")
+    filled = path.replace("{token_id}", "999999").replace("{name}", "matrix-nobody")
+    return filled.replace("{conv_id}", "matrix-none").replace("{item_id}", "matrix-none")
 
 
 def _headers(stack: RunningStack, caller: str) -> dict[str, str]:
