@@ -10,7 +10,8 @@ of the app, the engine and Redis (from /proc), and their resident memory. Then o
 of 200 turns gives the cost of turns 4, 40 and 200.
 
 Bounded: every run stops after BENCH_LOAD_SECONDS (think time 0) or BENCH_LOAD_THINK_SECONDS (think
-time 10 s); levels are BENCH_LOAD_LEVELS (default 1,10,50,200).
+time 10 s); levels are BENCH_LOAD_LEVELS (default 1,10,50,200). BENCH_LOAD_ENGINE_WORKERS sets the
+engine's Sanic workers (default 1).
 """
 
 from __future__ import annotations
@@ -292,6 +293,8 @@ def main() -> None:
             "AUTORESPONDER_ENGINE_TOKEN": engine_token,
             "AUTORESPONDER_WEBCHAT_MAX_PER_IP": "100000",
             "AUTORESPONDER_STRICT_TEMPLATES": "false",
+            # The tests' launcher drops the caller's AUTORESPONDER_* settings: the engine's workers come from here.
+            "AUTORESPONDER_ENGINE_WORKERS": os.environ.get("BENCH_LOAD_ENGINE_WORKERS", "1"),
         }
         with start_stack(_Dirs(Path(folder)), extra) as stack:  # type: ignore[arg-type]
             up_pid = _up_pid(stack.log)
@@ -308,7 +311,8 @@ def main() -> None:
                         print(f"  {layer} x{level} think {think:.0f}s: {len(runs[-1].latencies)} answers", flush=True)
             turns = asyncio.run(bench.turns())
     cores = os.cpu_count()
-    print(f"\nmachine: {cores} cores; mix: {', '.join(t for _, t in MIX)}")
+    workers = os.environ.get("BENCH_LOAD_ENGINE_WORKERS", "1")
+    print(f"\nmachine: {cores} cores; engine workers: {workers}; mix: {', '.join(t for _, t in MIX)}")
     header = [
         "layer", "customers", "think s", "answers", "msg/s", "p50 ms", "p95 ms", "p99 ms", "errors",
         "app CPU ms/msg", "engine CPU ms/msg", "Redis CPU ms/msg", "RSS MB app/engine",

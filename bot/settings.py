@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     redis_max_connections: int = 50
     # Web chat connections (sockets and HTTP polls) at once: from one client address, and in all.
     webchat_max_per_ip: int = 50
+    # permessage-deflate on web chat sockets (zlib buffers per socket; chat frames are small).
+    webchat_compression: bool = False
     webchat_max_connections: int = 5000
     session_max_age_days: int = 30
     dedupe_ttl_seconds: int = 7 * 24 * 3600

@@ -6,7 +6,7 @@ the settings, mounts the routes of those that have any, and starts them with the
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from fastapi import APIRouter
 
@@ -14,8 +14,13 @@ from bot.conversations.channels import Channel
 from bot.settings import Settings
 from connectors.email.connector import EmailConnector
 from connectors.rest.channel import RestChannel
-from connectors.telegram.connector import TelegramConnector
+from connectors.telegram import CHANNEL as TELEGRAM
+from connectors.telegram.settings import TelegramSettings
 from connectors.webchat.channel import WebchatChannel
+
+if TYPE_CHECKING:
+    from bot.conversations.messages import OutboundMessage
+    from bot.conversations.model import Conversation
 
 
 @runtime_checkable
@@ -27,9 +32,35 @@ class HasRoutes(Protocol):
         ...
 
 
+class Telegram(Channel):
+    """The Telegram channel as the registry knows it before aiogram is loaded: aiogram's types cost the
+    app about 130 MB of memory and 2 s of start-up, so they are imported only when a token is set."""
+
+    variant = "telegram"
+
+    @classmethod
+    def name(cls) -> str:
+        """The channel name: telegram."""
+        return TELEGRAM
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Channel | None:
+        """The connector (connectors.telegram.connector) when AUTORESPONDER_TELEGRAM_TOKEN is set."""
+        own = TelegramSettings()
+        if not own.telegram_token:
+            return None
+        from connectors.telegram.connector import TelegramConnector
+
+        return TelegramConnector.from_settings(settings, own)
+
+    async def deliver(self, conversation: Conversation, message: OutboundMessage) -> None:
+        """Never called: `from_settings` builds the connector itself."""
+        raise NotImplementedError
+
+
 def channel_classes() -> list[type[Channel]]:
     """Every channel class, in the order they are started."""
-    return [WebchatChannel, RestChannel, TelegramConnector, EmailConnector]
+    return [WebchatChannel, RestChannel, Telegram, EmailConnector]
 
 
 def enabled_channels(settings: Settings) -> dict[str, Channel]:

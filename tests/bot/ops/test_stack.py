@@ -164,3 +164,11 @@ def test_without_reviewed_examples_the_baseline_is_the_model_itself(
     model = tmp_path / "autoresponder-f00d.tar.gz"
     model.write_bytes(b"")  # trained already: nothing to train for the baseline either
     assert train(Settings(_env_file=None, model_dir=tmp_path), baseline=True) == model  # type: ignore[call-arg]
+
+
+def test_web_chat_sockets_are_not_compressed_unless_asked(tmp_path: Path) -> None:
+    cmd, _ = Stack(Settings(_env_file=None, var_dir=tmp_path), engine_token="t").app_command()  # type: ignore[call-arg]
+    assert cmd[cmd.index("--ws-per-message-deflate") + 1] == "false"  # zlib's buffers: ~40 KB a socket
+    on = Settings(_env_file=None, var_dir=tmp_path, webchat_compression=True)  # type: ignore[call-arg]
+    cmd, _ = Stack(on, engine_token="t").app_command()
+    assert cmd[cmd.index("--ws-per-message-deflate") + 1] == "true"

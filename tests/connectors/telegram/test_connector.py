@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -10,7 +13,7 @@ import pytest
 from aiogram.types import InlineKeyboardMarkup, Message, ReplyKeyboardMarkup, User
 
 from bot.conversations.store import ConversationStore
-from bot.settings import Settings
+from bot.settings import PROJECT_ROOT, Settings
 from bot.templates import TemplateRegistry
 from connectors import enabled_channels
 from connectors.telegram.connector import CONTACT_PAYLOAD, TelegramConfigError, TelegramConnector
@@ -166,3 +169,10 @@ def test_media_is_described_for_the_transcript() -> None:
     dice = Message.model_validate({**base, "dice": {"emoji": "🎲", "value": 3}})
     assert describe(dice)[:2] == ("other", "❔ dice message")
     assert mask_phone("+86 138-0013-8001") == "138****8001"
+
+
+def test_the_app_does_not_load_aiogram_without_a_telegram_token() -> None:
+    # aiogram's types cost about 130 MB and 2 s of start-up: a shop without Telegram pays neither.
+    code = "import sys, bot.web.app, connectors; assert 'aiogram' not in sys.modules, 'aiogram loaded'"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTORESPONDER_TELEGRAM")}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=PROJECT_ROOT)
