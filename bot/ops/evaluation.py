@@ -17,9 +17,11 @@ DEV_SET = PROJECT_ROOT / "tests" / "nlu" / "dev" / "customers.yml"
 DEV_TARGETS_GATE = False
 SENTIMENT_SET = PROJECT_ROOT / "tests" / "sentiment" / "cs_messages.tsv"
 PROBLEM_SET = PROJECT_ROOT / "tests" / "sentiment" / "problem_reports.tsv"
-# Issue 10 item 4 ("anger, not problems"): the hand-off must not fire on calm problem reports. Reported
-# always; a gate once the scorer met the targets, like DEV_TARGETS_GATE.
-ANGER_TARGETS_GATE = False
+# Issue 10 item 4 ("anger, not problems") on tests/sentiment/problem_reports.tsv: each target is a gate
+# once the scorer meets it, like DEV_TARGETS_GATE. Recall is met (0.930 ≥ 0.85); calm problem reports
+# handed off are not yet (0.053, 8 of 151, against ≤ 0.05): reported only until they are.
+ANGER_RECALL_GATE = True
+CALM_HANDOFF_GATE = False
 
 
 @dataclass(frozen=True)
@@ -65,11 +67,14 @@ def dev_targets(dev: dict[str, Any], gate: bool = DEV_TARGETS_GATE) -> list[Targ
     ]
 
 
-def anger_targets(problems: dict[str, Any], gate: bool = ANGER_TARGETS_GATE) -> list[Target]:
+def anger_targets(
+    problems: dict[str, Any], recall_gate: bool = ANGER_RECALL_GATE, calm_gate: bool = CALM_HANDOFF_GATE
+) -> list[Target]:
     """Issue 10's targets on the problem-report set: anger is handed off, calm problem reports are not."""
+    calm = problems["false_handoff"]
     return [
-        Target("problems: sentiment recall (angry about a problem)", problems["recall"], 0.85, gate=gate),
-        Target("problems: calm problem reports handed off", problems["false_handoff"], 0.05, at_most=True, gate=gate),
+        Target("problems: sentiment recall (angry about a problem)", problems["recall"], 0.85, gate=recall_gate),
+        Target("problems: calm problem reports handed off", calm, 0.05, at_most=True, gate=calm_gate),
     ]
 
 
@@ -150,8 +155,8 @@ def report(metrics: dict[str, Any], found: list[Target]) -> str:
     if any(not t.gate for t in found):
         lines += [
             "",
-            "Targets marked `target not met` are reported only (`DEV_TARGETS_GATE`, `ANGER_TARGETS_GATE` in "
-            "`bot/ops/evaluation.py`).",
+            "Targets marked `target not met` are reported only (`DEV_TARGETS_GATE`, `ANGER_RECALL_GATE`, "
+            "`CALM_HANDOFF_GATE` in `bot/ops/evaluation.py`).",
         ]
     lines += [
         "",

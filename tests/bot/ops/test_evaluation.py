@@ -73,10 +73,12 @@ def test_anger_targets_are_reported_with_a_table() -> None:
     found = targets(metrics(nlu_metrics(0.93, 0.02, 0.97), sentiment_metrics(0.80, 0.12)))
     anger = [t for t in found if t.name.startswith("problems:")]
     assert [t.met for t in anger] == [False, False]
+    assert [t.verdict for t in anger] == ["UNDER TARGET", "target not met"]  # recall gates, calm hand-offs not yet
     text = report(metrics(nlu_metrics(0.93, 0.02, 0.97), sentiment_metrics(0.80, 0.12)), found)
     assert "anger, not problems" in text and "| problem_reports | zh-TW |" in text and "箱子有点压扁了" in text
 
 
 def test_anger_targets_gate_when_switched_on() -> None:
-    assert {t.verdict for t in anger_targets(sentiment_metrics(0.80, 0.12), gate=True)} == {"UNDER TARGET"}
-    assert all(t.met for t in anger_targets(sentiment_metrics(0.90, 0.05), gate=True))
+    failing = anger_targets(sentiment_metrics(0.80, 0.12), recall_gate=True, calm_gate=True)
+    assert {t.verdict for t in failing} == {"UNDER TARGET"}
+    assert all(t.met for t in anger_targets(sentiment_metrics(0.90, 0.05), recall_gate=True, calm_gate=True))
