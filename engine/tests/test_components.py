@@ -94,3 +94,16 @@ def test_small_talk_praise_and_links() -> None:
         blank_links("链接https://m.tb.cn/h.abc这个有白色吗")
         == "链接" + " " * len("https://m.tb.cn/h.abc") + "这个有白色吗"
     )
+
+
+def test_handoff_counts_report_calm_messages_handed_off() -> None:
+    from ar_engine.evaluate import handoff_counts
+    from ar_engine.sentiment_cv import summary
+
+    labels = [True, True, False, False, False, False]
+    counts = handoff_counts(labels, [True, False, True, False, False, False])
+    assert (counts["negative"], counts["other"], counts["false_handoffs"]) == (2, 4, 1)
+    assert (counts["precision"], counts["recall"], counts["false_handoff"]) == (0.5, 0.5, 0.25)
+    by_file = summary(labels, [0.9, 0.3, 0.6, 0.1, 0.2, 0.52], ["a", "a", "b", "b", "b", "b"])
+    assert by_file["0.5"]["b"]["false_handoffs"] == 2 and by_file["0.55"]["b"]["false_handoffs"] == 1
+    assert by_file["0.5"]["all"]["recall"] == 0.5
