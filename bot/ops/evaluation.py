@@ -18,6 +18,13 @@ DEV_SET = PROJECT_ROOT / "tests" / "nlu" / "dev" / "customers.yml"
 # The development-set targets of issue 10 are reported but do not fail `make eval` until the model
 # reaches them; switch this on once they pass, so that they guard against regressions from then on.
 DEV_TARGETS_GATE = False
+SENTIMENT_SET = PROJECT_ROOT / "tests" / "sentiment" / "cs_messages.tsv"
+PROBLEM_SET = PROJECT_ROOT / "tests" / "sentiment" / "problem_reports.tsv"
+# Issue 10 item 4 ("anger, not problems") on tests/sentiment/problem_reports.tsv: each target is a gate
+# once the scorer meets it, like DEV_TARGETS_GATE. Recall is met (0.930 ≥ 0.85); calm problem reports
+# handed off are not yet (0.053, 8 of 151, against ≤ 0.05): reported only until they are.
+ANGER_RECALL_GATE = True
+CALM_HANDOFF_GATE = False
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,17 @@ def dev_targets(dev: dict[str, Any], gate: bool = DEV_TARGETS_GATE) -> list[Targ
     ]
 
 
+def anger_targets(
+    problems: dict[str, Any], recall_gate: bool = ANGER_RECALL_GATE, calm_gate: bool = CALM_HANDOFF_GATE
+) -> list[Target]:
+    """Issue 10's targets on the problem-report set: anger is handed off, calm problem reports are not."""
+    calm = problems["false_handoff"]
+    return [
+        Target("problems: sentiment recall (angry about a problem)", problems["recall"], 0.85, gate=recall_gate),
+        Target("problems: calm problem reports handed off", calm, 0.05, at_most=True, gate=calm_gate),
+    ]
+
+
 def targets(metrics: dict[str, Any]) -> list[Target]:
     """The targets the issue sets, evaluated on the metrics."""
     nlu = metrics["nlu"]
@@ -87,6 +105,9 @@ def targets(metrics: dict[str, Any]) -> list[Target]:
         found.append(Target("conversation tests passed", 1.0 if core["passed"] else 0.0, 1.0))
     if metrics.get("dev"):
         found += dev_targets(metrics["dev"])
+    problems = (metrics.get("sentiment_sets") or {}).get(PROBLEM_SET.stem)
+    if problems:
+        found += anger_targets(problems)
     return found
 
 
@@ -97,7 +118,8 @@ def run_nlu_and_sentiment(settings: Settings, model: Path, out: Path) -> dict[st
         str(settings.engine_dir / ".venv" / "bin" / "python"), "-m", "ar_engine.evaluate",
         "--model", str(model), "--nlu-test", str(PROJECT_ROOT / "tests" / "nlu" / "test_nlu.yml"),
         "--dev-test", str(DEV_SET),
-        "--sentiment-test", str(PROJECT_ROOT / "tests" / "sentiment" / "cs_messages.tsv"),
+        # One engine process scores every sentiment set (the model loads once).
+        "--sentiment-test", str(SENTIMENT_SET), str(PROBLEM_SET),
         "--sentiment-threshold", str(settings.sentiment_threshold), "--out", str(out),
     ]  # fmt: skip
     if chnsenticorp.exists():
@@ -184,7 +206,11 @@ def report(metrics: dict[str, Any], found: list[Target]) -> str:
     met = {True: "yes", False: "**NO**"}
     lines += [f"| {t.name} | {t.value:.3f} | {t.bound} | {met[t.met] if t.gate else t.verdict} |" for t in found]
     if any(not t.gate for t in found):
-        lines += ["", "Development-set targets are reported only (`DEV_TARGETS_GATE` in `bot/ops/evaluation.py`)."]
+        lines += [
+            "",
+            "Targets marked `target not met` are reported only (`DEV_TARGETS_GATE`, `ANGER_RECALL_GATE`, "
+            "`CALM_HANDOFF_GATE` in `bot/ops/evaluation.py`).",
+        ]
     lines += [
         "",
         f"Held-out NLU test: {nlu['n']} utterances; macro-F1 {nlu['macro_f1']:.3f}; parse latency "
@@ -204,6 +230,7 @@ def report(metrics: dict[str, Any], found: list[Target]) -> str:
         f"Project set ({sentiment['n']} messages, threshold {sentiment['threshold']}): "
         f"precision {sentiment['precision']:.3f}, recall {sentiment['recall']:.3f}, "
         f"accuracy {sentiment['accuracy']:.3f}.",
+        *anger_table(metrics.get("sentiment_sets") or {}),
     ]
     chn = metrics.get("chnsenticorp")
     if chn:
@@ -231,6 +258,30 @@ def report(metrics: dict[str, Any], found: list[Target]) -> str:
         ] or ["none"]
         lines += ["", "![confusion matrix](dev_confusion_matrix.png)", ""]
     return "\n".join(lines)
+
+
+def anger_table(sets: dict[str, dict[str, Any]]) -> list[str]:
+    """Sentiment per set and script: precision and recall on negative, calm messages handed off."""
+    if not sets:
+        return []
+    lines = [
+        "",
+        "### Sentiment: anger, not problems",
+        "",
+        "| set | script | n (negative / other) | precision | recall | calm handed off |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, scores in sets.items():
+        for script, v in [("all", scores), *sorted(scores.get("by_locale", {}).items())]:
+            lines.append(
+                f"| {name} | {script} | {v['n']} ({v['negative']} / {v['other']}) | {v['precision']:.3f} | "
+                f"{v['recall']:.3f} | {v['false_handoff']:.3f} ({v['false_handoffs']}) |"
+            )
+    problems = sets.get(PROBLEM_SET.stem)
+    if problems:
+        lines += ["", f"Wrongly scored in {PROBLEM_SET.name} (label, locale, score):", ""]
+        lines += [f"- {e['label']} {e['locale']} {e['score']:.2f}: {e['text']}" for e in problems["errors"]] or ["none"]
+    return lines
 
 
 def dev_report(dev: dict[str, Any] | None, held_out: dict[str, Any]) -> list[str]:

@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -220,33 +220,50 @@ async def anger_scores(agent: Any, texts: list[str]) -> list[float]:
     return scores
 
 
+def handoff_counts(labels: Sequence[bool], flagged: Sequence[bool]) -> dict[str, Any]:
+    """Precision and recall of the hand-off on negative messages, and the share of the others handed off."""
+    tp = sum(g and f for g, f in zip(labels, flagged, strict=True))
+    fp = sum(f and not g for g, f in zip(labels, flagged, strict=True))
+    fn = sum(g and not f for g, f in zip(labels, flagged, strict=True))
+    negatives, others = tp + fn, len(labels) - tp - fn
+    return {
+        "n": len(labels),
+        "negative": negatives,
+        "other": others,
+        "precision": tp / (tp + fp) if tp + fp else 0.0,
+        "recall": tp / negatives if negatives else 0.0,
+        "accuracy": (len(labels) - fp - fn) / len(labels) if labels else 0.0,
+        # A calm message scored over the threshold: a customer handed to a human for no reason.
+        "false_handoff": fp / others if others else 0.0,
+        "false_handoffs": fp,
+    }
+
+
 async def evaluate_sentiment(agent: Any, tsv: Path, threshold: float) -> dict[str, Any]:
-    """Precision and recall of "negative enough to hand off" on the project's labelled set."""
+    """Precision and recall of "negative enough to hand off" on a labelled set, overall and per locale."""
     with tsv.open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     values = await anger_scores(agent, [row["text"] for row in rows])
-    tp = fp = fn = tn = 0
-    misses = []
-    by_locale: dict[str, Counter] = defaultdict(Counter)
-    for row, value in zip(rows, values, strict=False):
-        negative = row["label"].strip() == "negative"
-        flagged = value >= threshold
-        tp += negative and flagged
-        fp += (not negative) and flagged
-        fn += negative and not flagged
-        tn += (not negative) and not flagged
-        by_locale[row.get("locale", "?")]["correct" if negative == flagged else "wrong"] += 1
-        if negative != flagged:
-            misses.append({"text": row["text"], "label": row["label"], "score": round(value, 3)})
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
+    labels = [row["label"].strip() == "negative" for row in rows]
+    flagged = [value >= threshold for value in values]
+    locales = [row.get("locale", "?") for row in rows]
+    by_locale = {
+        locale: handoff_counts(
+            [g for g, loc in zip(labels, locales, strict=True) if loc == locale],
+            [f for f, loc in zip(flagged, locales, strict=True) if loc == locale],
+        )
+        for locale in sorted(set(locales))
+    }
+    misses = [
+        {"text": row["text"], "label": row["label"], "locale": row.get("locale", "?"), "score": round(value, 3)}
+        for row, value, g, f in zip(rows, values, labels, flagged, strict=True)
+        if g != f
+    ]
     return {
-        "n": len(rows),
+        "set": tsv.name,
+        **handoff_counts(labels, flagged),
         "threshold": threshold,
-        "precision": precision,
-        "recall": recall,
-        "accuracy": (tp + tn) / len(rows) if rows else 0.0,
-        "by_locale": {k: dict(v) for k, v in by_locale.items()},
+        "by_locale": by_locale,
         "errors": misses,
     }
 
@@ -266,28 +283,34 @@ async def evaluate_all(args: argparse.Namespace) -> dict[str, Any]:
     from rasa.core.agent import Agent
 
     agent = Agent.load(args.model)
-    metrics: dict[str, Any] = {"nlu": await evaluate_nlu(agent, args.nlu_test, args.out)}
+    metrics: dict[str, Any] = {}
+    if args.nlu_test is not None:
+        metrics["nlu"] = await evaluate_nlu(agent, args.nlu_test, args.out)
     dev: Path | None = args.dev_test
     if dev is not None:
         title = "Intent confusion matrix (development set)"
         metrics["dev"] = await evaluate_nlu(agent, dev, args.out, "dev_confusion_matrix.png", title)
-    if args.sentiment_test is not None:
-        metrics["sentiment"] = await evaluate_sentiment(agent, args.sentiment_test, args.sentiment_threshold)
+    # The first sentiment set is the general one (`sentiment`); every set is also under `sentiment_sets`.
+    sets = [await evaluate_sentiment(agent, tsv, args.sentiment_threshold) for tsv in args.sentiment_test or []]
+    if sets:
+        metrics["sentiment"] = sets[0]
+        metrics["sentiment_sets"] = {Path(s["set"]).stem: s for s in sets}
     chn: Path | None = args.chnsenticorp
     metrics["chnsenticorp"] = await evaluate_chnsenticorp(agent, chn) if chn and chn.exists() else None
     return metrics
 
 
 def main() -> None:
-    """Entry point: `python -m ar_engine.evaluate --model M --nlu-test F [--dev-test F] [--sentiment-test F] --out DIR`.
+    """Entry point: `python -m ar_engine.evaluate --model M [--nlu-test F] [--dev-test F] [--sentiment-test F…] --out D`
 
-    Without `--sentiment-test` only the NLU sets are scored (the fast path while tuning).
+    Without `--sentiment-test` only the NLU sets are scored, without `--nlu-test` only the sentiment sets
+    (the fast paths while tuning).
     """
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True)
-    parser.add_argument("--nlu-test", type=Path, required=True)
+    parser.add_argument("--nlu-test", type=Path, default=None, help="held-out NLU set (omit to score sentiment only)")
     parser.add_argument("--dev-test", type=Path, default=None, help="development set, scored beside --nlu-test")
-    parser.add_argument("--sentiment-test", type=Path, default=None)
+    parser.add_argument("--sentiment-test", type=Path, nargs="+", default=None, help="labelled sentiment sets")
     parser.add_argument("--sentiment-threshold", type=float, default=0.5)
     parser.add_argument("--chnsenticorp", type=Path, default=None)
     parser.add_argument("--out", type=Path, required=True)

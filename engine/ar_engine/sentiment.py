@@ -1,9 +1,10 @@
 """SentimentScorer: how angry or distressed each message is, for the handoff decision.
 
-A logistic regression over three views of a message: its multilingual USE sentence vector
-(meaning, sarcasm, paraphrase), character n-grams (wording in either script), and the evidence of a
-hand-written anger lexicon. It is trained from the project's own labelled messages
-(`data/sentiment/train.tsv`); without that file the lexicon alone scores.
+A logistic regression over four views of a message: its multilingual USE sentence vector
+(meaning, sarcasm, paraphrase), character n-grams (wording in either script), the evidence of a
+hand-written anger lexicon, and topic-free style cues (questions put to the shop, exclamations). It is
+trained from the project's own labelled messages (`data/sentiment/*.tsv`, the files in `training_files`);
+without them the lexicon alone scores.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from ar_engine.normalizer import to_simplified_same_length
-from ar_engine.sentiment_lexicon import evidence, score
+from ar_engine.sentiment_lexicon import evidence, score, style_cues
 
 SENTIMENT = "sentiment"
 MODEL_FILE = "sentiment.pkl"
@@ -45,14 +46,16 @@ class SentimentModel:
         from sklearn.linear_model import LogisticRegression
 
         self.chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), min_df=2, sublinear_tf=True)
-        self.classifier = LogisticRegression(C=2.0, class_weight="balanced", max_iter=2000)
+        # No class weighting: at the configured threshold this keeps calm problem reports under it more
+        # often for the same recall (5-fold cross-validation, `python -m ar_engine.sentiment_cv`).
+        self.classifier = LogisticRegression(C=2.0, max_iter=2000)
 
     @staticmethod
     def _dense(texts: list[str]) -> np.ndarray:
         from ar_engine.use_featurizer import encode
 
         vectors = encode(texts)
-        lexicon = np.array([[min(evidence(t), 6.0) / 3.0] for t in texts], dtype=np.float32)
+        lexicon = np.array([[min(evidence(t), 6.0) / 3.0, *style_cues(t)] for t in texts], dtype=np.float32)
         return np.hstack([vectors, lexicon])
 
     def _features(self, texts: list[str], fit: bool = False) -> Any:
@@ -78,8 +81,8 @@ class SentimentScorer(GraphComponent):
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
-        """`training_file` is relative to the project root; `threshold` only labels the output."""
-        return {"training_file": "data/sentiment/train.tsv", "threshold": 0.5}
+        """`training_files` are relative to the project root; `threshold` only labels the output."""
+        return {"training_files": ["data/sentiment/train.tsv", "data/sentiment/problems.tsv"], "threshold": 0.5}
 
     def __init__(
         self,
@@ -107,12 +110,15 @@ class SentimentScorer(GraphComponent):
 
     def train(self, training_data: TrainingData) -> Resource:
         """Fit the classifier on the labelled file, and persist it with the model."""
-        path = Path(str(self.config["training_file"]))
-        if path.exists():
-            rows = read_labelled(path)
+        names = self.config.get("training_files") or []
+        paths = [Path(str(name)) for name in names]
+        rows = [row for path in paths if path.exists() for row in read_labelled(path)]
+        if missing := [str(path) for path in paths if not path.exists()]:
+            log.warning("sentiment training files missing: %s", ", ".join(missing))
+        if rows:
             self.model = SentimentModel().fit([t for t, _ in rows], [n for _, n in rows])
         else:
-            log.warning("no sentiment training file at %s: the lexicon alone will score", path)
+            log.warning("no sentiment training data: the lexicon alone will score")
         with self._model_storage.write_to(self._resource) as directory:
             (directory / MODEL_FILE).write_bytes(pickle.dumps(self.model))
         return self._resource

@@ -246,3 +246,27 @@ def evidence(text: str) -> float:
 def score(text: str) -> float:
     """Anger score in [0, 1): 1 - exp(-evidence)."""
     return 1.0 - math.exp(-evidence(text))
+
+
+_QUESTION = re.compile(r"[?？]")
+# Addressing the shop head-on ("你们是不是…", "you people"): angry messages do, calm reports mostly describe.
+_SECOND_PERSON = re.compile(r"你们|你哋|you people|you guys|\byour?\b")
+
+
+def style_cues(text: str) -> list[float]:
+    """Topic-free cues of how a (simplified-script) message is said, each in [0, 1].
+
+    Question marks, exclamation marks, addressing the shop, a question put to the shop (rhetorical
+    questions: "你们仓库是干什么吃的？"), and length. Calm and angry reports of the same problem share
+    their topic words; these cues differ between them.
+    """
+    lowered = text.lower()
+    questions = len(_QUESTION.findall(text))
+    second = len(_SECOND_PERSON.findall(lowered))
+    return [
+        min(questions, 3) / 3.0,
+        min(len(_EXCLAIM.findall(text)), 3) / 3.0,
+        min(second, 3) / 3.0,
+        1.0 if questions and second else 0.0,
+        min(len(text), 120) / 120.0,
+    ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ar_engine.normalizer import to_simplified_same_length
-from ar_engine.sentiment_lexicon import score
+from ar_engine.sentiment_lexicon import score, style_cues
 
 
 def test_traditional_folds_to_simplified_with_the_same_length() -> None:
@@ -22,6 +22,16 @@ def test_anger_scores_order_messages() -> None:
     assert score("没问题，谢谢") < 0.2
     assert score("This is the WORST service ever, I want my money back NOW!!") > 0.75
     assert score("where is my order") < 0.1
+
+
+def test_style_cues_tell_a_question_put_to_the_shop_from_a_report() -> None:
+    report = style_cues("箱子压坏了，里面东西没事")
+    rhetorical = style_cues("你们仓库是干什么吃的？？")
+    assert len(report) == len(rhetorical) == 5
+    assert all(0.0 <= v <= 1.0 for v in report + rhetorical)
+    assert report[:4] == [0.0, 0.0, 0.0, 0.0] and rhetorical[3] == 1.0
+    assert style_cues("Do you people test anything?")[3] == 1.0
+    assert style_cues("x" * 500)[4] == 1.0
 
 
 def test_policy_uses_the_pipeline_score_when_present_and_the_lexicon_otherwise() -> None:
@@ -84,3 +94,16 @@ def test_small_talk_praise_and_links() -> None:
         blank_links("链接https://m.tb.cn/h.abc这个有白色吗")
         == "链接" + " " * len("https://m.tb.cn/h.abc") + "这个有白色吗"
     )
+
+
+def test_handoff_counts_report_calm_messages_handed_off() -> None:
+    from ar_engine.evaluate import handoff_counts
+    from ar_engine.sentiment_cv import summary
+
+    labels = [True, True, False, False, False, False]
+    counts = handoff_counts(labels, [True, False, True, False, False, False])
+    assert (counts["negative"], counts["other"], counts["false_handoffs"]) == (2, 4, 1)
+    assert (counts["precision"], counts["recall"], counts["false_handoff"]) == (0.5, 0.5, 0.25)
+    by_file = summary(labels, [0.9, 0.3, 0.6, 0.1, 0.2, 0.52], ["a", "a", "b", "b", "b", "b"])
+    assert by_file["0.5"]["b"]["false_handoffs"] == 2 and by_file["0.55"]["b"]["false_handoffs"] == 1
+    assert by_file["0.5"]["all"]["recall"] == 0.5

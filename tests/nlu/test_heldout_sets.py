@@ -1,4 +1,4 @@
-"""The held-out NLU test set and the sentiment set stay apart from the training data in data/nlu.
+"""The held-out NLU test set and the sentiment sets stay apart from the training data in data/nlu.
 
 Both sets were written by hand independently of the training data; whoever adds training examples
 later must not copy (or re-type) a held-out text, or the evaluation stops measuring anything.
@@ -8,7 +8,9 @@ character, lower-casing and dropping punctuation and spaces.
 The development set of realistic customer text (dev/customers.yml) is held to a stricter rule: besides
 exact copies, no dev text may be a near-duplicate of a training text (character-bigram Jaccard
 similarity of the comparison keys at or above NEAR_DUPLICATE), since it is the set that training-data
-changes are chosen on.
+changes are chosen on. The same stricter rule holds for the problem-report sentiment set
+(tests/sentiment/problem_reports.tsv) against the sentiment training files, since sentiment training data
+about the same kinds of problems was written after it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ TRAIN_DIR = ROOT / "data" / "nlu"
 NLU_TEST = ROOT / "tests" / "nlu" / "test_nlu.yml"
 DEV_SET = ROOT / "tests" / "nlu" / "dev" / "customers.yml"
 SENTIMENT = ROOT / "tests" / "sentiment" / "cs_messages.tsv"
+PROBLEM_REPORTS = ROOT / "tests" / "sentiment" / "problem_reports.tsv"
 SENTIMENT_TRAIN_DIR = ROOT / "data" / "sentiment"
 
 CONTRACT_INTENTS = {
@@ -137,9 +140,39 @@ def test_sentiment_set_is_disjoint_from_nlu_data() -> None:
     assert leaked == [], leaked
 
 
+def test_problem_reports_shape() -> None:
+    rows = sentiment_rows(PROBLEM_REPORTS)
+    assert rows and list(rows[0]) == ["label", "locale", "text"]
+    labels = Counter(r["label"] for r in rows)
+    assert set(labels) == {"negative", "other"}
+    assert labels["other"] >= 150 and labels["negative"] >= 100, labels
+    assert {r["locale"] for r in rows} == {"zh-CN", "zh-TW", "en"}
+    assert all(r["text"].strip() for r in rows)
+    assert all(_script(r["text"]) == r["locale"] for r in rows), [r for r in rows if _script(r["text"]) != r["locale"]]
+    assert len({key(r["text"]) for r in rows}) == len(rows)
+
+
+def test_problem_reports_are_disjoint_from_nlu_data_and_the_other_sentiment_set() -> None:
+    nlu = set(training_keys()) | {key(text) for _, text in nlu_examples(NLU_TEST)}
+    general = {key(r["text"]) for r in sentiment_rows()}
+    texts = [r["text"] for r in sentiment_rows(PROBLEM_REPORTS)]
+    assert [t for t in texts if key(t) in nlu] == [], "problem reports found in data/nlu or the NLU test set"
+    assert [t for t in texts if key(t) in general] == [], "problem reports found in cs_messages.tsv"
+
+
+def test_problem_reports_are_not_near_sentiment_training_data() -> None:
+    texts = [r["text"] for r in sentiment_rows(PROBLEM_REPORTS)]
+    training = [r["text"] for path in sorted(SENTIMENT_TRAIN_DIR.glob("*.tsv")) for r in sentiment_rows(path)]
+    near = near_duplicates(texts, training, NEAR_DUPLICATE)
+    assert near == [], "problem reports near sentiment training texts:\n" + "\n".join(
+        f"{s:.2f} {a!r} ~ {b!r}" for s, a, b in near
+    )
+
+
 def test_held_out_sets_are_disjoint_from_sentiment_training_data() -> None:
     train = sentiment_training_keys()
-    held_out = [r["text"] for r in sentiment_rows()] + [text for _, text in nlu_examples(NLU_TEST)]
+    held_out = [r["text"] for path in (SENTIMENT, PROBLEM_REPORTS) for r in sentiment_rows(path)]
+    held_out += [text for _, text in nlu_examples(NLU_TEST)]
     leaked = [f"{text!r} == {train[key(text)]}" for text in held_out if key(text) in train]
     assert leaked == [], "held-out texts found in data/sentiment:\n" + "\n".join(leaked)
 
