@@ -189,7 +189,9 @@ def _without(name: str, empty: object) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("empty", ["", None], ids=["blank", "none"])
-@pytest.mark.parametrize("status", ["paid", "shipped", "delayed", "delivered", "returned", "refunded", "cancelled"])
+@pytest.mark.parametrize(
+    "status", ["paid", "shipped", "delayed", "delivered", "returned", "refunding", "refunded", "cancelled"]
+)
 @pytest.mark.parametrize("channel", ["webchat", "rest", "email", "telegram"])
 @pytest.mark.parametrize("locale", ["zh-CN", "zh-TW", "en"])
 def test_every_template_reads_right_with_every_optional_field_missing(
