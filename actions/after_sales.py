@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.deps import latest_text, message_locale, services
 from actions.order_changes import changes
-from actions.orders import fits_status, lookup_order, only_fitting_order, order_id_from
+from actions.orders import fits_status, lookup_order, only_fitting_order, order_id_from, shop_day
 from bot.access.state import REPAIRABLE, PendingChange
 from bot.crm.records import OrderStatus
 
@@ -44,7 +44,7 @@ class ActionRefundStatus(Action):
             refund_status=str(order.refund_status),
             refund_amount=f"{order.refund_amount or order.amount:.2f}",
             currency=order.currency,
-            refunded_at=order.refunded_at.date().isoformat() if order.refunded_at else "",
+            refunded_at=refunded.isoformat() if (refunded := shop_day(order.refunded_at)) else "",
             customer_id=order.customer_id,
         )
         return events
@@ -122,7 +122,7 @@ class ActionReturnExchange(Action):
             order, events = await lookup_order(dispatcher, tracker, self.name(), RECEIVED)
             if order is None:
                 return events
-            delivered = order.delivered_at.date() if order.delivered_at else None
+            delivered = shop_day(order.delivered_at)
             arguments.update(
                 order_id=order.id,
                 status=str(order.status),

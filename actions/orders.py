@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -44,9 +45,15 @@ def order_id_from(tracker: Tracker) -> str | None:
     return named_order_id(tracker) or (normalise_order_id(slot) if slot else None)
 
 
+def shop_day(moment: dt.datetime | None) -> dt.date | None:
+    """The shop's calendar day of a moment (CRM times are UTC: a delivery at 07:30 in Shanghai is the
+    previous day in UTC)."""
+    return moment.astimezone(SHOP_TZ).date() if moment else None
+
+
 def order_arguments(order: OrderInfo, locale: str | None) -> dict[str, Any]:
     """Template variables describing an order (the product named in the customer's locale)."""
-    delivered = order.delivered_at.astimezone(SHOP_TZ).date() if order.delivered_at else None
+    delivered = shop_day(order.delivered_at)
     return {
         "order_id": order.id,
         "status": str(order.status),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from actions.after_sales import ActionReturnExchange, ActionWarranty
 from actions.complaints import ActionComplaint, ActionFollowup
 from actions.deps import ActionServices, configure
 from actions.handoff import ActionHandoff
-from actions.orders import ActionOrderStatus
+from actions.orders import ActionOrderStatus, shop_day
 from actions.resume import ActionInform
 from bot.access.state import OrderAccess
 from bot.crm.repository import CRM
@@ -283,3 +284,9 @@ async def test_the_handoff_apologises_to_the_angry_and_the_let_down(
     [message] = dispatcher.messages
     assert message["apologise"] is apologise
     assert message["custom"]["handoff"]["reason"] == reason
+
+
+def test_dates_shown_are_the_shops_calendar_days() -> None:
+    # 23:30 UTC is 07:30 the next morning in Shanghai: a delivery then was on the 5th for the customer.
+    assert shop_day(dt.datetime(2024, 5, 4, 23, 30, tzinfo=dt.UTC)) == dt.date(2024, 5, 5)
+    assert shop_day(None) is None
