@@ -219,3 +219,18 @@ def _labels(text: str) -> set[str]:
         for line in lines
         if line.endswith(("：", ":")) and len(line) <= 20 and "您好" not in line and not line.startswith(("Dear", "Hi"))
     }
+
+
+@pytest.mark.parametrize("name", ["utter_out_of_scope", "utter_default"])
+@pytest.mark.parametrize("channel", ["webchat", "rest", "email", "telegram"])
+@pytest.mark.parametrize(
+    ("locale", "can_do", "human"),
+    [("zh-CN", "订单", ("人工",)), ("zh-TW", "訂單", ("真人", "客服人員")), ("en", "order", ("human", "agent"))],
+)
+def test_what_the_bot_cannot_answer_is_declined_with_what_it_can_do_and_a_human(
+    registry: TemplateRegistry, name: str, channel: str, locale: str, can_do: str, human: tuple[str, ...]
+) -> None:
+    text = registry.render(name, channel, locale, {**SAMPLE, "name": ""}).text
+    assert not text.startswith(("好的", "Sure", "OK", "Of course")), text
+    assert can_do in text.lower(), text
+    assert any(word in text.lower() for word in human), text

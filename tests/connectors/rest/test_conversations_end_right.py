@@ -158,7 +158,6 @@ def test_a_paid_order_not_yet_shipped_has_no_empty_date(stack: RunningStack) -> 
         ("帮我写一首关于春天的诗", "订单", "人工"),
         ("今天股市怎么样", "订单", "人工"),
         ("can you book me a flight to Tokyo", "order", "human"),
-        ("你们能帮我订外卖吗", "订单", "人工"),  # not understood at all: the same offer
     ],
 )
 def test_out_of_scope_is_declined_with_what_the_bot_can_do(
