@@ -11,11 +11,14 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.deps import latest_text, message_locale, services
 from actions.order_changes import changes
-from actions.orders import lookup_order, order_id_from
+from actions.orders import fits_status, lookup_order, only_fitting_order, order_id_from, shop_day
 from bot.access.state import REPAIRABLE, PendingChange
+from bot.crm.records import OrderStatus
 
 RETURN_DAYS = 7  # no-reason returns after delivery
 EXCHANGE_DAYS = 15  # exchanges for a quality problem after delivery
+# The orders a return, warranty or repair question can be about: the ones the customer received.
+RECEIVED = fits_status({OrderStatus.DELIVERED})
 
 
 class ActionRefundStatus(Action):
@@ -27,7 +30,7 @@ class ActionRefundStatus(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         """Answer with the refund's state, or say there is no refund on the order."""
-        order, events = await lookup_order(dispatcher, tracker, self.name())
+        order, events = await lookup_order(dispatcher, tracker, self.name(), lambda o: o.refund_status is not None)
         if order is None:
             return events
         if order.refund_status is None:
@@ -41,7 +44,7 @@ class ActionRefundStatus(Action):
             refund_status=str(order.refund_status),
             refund_amount=f"{order.refund_amount or order.amount:.2f}",
             currency=order.currency,
-            refunded_at=order.refunded_at.date().isoformat() if order.refunded_at else "",
+            refunded_at=refunded.isoformat() if (refunded := shop_day(order.refunded_at)) else "",
             customer_id=order.customer_id,
         )
         return events
@@ -56,7 +59,7 @@ class ActionWarranty(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         """Answer with purchase date, warranty length and end date, and whether it still covers today."""
-        order, events = await lookup_order(dispatcher, tracker, self.name())
+        order, events = await lookup_order(dispatcher, tracker, self.name(), RECEIVED)
         if order is None:
             return events
         today = services().today()
@@ -82,7 +85,7 @@ class ActionRepair(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         """Create the ticket and tell the customer its number and what happens next."""
-        order, events = await lookup_order(dispatcher, tracker, self.name())
+        order, events = await lookup_order(dispatcher, tracker, self.name(), fits_status(REPAIRABLE))
         if order is None:
             return events
         if order.status not in REPAIRABLE:
@@ -115,11 +118,11 @@ class ActionReturnExchange(Action):
         """The policy; with an order id, the deadlines that apply to it."""
         arguments: dict[str, Any] = {"return_days": RETURN_DAYS, "exchange_days": EXCHANGE_DAYS, "order_id": ""}
         events: list[EventType] = []
-        if order_id_from(tracker):
-            order, events = await lookup_order(dispatcher, tracker, self.name())
+        if order_id_from(tracker) or await only_fitting_order(tracker, RECEIVED):
+            order, events = await lookup_order(dispatcher, tracker, self.name(), RECEIVED)
             if order is None:
                 return events
-            delivered = order.delivered_at.date() if order.delivered_at else None
+            delivered = shop_day(order.delivered_at)
             arguments.update(
                 order_id=order.id,
                 status=str(order.status),

@@ -8,7 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.orders import lookup_order, order_id_from
+from actions.orders import fits_status, lookup_order, order_id_from
 from bot.crm.records import OrderStatus
 
 INVOICEABLE = {OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELAYED, OrderStatus.DELIVERED}
@@ -23,7 +23,7 @@ class ActionInvoice(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         """Explain how the order's invoice is issued, or why there is none."""
-        order, events = await lookup_order(dispatcher, tracker, self.name())
+        order, events = await lookup_order(dispatcher, tracker, self.name(), fits_status(INVOICEABLE))
         if order is None:
             return events
         dispatcher.utter_message(

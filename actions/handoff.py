@@ -12,7 +12,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.deps import latest_intent, message_metadata
+from actions.deps import latest_intent, message_metadata, services
 from bot.engine.contract import HandoffRequest
 
 
@@ -62,11 +62,16 @@ class ActionHandoff(Action):
         """Emit the handoff acknowledgement with reason, skill, priority and summary."""
         fallback = "requested" if latest_intent(tracker) == "request_human" else "followups"
         reason = str(tracker.get_slot("handoff_reason") or fallback)
+        # Whoever is angry, kept waiting or let down hears an apology before anything else; a calm request
+        # for a human is simply granted.
+        score = (tracker.latest_message.get("sentiment") or {}).get("score")
+        angry = score is not None and float(score) >= services().sentiment_threshold
+        apologise = angry or reason != "requested"
         handoff = HandoffRequest(
             reason=reason,
             skill=str(tracker.get_slot("handoff_skill") or "general"),
             priority=int(float(tracker.get_slot("handoff_priority") or 1)),
             summary=summarise(tracker, reason),
         )
-        dispatcher.utter_message(response="utter_handoff", json_message=handoff.to_custom())
+        dispatcher.utter_message(response="utter_handoff", json_message=handoff.to_custom(), apologise=apologise)
         return []

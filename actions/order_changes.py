@@ -11,7 +11,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.deps import services
-from actions.orders import lookup_order
+from actions.orders import OPEN, fits_status, lookup_order
 from bot.access.state import ADDRESS_CHANGEABLE, CANCELLABLE, OrderAccess, PendingChange
 from bot.crm.records import OrderInfo, OrderStatus
 
@@ -34,7 +34,9 @@ class OrderChangeAction(Action, ABC):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         """Look the order up, then let the subclass decide by its status."""
-        order, events = await lookup_order(dispatcher, tracker, self.name())
+        # Either change is asked about an order not yet delivered; which one, when there are several, is
+        # for the customer to say.
+        order, events = await lookup_order(dispatcher, tracker, self.name(), fits_status(OPEN))
         if order is not None:
             common = {"order_id": order.id, "status": str(order.status), "customer_id": order.customer_id}
             await self.answer(dispatcher, tracker, order, common)

@@ -14,6 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.after_sales import ActionRefundStatus, ActionRepair, ActionReturnExchange, ActionWarranty
 from actions.billing import ActionInvoice, ActionPaymentIssue
+from actions.complaints import ActionComplaint, ActionFollowup
 from actions.order_changes import ActionCancelOrder, ActionChangeAddress
 from actions.orders import ActionOrderStatus
 
@@ -21,7 +22,7 @@ WAITING_FOR_ORDER: dict[str, type[Action]] = {
     cls().name(): cls
     for cls in (
         ActionOrderStatus, ActionRefundStatus, ActionWarranty, ActionRepair, ActionReturnExchange,
-        ActionChangeAddress, ActionCancelOrder, ActionInvoice, ActionPaymentIssue,
+        ActionChangeAddress, ActionCancelOrder, ActionInvoice, ActionPaymentIssue, ActionComplaint, ActionFollowup,
     )
 }  # fmt: skip
 

@@ -47,12 +47,29 @@ class Thresholds:
     sentiment_threshold: float = 0.5
 
 
+# Words that ask for a person whatever else the message says (simplified script, lower case). An angry
+# "垃圾机器人，气死我了，马上给我转人工" may be classified as a complaint; the request is explicit all the same.
+HUMAN_REQUEST_WORDS = (
+    "转人工", "人工客服", "真人客服", "找人工", "要人工", "接人工", "转接人工",
+    "human agent", "real person", "talk to a human", "speak to a human", "live agent", "talk to a person",
+    "speak to a person", "talk to someone", "speak to someone",
+)  # fmt: skip
+
+
+def asks_for_human(text: str) -> bool:
+    """Whether a message (folded to simplified script) explicitly asks for a person."""
+    folded = text.lower()
+    return any(word in folded for word in HUMAN_REQUEST_WORDS)
+
+
 @dataclass(frozen=True)
 class Turn:
     """One customer message as the decision sees it."""
 
     intent: str
     sentiment: float = 0.0
+    # The message asks for a person in so many words, whatever intent it was classified as.
+    asks_human: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,10 +115,11 @@ def topic_skill(turns: Sequence[Turn]) -> str:
     return "general"
 
 
-def _priority(reason: str, vip: bool, complaint: bool) -> int:
-    base = BASE_PRIORITY[reason]
+def _priority(reason: str, vip: bool, complaint: bool, angry: bool) -> int:
     if reason == "vip_complaint":
         return MAX_PRIORITY
+    # An angry customer is as urgent whatever the reason recorded (an angry request for a human included).
+    base = max(BASE_PRIORITY[reason], BASE_PRIORITY["sentiment"] if angry else 0)
     return min(MAX_PRIORITY - 1, base + (VIP_BONUS if vip else 0) + (1 if complaint else 0))
 
 
@@ -111,22 +129,24 @@ def decide(turns: Sequence[Turn], vip: bool, thresholds: Thresholds) -> Decision
         return None
     latest = turns[-1]
     complaint = latest.intent in COMPLAINTS
+    angry = latest.sentiment >= thresholds.sentiment_threshold
     reason: str | None = None
-    # Most specific first: a VIP complaint, then anger (even when a human is also requested: it
-    # explains the urgency), then the explicit request, then repeated follow-ups.
+    # Most specific first: a VIP complaint, then the explicit request (an angry customer who asks for a
+    # human asked for one: the anger raises the priority, not the reason), then anger, then repeated
+    # follow-ups.
     if vip and complaint:
         reason = "vip_complaint"
-    elif latest.sentiment >= thresholds.sentiment_threshold:
-        reason = "sentiment"
-    elif latest.intent == "request_human":
+    elif latest.intent == "request_human" or latest.asks_human:
         reason = "requested"
+    elif angry:
+        reason = "sentiment"
     elif (latest.intent in FOLLOWUP_INTENTS or latest.intent in SKILL_OF_INTENT) and consecutive_followups(
         turns
     ) >= thresholds.followup_limit:
         reason = "followups"
     if reason is None:
         return None
-    return Decision(reason=reason, skill=topic_skill(turns), priority=_priority(reason, vip, complaint))
+    return Decision(reason=reason, skill=topic_skill(turns), priority=_priority(reason, vip, complaint, angry))
 
 
 def as_tuple(decision: Decision) -> tuple[str, str, int]:

@@ -18,7 +18,7 @@ from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from ar_engine import sentiment_lexicon
-from ar_engine.handoff import Thresholds, Turn, decide
+from ar_engine.handoff import Thresholds, Turn, asks_for_human, decide
 from ar_engine.normalizer import to_simplified_same_length
 
 HANDOFF_ACTION = "action_handoff"
@@ -50,7 +50,11 @@ def sentiment_of(event: UserUttered) -> float:
 def turns_of(tracker: DialogueStateTracker) -> list[Turn]:
     """The customer's messages since the last restart, with intent and sentiment."""
     return [
-        Turn(intent=event.intent_name or "", sentiment=sentiment_of(event))
+        Turn(
+            intent=event.intent_name or "",
+            sentiment=sentiment_of(event),
+            asks_human=asks_for_human(to_simplified_same_length(event.text or "")),
+        )
         for event in tracker.applied_events()
         if isinstance(event, UserUttered)
     ]

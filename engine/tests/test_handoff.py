@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ar_engine.handoff import Thresholds, Turn, consecutive_followups, decide
+from ar_engine.handoff import Thresholds, Turn, asks_for_human, consecutive_followups, decide
 
 DEFAULT = Thresholds(followup_limit=3, sentiment_threshold=0.75)
 
@@ -66,7 +66,30 @@ def test_vip_complaint_is_top_priority_and_anger_hands_off() -> None:
     assert angry.priority < 9
 
 
-def test_anger_outranks_an_explicit_request() -> None:
+def test_an_angry_request_for_a_human_is_requested_with_the_urgency_of_anger() -> None:
+    # Issue #10 item 4: the customer asked for a human, so the reason is `requested` (it used to be
+    # `sentiment`); the anger keeps the priority it would have had.
     decision = decide([Turn("request_human", sentiment=0.95)], False, DEFAULT)
-    assert decision is not None
-    assert decision.reason == "sentiment"
+    calm = decide([Turn("request_human", sentiment=0.1)], False, DEFAULT)
+    angry = decide([Turn("order_status", sentiment=0.95)], False, DEFAULT)
+    assert decision is not None and calm is not None and angry is not None
+    assert decision.reason == calm.reason == "requested"
+    assert angry.reason == "sentiment"
+    assert decision.priority == angry.priority > calm.priority
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["垃圾机器人，气死我了，马上给我转人工！！", "我要人工客服", "let me talk to a human now", "get me a REAL PERSON"],
+)
+def test_a_message_asking_for_a_person_is_a_request_whatever_its_intent(text: str) -> None:
+    assert asks_for_human(text)
+    angry = decide([Turn("complaint_service", sentiment=0.95, asks_human=asks_for_human(text))], False, DEFAULT)
+    assert angry is not None
+    assert angry.reason == "requested"
+
+
+def test_a_complaint_without_a_request_is_not_one() -> None:
+    assert not asks_for_human("你们的客服态度太差了")
+    angry = decide([Turn("complaint_service", sentiment=0.95)], False, DEFAULT)
+    assert angry is not None and angry.reason == "sentiment"

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from rasa_sdk import Tracker
+from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.after_sales import ActionReturnExchange, ActionWarranty
+from actions.complaints import ActionComplaint, ActionFollowup
 from actions.deps import ActionServices, configure
 from actions.handoff import ActionHandoff
-from actions.orders import ActionOrderStatus
+from actions.orders import ActionOrderStatus, shop_day
 from actions.resume import ActionInform
 from bot.access.state import OrderAccess
 from bot.crm.repository import CRM
@@ -21,6 +24,7 @@ from tests.conftest import TextRedis
 # The demo customer who owns DD202405001 and DD202405002's owner, as the app's metadata names them.
 OWNER_1 = {"customer_id": "C202405001"}
 OWNER_2 = {"customer_id": "C202405002"}
+OWNER_12 = {"customer_id": "C202405012"}
 
 
 @pytest.fixture
@@ -74,8 +78,9 @@ async def test_order_status_answers_from_the_crm(crm: CRM) -> None:
 
 
 async def test_missing_order_id_is_asked_for_and_the_answer_resumes() -> None:
+    # C202405012 has two orders in transit (with one, it would be answered at once: below).
     dispatcher = CollectingDispatcher()
-    events = await ActionOrderStatus().run(dispatcher, tracker("order_status", "我的快递呢", metadata=OWNER_2), {})
+    events = await ActionOrderStatus().run(dispatcher, tracker("order_status", "我的快递呢", metadata=OWNER_12), {})
     assert dispatcher.messages[0]["response"] == "utter_ask_order_id"
     assert any(e["name"] == "pending_action" and e["value"] == "action_order_status" for e in events)
     dispatcher = CollectingDispatcher()
@@ -83,15 +88,93 @@ async def test_missing_order_id_is_asked_for_and_the_answer_resumes() -> None:
         dispatcher,
         tracker(
             "inform",
-            "DD202405002",
-            entities=order_entity("DD202405002"),
+            "DD202405027",
+            entities=order_entity("DD202405027"),
             slots={"pending_action": "action_order_status"},
-            metadata=OWNER_2,
+            metadata=OWNER_12,
         ),
         {},
     )
     assert dispatcher.messages[0]["response"] == "utter_order_status"
-    assert dispatcher.messages[0]["order_id"] == "DD202405002"
+    assert dispatcher.messages[0]["order_id"] == "DD202405027"
+
+
+@pytest.mark.parametrize("given", ["DD202405026", "dd202405026", "202405026"])
+async def test_a_bare_id_resumes_the_question_that_asked_for_it(given: str) -> None:
+    dispatcher = CollectingDispatcher()
+    snapshot = tracker(
+        "inform", given, entities=order_entity(given), slots={"pending_action": "action_invoice"}, metadata=OWNER_2
+    )
+    events = await ActionInform().run(dispatcher, snapshot, {})
+    [message] = dispatcher.messages
+    assert (message["response"], message["order_id"]) == ("utter_invoice", "DD202405026")
+    assert {"event": "slot", "name": "pending_action", "value": None, "timestamp": None} in events
+
+
+@pytest.mark.parametrize(
+    ("action", "intent", "text", "expected"),
+    [
+        (ActionOrderStatus, "order_status", "我的快递到哪了", "DD202405001"),  # the only one in transit
+        (ActionReturnExchange, "return_exchange", "我想退货", "DD202405021"),  # the only one delivered
+        (ActionWarranty, "warranty", "我上个月收到的手表保修到什么时候", "DD202405021"),
+    ],
+)
+async def test_an_identified_customer_with_one_fitting_order_is_not_asked(
+    action: type[Action], intent: str, text: str, expected: str
+) -> None:
+    dispatcher = CollectingDispatcher()
+    await action().run(dispatcher, tracker(intent, text, metadata=OWNER_1), {})
+    assert dispatcher.messages[0]["order_id"] == expected
+
+
+async def test_the_product_named_picks_among_several_orders() -> None:
+    # C202405012: two delayed orders, earbuds and a power bank.
+    dispatcher = CollectingDispatcher()
+    product = [{"entity": "product", "value": "耳机", "start": 2, "end": 4}]
+    await ActionOrderStatus().run(
+        dispatcher, tracker("order_status", "我的耳机到哪了", entities=product, metadata=OWNER_12), {}
+    )
+    assert dispatcher.messages[0]["order_id"] == "DD202405027"
+
+
+async def test_a_guest_is_asked_for_the_number_even_with_one_order() -> None:
+    dispatcher = CollectingDispatcher()
+    await ActionOrderStatus().run(dispatcher, tracker("order_status", "我的快递到哪了"), {})
+    assert dispatcher.messages[0]["response"] == "utter_ask_order_id"
+
+
+async def test_a_delivered_order_carries_its_delivery_date() -> None:
+    dispatcher = CollectingDispatcher()
+    snapshot = tracker("order_status", "DD202405021", entities=order_entity("DD202405021"), metadata=OWNER_1)
+    await ActionOrderStatus().run(dispatcher, snapshot, {})
+    [message] = dispatcher.messages
+    assert (message["status"], message["delivered_at"], message["eta"]) == ("delivered", "2024-04-23", "2024-04-23")
+
+
+async def test_a_complaint_naming_an_order_apologises_then_gives_its_status() -> None:
+    dispatcher = CollectingDispatcher()
+    snapshot = tracker(
+        "complaint_delivery", "DD202405012 怎么还没到", entities=order_entity("DD202405012"), metadata=OWNER_12
+    )
+    await ActionComplaint().run(dispatcher, snapshot, {})
+    assert [m["response"] for m in dispatcher.messages] == ["utter_complaint", "utter_order_status"]
+    assert dispatcher.messages[0]["order_id"] == dispatcher.messages[1]["order_id"] == "DD202405012"
+    assert dispatcher.messages[1]["status"] == "delayed"
+
+
+async def test_a_complaint_naming_no_order_only_apologises() -> None:
+    dispatcher = CollectingDispatcher()
+    await ActionComplaint().run(dispatcher, tracker("complaint_service", "客服态度太差", metadata=OWNER_12), {})
+    [message] = dispatcher.messages
+    assert (message["response"], message["order_id"]) == ("utter_complaint", "")
+
+
+async def test_a_plain_followup_apologises_without_repeating_the_status() -> None:
+    dispatcher = CollectingDispatcher()
+    snapshot = tracker("followup_unresolved", "还是没解决", slots={"order_id": "DD202405001"}, metadata=OWNER_1)
+    await ActionFollowup().run(dispatcher, snapshot, {})
+    [message] = dispatcher.messages
+    assert (message["response"], message["order_id"]) == ("utter_followup", "")
 
 
 async def test_unknown_order_is_reported() -> None:
@@ -184,3 +267,26 @@ async def test_handoff_carries_reason_skill_priority_and_summary() -> None:
     assert "DD202405001" in handoff["summary"]
     assert "order_status" in handoff["summary"]
     assert "已发货" in handoff["summary"]
+
+
+@pytest.mark.parametrize(
+    ("reason", "score", "apologise"),
+    [("requested", 0.1, False), ("requested", 0.9, True), ("sentiment", 0.9, True), ("followups", None, True)],
+)
+async def test_the_handoff_apologises_to_the_angry_and_the_let_down(
+    reason: str, score: float | None, apologise: bool
+) -> None:
+    snapshot = tracker("request_human", "转人工", slots={"handoff_reason": reason})
+    if score is not None:
+        snapshot.latest_message["sentiment"] = {"score": score}
+    dispatcher = CollectingDispatcher()
+    await ActionHandoff().run(dispatcher, snapshot, {})
+    [message] = dispatcher.messages
+    assert message["apologise"] is apologise
+    assert message["custom"]["handoff"]["reason"] == reason
+
+
+def test_dates_shown_are_the_shops_calendar_days() -> None:
+    # 23:30 UTC is 07:30 the next morning in Shanghai: a delivery then was on the 5th for the customer.
+    assert shop_day(dt.datetime(2024, 5, 4, 23, 30, tzinfo=dt.UTC)) == dt.date(2024, 5, 5)
+    assert shop_day(None) is None

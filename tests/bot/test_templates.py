@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ SAMPLE = {
     "refund_status": "processing",
     "refund_amount": "399.00",
     "currency": "CNY",
-    "refunded_at": "",
+    "refunded_at": "2024-05-25",
     "purchase_date": "2024-05-01",
     "warranty_months": 12,
     "warranty_until": "2025-05-01",
@@ -33,9 +34,9 @@ SAMPLE = {
     "ticket": "T20240601-0003",
     "return_days": 7,
     "exchange_days": 15,
-    "delivered_at": "",
-    "return_until": "",
-    "exchange_until": "",
+    "delivered_at": "2024-05-19",
+    "return_until": "2024-05-26",
+    "exchange_until": "2024-06-03",
     "amount": "399.00",
     "paid": True,
     "price": "399.00",
@@ -166,3 +167,70 @@ def test_changes_ask_for_a_confirmation_by_button_or_reply_word(
     assert all(b["title"] for b in chat.buttons)
     email = registry.render(name, "email", locale, SAMPLE)
     assert f"“{word}”" in email.text or f"「{word}」" in email.text or f'"{word}"' in email.text
+
+
+# Variables an answer may lack: no masked name for a guest, no carrier, tracking number or ETA before an
+# order ships, no delivery, refund or deadline dates before those happen, no agent name for a notice.
+# `order_id` is optional only where the question may be answered without an order (the policy answers).
+OPTIONAL_EVERYWHERE = (
+    "name", "carrier", "tracking_number", "eta", "delivered_at", "refunded_at", "return_until",
+    "exchange_until", "agent_name",
+)  # fmt: skip
+OPTIONAL_ORDER_ID = ("utter_return_exchange", "utter_payment_issue", "utter_complaint", "utter_followup")
+# What a value missing from a sentence leaves behind.
+EMPTY_SLOT_ARTEFACTS = (
+    "  ", "None", " 前", "（）", "()", "{{", "}}", "<code></code>", "<b></b>", " ，", " 。", " .", " ,",
+)  # fmt: skip
+
+
+def _without(name: str, empty: object) -> dict[str, object]:
+    missing = OPTIONAL_EVERYWHERE + (("order_id",) if name in OPTIONAL_ORDER_ID else ())
+    return {**SAMPLE, **dict.fromkeys(missing, empty)}
+
+
+@pytest.mark.parametrize("empty", ["", None], ids=["blank", "none"])
+@pytest.mark.parametrize(
+    "status", ["paid", "shipped", "delayed", "delivered", "returned", "refunding", "refunded", "cancelled"]
+)
+@pytest.mark.parametrize("channel", ["webchat", "rest", "email", "telegram"])
+@pytest.mark.parametrize("locale", ["zh-CN", "zh-TW", "en"])
+def test_every_template_reads_right_with_every_optional_field_missing(
+    registry: TemplateRegistry, locale: str, channel: str, status: str, empty: object
+) -> None:
+    for name in registry.templates:
+        where = f"{name} ({channel}/{locale}/{status})"
+        lacking_vars = {**_without(name, empty), "status": status}
+        lacking = registry.render(name, channel, locale, lacking_vars).text
+        for line in lacking.splitlines():
+            found = [a for a in EMPTY_SLOT_ARTEFACTS if a in line.strip()]
+            assert not found, f"{where}: {found} in {line!r}"
+        # A label whose value is missing ("运单号：") ends its line with the colon; the full answer does not.
+        # (compared with the same answer with every date and number, but the same salutation and order id)
+        reference = {**SAMPLE, "status": status, "name": empty, "order_id": lacking_vars["order_id"]}
+        full = registry.render(name, channel, locale, reference).text
+        assert not _labels(lacking) - _labels(full), f"{where}: {lacking!r}"
+
+
+def _labels(text: str) -> set[str]:
+    """Short lines ending with a colon ("运单号：", "Carrier:"), the salutation aside."""
+    lines = (re.sub(r"<[^>]+>", "", line).strip() for line in text.splitlines())
+    return {
+        line
+        for line in lines
+        if line.endswith(("：", ":")) and len(line) <= 20 and "您好" not in line and not line.startswith(("Dear", "Hi"))
+    }
+
+
+@pytest.mark.parametrize("name", ["utter_out_of_scope", "utter_default"])
+@pytest.mark.parametrize("channel", ["webchat", "rest", "email", "telegram"])
+@pytest.mark.parametrize(
+    ("locale", "can_do", "human"),
+    [("zh-CN", "订单", ("人工",)), ("zh-TW", "訂單", ("真人", "客服人員")), ("en", "order", ("human", "agent"))],
+)
+def test_what_the_bot_cannot_answer_is_declined_with_what_it_can_do_and_a_human(
+    registry: TemplateRegistry, name: str, channel: str, locale: str, can_do: str, human: tuple[str, ...]
+) -> None:
+    text = registry.render(name, channel, locale, {**SAMPLE, "name": ""}).text
+    assert not text.startswith(("好的", "Sure", "OK", "Of course")), text
+    assert can_do in text.lower(), text
+    assert any(word in text.lower() for word in human), text
