@@ -143,7 +143,7 @@ def inbox_lease(message_id: str) -> str:
 
 
 # The engine's stores take an alphanumeric prefix and add ":tracker:", ":trackerstate:" and ":lock:"
-# themselves (engine/ar_engine/tracker_store.py, Rasa's lock store), so their keys are the ones below.
+# themselves (engine/ar_engine/tracker_store.py, engine/ar_engine/lock_store.py), so their keys are the ones below.
 RASA_KEY_PREFIX = PREFIX
 
 
@@ -158,8 +158,13 @@ def rasa_tracker_state(conv_id: str) -> str:
 
 
 def rasa_lock(conv_id: str) -> str:
-    """Rasa's lock of a conversation (the engine answers one message of a conversation at a time)."""
+    """Sorted set with TTL: the engine's waiting tickets for a conversation (one message at a time, in order)."""
     return f"{RASA_KEY_PREFIX}:lock:{conv_id}"
+
+
+def rasa_lock_sequence(conv_id: str) -> str:
+    """Counter with TTL: the last ticket the engine issued for a conversation's lock."""
+    return f"{RASA_KEY_PREFIX}:lockseq:{conv_id}"
 
 
 def agent_session(digest: str) -> str:

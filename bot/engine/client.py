@@ -1,12 +1,24 @@
-"""Thin client for the Rasa engine's app webhook and tracker API."""
+"""Thin client for the Rasa engine's app webhook and tracker API.
+
+aiohttp, not httpx: on every message the app waits for the engine, and under load httpx's pool cost
+more of the app's event loop than the app's own work (without `sniffio` installed, httpcore also
+retries a failing import on each request). Connections are kept alive, as many as are in use.
+"""
 
 from __future__ import annotations
 
-import httpx
+import json
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
 
 from bot import metrics
 from bot.engine.contract import EngineReply, MessageMetadata
 from bot.errors import EngineUnavailable
+
+# Connections to the engine at most (messages beyond it wait for a free one, inside the timeout).
+MAX_CONNECTIONS = 256
 
 
 class EngineClient:
@@ -15,11 +27,19 @@ class EngineClient:
     def __init__(self, base_url: str, token: str, timeout: float = 60.0) -> None:
         self.base_url = base_url.rstrip("/")
         self._token = token
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=httpx.Timeout(timeout, connect=5.0),
-        )
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=5.0)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        """The session, made on first use inside the running event loop (aiohttp binds it to the loop)."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                headers={"Authorization": f"Bearer {self._token}"},
+                timeout=self._timeout,
+                connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=30),
+                json_serialize=lambda value: json.dumps(value, ensure_ascii=False),
+            )
+        return self._session
 
     async def send(self, conversation_id: str, text: str, metadata: MessageMetadata) -> list[EngineReply]:
         """POST the message; raise EngineUnavailable when the engine cannot answer."""
@@ -30,18 +50,24 @@ class EngineClient:
             metrics.DEPENDENCY_ERRORS.labels("engine").inc()
             raise
 
-    async def _send(self, conversation_id: str, text: str, metadata: MessageMetadata) -> list[EngineReply]:
+    async def _request(self, method: str, path: str, **kwargs: Any) -> tuple[int, bytes]:
         try:
-            resp = await self._client.post(
-                "/webhooks/app/webhook",
-                json={"sender": conversation_id, "message": text, "metadata": metadata.to_wire()},
-            )
-        except httpx.HTTPError as exc:
+            async with self._client().request(method, self.base_url + path, **kwargs) as resp:
+                return resp.status, await resp.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise EngineUnavailable(f"engine at {self.base_url} unreachable: {exc!r}") from exc
-        if resp.status_code != 200:
-            raise EngineUnavailable(f"engine answered {resp.status_code}: {resp.text[:200]}")
+
+    async def _send(self, conversation_id: str, text: str, metadata: MessageMetadata) -> list[EngineReply]:
+        status, raw = await self._request(
+            "POST",
+            "/webhooks/app/webhook",
+            json={"sender": conversation_id, "message": text, "metadata": metadata.to_wire()},
+        )
+        if status != 200:
+            shown = raw[:200].decode("utf-8", errors="replace")
+            raise EngineUnavailable(f"engine answered {status}: {shown}")
         try:
-            body = resp.json()
+            body = json.loads(raw)
         except ValueError as exc:
             raise EngineUnavailable("engine answered with something other than JSON") from exc
         if not isinstance(body, list):
@@ -51,24 +77,25 @@ class EngineClient:
     async def ready(self) -> bool:
         """True once the engine has loaded a model and answers on its app webhook."""
         try:
-            resp = await self._client.get("/webhooks/app/")
-        except httpx.HTTPError:
+            status, _ = await self._request("GET", "/webhooks/app/")
+        except EngineUnavailable:
             return False
-        return resp.status_code == 200
+        return status == 200
 
     async def reset(self, conversation_id: str) -> None:
         """Restart the engine's tracker of a conversation, so a handed-back conversation starts afresh."""
-        try:
-            resp = await self._client.post(
-                f"/conversations/{conversation_id}/tracker/events",
-                params={"token": self._token},
-                json=[{"event": "restart"}, {"event": "action", "name": "action_listen"}],
-            )
-        except httpx.HTTPError as exc:
-            raise EngineUnavailable(f"engine at {self.base_url} unreachable: {exc!r}") from exc
-        if resp.status_code != 200:
-            raise EngineUnavailable(f"engine refused the tracker reset: {resp.status_code} {resp.text[:200]}")
+        status, raw = await self._request(
+            "POST",
+            f"/conversations/{quote(conversation_id, safe='')}/tracker/events",
+            params={"token": self._token},
+            json=[{"event": "restart"}, {"event": "action", "name": "action_listen"}],
+        )
+        if status != 200:
+            shown = raw[:200].decode("utf-8", errors="replace")
+            raise EngineUnavailable(f"engine refused the tracker reset: {status} {shown}")
 
     async def close(self) -> None:
         """Close the connection pool."""
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -35,6 +35,7 @@ RUNTIME_ONLY = frozenset(
     f"engine/ar_engine/{name}.py"
     for name in (
         "serve", "channel", "tracker_store", "lock_store", "validation", "warmup", "logs", "turns", "callbacks",
+        "keepalive", "event_types",
         "evaluate", "compare", "bench_nlu", "parse_cli", "sentiment_cv",
     )
 )  # fmt: skip
@@ -49,8 +50,9 @@ REVIEWED_DIR = "data/nlu/reviewed/"
 
 # Rasa's endpoint type for the engine's append-only Redis tracker store.
 TRACKER_STORE = "ar_engine.tracker_store.AppendOnlyRedisTrackerStore"
-# Rasa's Redis lock store, on the primary the sentinels name (used when the app has sentinels too).
-LOCK_STORE = "ar_engine.lock_store.SentinelRedisLockStore"
+# Rasa's ticket lock through redis.asyncio (two round trips a message, none blocking the event loop);
+# on the primary the sentinels name when the app has sentinels too.
+LOCK_STORE = "ar_engine.lock_store.AsyncRedisLockStore"
 
 # Delays before restarting a process that exited, growing with each restart in a row.
 RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
@@ -302,7 +304,7 @@ class Stack:
                 "max_events": self.settings.tracker_window_events,
                 **redis_cfg,
             },
-            "lock_store": {"type": "redis", "key_prefix": keys.RASA_KEY_PREFIX, **redis_cfg},
+            "lock_store": {"type": LOCK_STORE, "key_prefix": keys.RASA_KEY_PREFIX, **redis_cfg},
         }
         if self.settings.redis_sentinels:
             from bot.web.container import sentinel_addresses
@@ -313,7 +315,7 @@ class Stack:
                 "sentinel_service": self.settings.redis_sentinel_service,
             }
             endpoints["tracker_store"].update(found)
-            endpoints["lock_store"].update(found, type=LOCK_STORE)
+            endpoints["lock_store"].update(found)
         credentials = {"ar_engine.channel.AppInput": {"token": self.engine_token}}
         run = self.run_dir()
         ep, cr = run / "endpoints.yml", run / "credentials.yml"

@@ -4,7 +4,8 @@ Rasa takes its HTTP API token only as `--auth-token` on the command line, where 
 machine can read it (`ps`). The launcher passes it in AUTORESPONDER_ENGINE_TOKEN instead (a process's
 environment is readable by its owner only), and this module hands it to Rasa's argument parser inside
 the process, so it never appears in the process list. It also installs the engine's patches to Rasa
-(`ar_engine.validation`, `ar_engine.callbacks`, `ar_engine.turns`) before Rasa starts.
+(`ar_engine.validation`, `ar_engine.callbacks`, `ar_engine.turns`, `ar_engine.keepalive`,
+`ar_engine.event_types`) before Rasa starts.
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ def main() -> None:
 
     turns.install()  # a correctness fix, also in stock mode: a turn whose endpoints failed is not saved
     if os.environ.get(STOCK_ENV) != "1":
-        from ar_engine import callbacks, validation
+        from ar_engine import callbacks, event_types, keepalive, validation
 
         validation.install()  # before Rasa validates its first action or NLG response
         callbacks.install()  # NLG requests carry the state and the latest message, not every event
+        keepalive.install()  # one kept-alive session per endpoint, not a new connection per request
+        event_types.install()  # event classes found by name once, not by a subclass walk per event
     from rasa.__main__ import main as rasa_main
 
     rasa_main()

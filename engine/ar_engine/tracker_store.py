@@ -34,7 +34,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from redis.asyncio import Redis
 
 from ar_engine import turns
-from ar_engine.lock_store import sentinel_pairs
+from ar_engine.lock_store import close_client, sentinel_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -192,11 +192,7 @@ class AppendOnlyRedisTrackerStore(TrackerStore):
 
     async def close(self) -> None:
         """Close the connection pool (and the sentinels' connections, when it asks sentinels)."""
-        manager = getattr(self.red.connection_pool, "sentinel_manager", None)
-        await self.red.close()
-        await self.red.connection_pool.disconnect()  # a client made by master_for does not own its pool
-        for sentinel in getattr(manager, "sentinels", []):
-            await sentinel.close()
+        await close_client(self.red)
 
 
 def _position(events: list[Event], last: Event | None) -> int | None:

@@ -78,7 +78,7 @@ def test_engine_config_points_at_this_stack(tmp_path: Path) -> None:
     assert ep["action_endpoint"] == {"url": "http://127.0.0.1:18123/webhooks/actions", "token": "tok-123"}
     assert ep["nlg"]["url"] == "http://127.0.0.1:18123/webhooks/nlg"
     assert ep["tracker_store"]["type"] == "ar_engine.tracker_store.AppendOnlyRedisTrackerStore"
-    assert ep["lock_store"]["type"] == "redis"
+    assert ep["lock_store"]["type"] == "ar_engine.lock_store.AsyncRedisLockStore"
     for store in ("tracker_store", "lock_store"):
         assert (ep[store]["url"], ep[store]["port"], ep[store]["db"], ep[store]["password"]) == (
             "127.0.0.1",
@@ -101,7 +101,7 @@ def test_with_sentinels_both_engine_stores_find_the_primary_through_them(tmp_pat
     )
     endpoints, _ = Stack(settings, engine_token="t").write_engine_config("redis://:pw@10.0.0.9:6379/0")
     ep = yaml.safe_load(endpoints.read_text())
-    assert ep["lock_store"]["type"] == "ar_engine.lock_store.SentinelRedisLockStore"
+    assert ep["lock_store"]["type"] == "ar_engine.lock_store.AsyncRedisLockStore"
     for store in ("tracker_store", "lock_store"):
         assert ep[store]["sentinels"] == [["10.0.0.5", 26379], ["::1", 26380]]
         assert ep[store]["sentinel_service"] == "shop"
