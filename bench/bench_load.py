@@ -245,8 +245,9 @@ class Bench:
             before = {k: _cpu_seconds(p) for k, p in pids.items()}
             started = time.monotonic()
             stop_at = started + duration
-            # Customers arrive over the first second (or the think time), not all in one instant.
-            spread = min(1.0, think) if think else 1.0
+            # Customers arrive over the first second (without think time) or over the think time, as
+            # independent customers would, not all in one burst that then repeats every think time.
+            spread = think if think else 1.0
 
             async def arrive(i: int) -> None:
                 await asyncio.sleep(spread * i / max(level, 1))
