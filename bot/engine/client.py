@@ -19,6 +19,9 @@ from bot.errors import EngineUnavailable
 
 # Connections to the engine at most (messages beyond it wait for a free one, inside the timeout).
 MAX_CONNECTIONS = 256
+# An idle connection is dropped before the engine's Sanic server drops it (its keep-alive timeout is
+# 5 s): a request written on a connection the server is closing fails for nothing.
+KEEPALIVE_SECONDS = 2.0
 
 
 class EngineClient:
@@ -36,7 +39,7 @@ class EngineClient:
             self._session = aiohttp.ClientSession(
                 headers={"Authorization": f"Bearer {self._token}"},
                 timeout=self._timeout,
-                connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=30),
+                connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS),
                 json_serialize=lambda value: json.dumps(value, ensure_ascii=False),
             )
         return self._session

@@ -72,7 +72,8 @@ def install(app: FastAPI) -> None:
 
 async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
     """Redis restarting or unreachable: nothing was accepted; the caller retries (503, not a crash)."""
-    log.warning("Redis unavailable for %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+    method = request.scope.get("method") or "WEBSOCKET"  # the handler also meets web chat sockets
+    log.warning("Redis unavailable for %s %s: %s", method, request.url.path, exc.__class__.__name__)
     metrics.DEPENDENCY_ERRORS.labels("redis").inc()
     return JSONResponse(
         {"detail": "storage is unavailable for a moment; try again shortly"},

@@ -18,6 +18,9 @@ from typing import Any
 import aiohttp
 
 _ATTRIBUTE = "_ar_sessions"
+# An idle connection is dropped before the app's server drops it (uvicorn's keep-alive timeout is 5 s):
+# a request written on a connection the server is closing would fail the turn for nothing.
+KEEPALIVE_SECONDS = 2.0
 _original: Any = None
 
 
@@ -33,7 +36,14 @@ class _Kept:
         sessions = self.endpoint.__dict__.setdefault(_ATTRIBUTE, weakref.WeakKeyDictionary())
         session = sessions.get(loop)
         if session is None or session.closed:
-            session = _original(self.endpoint)
+            stock = _original(self.endpoint)  # Rasa's headers, authentication and timeout
+            session = aiohttp.ClientSession(
+                headers=stock.headers,
+                auth=stock.auth,
+                timeout=stock.timeout,
+                connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_SECONDS),
+            )
+            await stock.close()
             sessions[loop] = session
         return session
 

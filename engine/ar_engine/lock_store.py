@@ -32,13 +32,14 @@ from typing import Any
 from rasa.core.lock import TicketLock
 from rasa.core.lock_store import LOCK_LIFETIME, LockError, LockStore
 from rasa.utils.endpoints import EndpointConfig
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis, SSLConnection
 
 log = logging.getLogger(__name__)
 
 # Options of the Redis client that are not the server's address.
 _CLIENT_OPTIONS = ("db", "username", "password", "socket_timeout")
 FIRST_POLL_SECONDS = 0.005
+MAX_CONNECTIONS = 8
 
 # KEYS: lock set, ticket counter. ARGV: lifetime in ms, ticket (0: issue a new one).
 # Returns {ticket, state}: 1 holds the lock, 0 waits, -1 the ticket expired.
@@ -116,11 +117,16 @@ class AsyncRedisLockStore(LockStore):
             manager = Sentinel(sentinel_pairs(sentinels), socket_timeout=client.get("socket_timeout", 10))
             self.red = manager.master_for(service, **client)
         else:
+            # A bounded pool: lock calls are short, and without a bound every concurrent turn would open
+            # a Redis connection of its own (one shared Redis serves every replica's engines and apps).
+            pool: dict[str, Any] = {
+                "host": endpoint_config.url or "localhost",
+                "port": int(options.get("port") or 6379),
+            }
+            if options.get("use_ssl"):
+                pool["connection_class"] = SSLConnection
             self.red = Redis(
-                host=endpoint_config.url or "localhost",
-                port=int(options.get("port") or 6379),
-                ssl=bool(options.get("use_ssl")),
-                **client,
+                connection_pool=BlockingConnectionPool(max_connections=MAX_CONNECTIONS, timeout=20, **pool, **client)
             )
         prefix = options.get("key_prefix")
         self.key_prefix = f"{prefix}:" if prefix else ""
