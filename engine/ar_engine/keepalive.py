@@ -36,14 +36,7 @@ class _Kept:
         sessions = self.endpoint.__dict__.setdefault(_ATTRIBUTE, weakref.WeakKeyDictionary())
         session = sessions.get(loop)
         if session is None or session.closed:
-            stock = _original(self.endpoint)  # Rasa's headers, authentication and timeout
-            session = aiohttp.ClientSession(
-                headers=stock.headers,
-                auth=stock.auth,
-                timeout=stock.timeout,
-                connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_SECONDS),
-            )
-            await stock.close()
+            session = _kept_session(self.endpoint)
             sessions[loop] = session
         return session
 
@@ -51,6 +44,19 @@ class _Kept:
         self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
     ) -> None:
         return None
+
+
+def _kept_session(endpoint: Any) -> aiohttp.ClientSession:
+    """A session as Rasa's `EndpointConfig.session()` makes it (headers, basic auth, timeout), kept alive."""
+    from rasa.utils.endpoints import DEFAULT_REQUEST_TIMEOUT
+
+    basic = endpoint.basic_auth
+    return aiohttp.ClientSession(
+        headers=endpoint.headers,
+        auth=aiohttp.BasicAuth(basic["username"], basic["password"]) if basic else None,
+        timeout=aiohttp.ClientTimeout(total=DEFAULT_REQUEST_TIMEOUT),
+        connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_SECONDS),
+    )
 
 
 def session(self: Any) -> _Kept:
