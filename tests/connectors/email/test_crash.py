@@ -70,29 +70,21 @@ def test_sigkill_at_random_moments_every_mail_gets_exactly_one_answer(
         rng = random.Random()
         kills: list[float] = []
         progress: list[int] = []
-        worked = 0.0  # seconds the killed apps were ready and working, to pace the kills to their speed
         for round_ in range(KILLS):
             app = running.start_app(env)
             # Every third kill while starting (Redis, IMAP login, the lease, the first fetch); the others
-            # while working, between fetch, engine, commit, flag and SMTP, wherever they fall. A working
-            # round lasts at most its share of the mails left at the speed seen so far, so that every
-            # kill lands while work is left however fast the machine answers.
+            # while working, between fetch, engine, commit, flag and SMTP, wherever they fall. Each round
+            # may answer at most its share of the mails left: the kill comes at its random moment or as
+            # soon as that share is answered, whichever is first, so that every kill lands while work is
+            # left however fast the machine answers (a fast start answers mails before a "starting" kill).
+            answered = len(smtp.handler.snapshot())
+            limit = answered + max(1, (MAILS - answered) // (KILLS - round_ + 1))
             starting = round_ % 3 == 0
-            if starting:
-                delay = rng.uniform(0.5, 4.0)
-            else:
-                ready = app.wait_ready()
-                answered = len(smtp.handler.snapshot())
-                share = (MAILS - answered) / (KILLS - round_ + 1)
-                longest = min(8.0, share / (answered / worked)) if answered and worked else 8.0
-                working = rng.uniform(0.5, max(0.6, longest))
-                worked += working
-                delay = ready + working
-            remaining = delay - (time.monotonic() - app.started)
-            if remaining > 0:
-                time.sleep(remaining)
+            delay = rng.uniform(0.5, 4.0) if starting else app.wait_ready() + rng.uniform(0.5, 8.0)
+            while time.monotonic() - app.started < delay and len(smtp.handler.snapshot()) < limit:
+                time.sleep(rng.uniform(0.005, 0.03))
             app.kill()
-            kills.append(round(delay, 1))
+            kills.append(round(time.monotonic() - app.started, 1))
             progress.append(len(smtp.handler.snapshot()))
         assert progress[-1] < MAILS, "the kills should land while work is left; the mailbox was done already"
         final = running.start_app(env)
