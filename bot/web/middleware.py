@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot import metrics, safejson
@@ -84,6 +86,16 @@ class PublicCors:
         await self.app(scope, receive, with_cors)
 
 
+PARSED_JSON = "autoresponder.parsed_json"
+
+
+async def parsed_json(request: Request) -> Any:
+    """The request's JSON body as BodyGuard parsed and checked it (parsed here when it did not run)."""
+    if PARSED_JSON in request.scope:
+        return request.scope[PARSED_JSON]
+    return await request.json()
+
+
 class BodyGuard:
     """Request bodies read with a cap while they stream (Content-Length or not), and JSON checked once.
 
@@ -128,7 +140,7 @@ class BodyGuard:
         )
         if body and checks_json:
             try:
-                safejson.loads(body)
+                scope[PARSED_JSON] = safejson.loads(body)  # routes read it with parsed_json(), not again
             except BadInput as exc:
                 await _refuse(send, 422, exc.code, exc.message)  # a malformed body, as the contract says
                 return

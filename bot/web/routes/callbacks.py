@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
-from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundException
+from rasa_sdk.interfaces import ActionExecutionRejection, ActionMissingDomainException, ActionNotFoundException
 
 from bot import metrics
 from bot.engine.contract import EngineReply
@@ -15,6 +15,7 @@ from bot.engine.nlg import render_nlg
 from bot.errors import TemplateError
 from bot.web.container import Container
 from bot.web.deps import ContainerDep, engine_token
+from bot.web.middleware import parsed_json
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ async def nlg(request: Request, c: ContainerDep) -> JSONResponse:
 
 
 async def _nlg(request: Request, c: Container) -> JSONResponse:
-    body: Any = await request.json()
+    body: Any = await parsed_json(request)
     if not isinstance(body, dict):
         raise HTTPException(status_code=422, detail="an NLG request is a JSON object")
     try:
@@ -50,13 +51,16 @@ async def actions(request: Request, c: ContainerDep) -> JSONResponse:
 
 
 async def _actions(request: Request, c: Container) -> JSONResponse:
-    body = await request.json()
+    body = await parsed_json(request)
     try:
         result = await c.executor.run(body)
     except ActionNotFoundException as exc:
         return JSONResponse({"error": str(exc), "action_name": exc.action_name}, status_code=404)
     except ActionExecutionRejection as exc:
         return JSONResponse({"error": exc.message, "action_name": exc.action_name}, status_code=400)
+    except ActionMissingDomainException as exc:
+        # The engine names its domain by digest; this process has another one or none: it sends it again.
+        return JSONResponse({"error": exc.message, "action_name": exc.action_name}, status_code=449)
     if result is None:
         return JSONResponse({"events": [], "responses": []})
     return JSONResponse(result.model_dump(by_alias=True))
