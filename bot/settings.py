@@ -62,8 +62,10 @@ class Settings(BaseSettings):
     # Days the engine keeps a conversation's tracker (its every text) after the last message.
     tracker_ttl_days: float = 30.0
     # Events of a conversation's latest session the engine reads per turn (about 10 per turn; the state,
-    # slots included, is carried over): a turn's cost stays flat however long the conversation gets.
-    tracker_window_events: int = 150
+    # slots included, is carried over): a turn's cost stays flat however long the conversation gets. The
+    # policies read the last few turns (the longest rule, a run of follow-ups); each event in the window
+    # costs every turn (read, and the rule policy's states): 150 made turn 200 1.29x turn 4, 80 about 1.1x.
+    tracker_window_events: int = 80
     # Redis connections the app's pool may open (web chat sockets share one pub/sub connection).
     redis_max_connections: int = 50
     # Web chat connections (sockets and HTTP polls) at once: from one client address, and in all.

@@ -3,7 +3,7 @@
 Rasa 3.6 turns every stored event back into an object with `Event.from_parameters`, which calls
 `Event.resolve_by_type`: it lists all (non-abstract) subclasses of `Event` recursively, checking each for
 being abstract, and compares their names, for every single event. A turn reads up to the tracker
-window's 150 events, and the app's action responses carry more: under load that was 10 % of the
+window's events (80 by default), and the app's action responses carry more: under load that was 10 % of the
 engine's event loop. `install()` keeps a name → class table, filled on first use from the same
 search (so the first match wins, as in Rasa) and searched again only for a name not seen yet;
 "topic", defaults and unknown names behave as before.

@@ -38,7 +38,7 @@ from ar_engine.lock_store import close_client, sentinel_pairs
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_EVENTS = 150
+DEFAULT_MAX_EVENTS = 80
 # The attribute a retrieved tracker carries: how many events the list held, and the last one read.
 _MARK = "_ar_stored"
 

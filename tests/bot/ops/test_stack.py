@@ -89,7 +89,7 @@ def test_engine_config_points_at_this_stack(tmp_path: Path) -> None:
     # Rasa takes only an alphanumeric prefix (else it silently falls back to its own); trackers expire.
     assert ep["tracker_store"]["key_prefix"].isalnum() and ep["lock_store"]["key_prefix"].isalnum()
     assert ep["tracker_store"]["record_exp"] == 30 * 86400
-    assert ep["tracker_store"]["max_events"] == 150
+    assert ep["tracker_store"]["max_events"] == 80
     assert yaml.safe_load(credentials.read_text()) == {"ar_engine.channel.AppInput": {"token": "tok-123"}}
     assert endpoints.stat().st_mode & 0o077 == 0  # tokens are not world-readable
     assert settings.resolved_engine_port == 18124
