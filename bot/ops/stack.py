@@ -35,7 +35,7 @@ RUNTIME_ONLY = frozenset(
     f"engine/ar_engine/{name}.py"
     for name in (
         "serve", "channel", "tracker_store", "lock_store", "validation", "warmup", "logs", "turns", "callbacks",
-        "keepalive", "event_types",
+        "keepalive", "event_types", "fast_load",
         "evaluate", "compare", "bench_nlu", "parse_cli", "sentiment_cv",
     )
 )  # fmt: skip
@@ -375,12 +375,13 @@ class Stack:
         import secrets
 
         model = train(self.settings)
-        self.prepare_crm()
         self.engine_token = self.settings.engine_token or secrets.token_urlsafe(24)
         self.redis_url = self.start_redis()
         endpoints, credentials = self.write_engine_config(self.redis_url)
         print("starting the engine (Rasa) and the app…", flush=True)
+        # The engine first: it needs neither the CRM nor the app, and its start is most of the wait.
         self.start_engine(model, endpoints, credentials)
+        self.prepare_crm()
         self.start_app()
         health = f"http://127.0.0.1:{self.settings.http_port}/healthz"
         _wait(lambda: _http_ok(health), 240, f"the stack (engine log: {self.run_dir() / 'engine.log'})", self)
