@@ -7,7 +7,6 @@ template metadata the app's NLG endpoint attaches; this channel keeps each reply
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import logging
 import os
@@ -28,6 +27,25 @@ logger = logging.getLogger(__name__)
 TOKEN_ENV = "AUTORESPONDER_ENGINE_TOKEN"
 # Keys a reply may carry besides Rasa's own: what the app's NLG endpoint adds.
 _DROP = {"recipient_id", "timestamp", "utter_action"}
+
+
+async def run_turn(on_new_message: Callable[[UserMessage], Awaitable[Any]], message: UserMessage) -> list[str]:
+    """Handle one message as a turn; the endpoint calls that failed in it (empty: it completed and was saved).
+
+    A turn with a failed call is not saved (`turns.check_save`). Rasa does not always get that far: an NLG
+    call that fails inside a response raises out of the processor. Once a call has failed, any exception is
+    that turn's failure, answered 503 like the others (not a 500: the app sends the message again).
+    """
+    with turns.turn() as failures:
+        try:
+            await on_new_message(message)
+        except turns.TurnFailed:
+            pass  # the failures say why
+        except Exception:
+            if not failures:
+                raise
+            logger.warning("turn of %s raised after a failed call", message.sender_id, exc_info=True)
+    return failures
 
 
 class AppOutput(CollectingOutputChannel):
@@ -100,8 +118,7 @@ class AppInput(InputChannel):
                 input_channel=str(metadata.get("channel", self.name())),
                 metadata=metadata,
             )
-            with turns.turn() as failures, contextlib.suppress(turns.TurnFailed):  # the failures say why
-                await on_new_message(message)
+            failures = await run_turn(on_new_message, message)
             if failures:
                 # Not saved (the engine's tracker store refuses a failed turn): the app sends it again later.
                 logger.warning("turn of %s not completed: %s", body["sender"], "; ".join(failures[:3]))

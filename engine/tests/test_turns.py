@@ -78,3 +78,33 @@ def test_requests_to_the_app_that_fail_are_noted_in_the_turn() -> None:
     assert len(failures) == 2
     assert "/broken" in failures[0] and "500" in failures[0]
     assert "/gone" in failures[1]
+
+
+def test_a_turn_that_raises_after_a_failed_call_is_a_failed_turn_not_a_crash() -> None:
+    from rasa.core.channels.channel import UserMessage
+
+    from ar_engine.channel import run_turn
+
+    async def nlg_down(message: UserMessage) -> None:
+        turns.failed("http://app/webhooks/nlg: ServerDisconnectedError()")
+        raise RuntimeError("Rasa gave up on the response")
+
+    async def check_refused(message: UserMessage) -> None:
+        turns.failed("http://app/webhooks/actions: ClientConnectorError()")
+        turns.check_save()
+
+    async def completes(message: UserMessage) -> None:
+        return None
+
+    async def bug(message: UserMessage) -> None:
+        raise ValueError("a bug, not the app being away")
+
+    async def main() -> None:
+        message = UserMessage("hi", sender_id="c1")
+        assert await run_turn(nlg_down, message) == ["http://app/webhooks/nlg: ServerDisconnectedError()"]
+        assert await run_turn(check_refused, message) == ["http://app/webhooks/actions: ClientConnectorError()"]
+        assert await run_turn(completes, message) == []
+        with pytest.raises(ValueError, match="a bug"):
+            await run_turn(bug, message)
+
+    asyncio.run(main())
