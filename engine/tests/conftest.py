@@ -1,13 +1,16 @@
-"""What several engine test modules share: a real redis-server on a free loopback port."""
+"""What several engine test modules share: a real redis-server on a free loopback port, and a runner for
+test bodies that each get a fresh Redis-backed store."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -35,3 +38,20 @@ def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     yield port
     proc.terminate()
     proc.wait(timeout=10)
+
+
+Store = TypeVar("Store", bound=Any)
+
+
+def run_with_store(make: Callable[[], Store], body: Callable[[Store], Awaitable[None]]) -> None:
+    """Run a test body with a fresh store from `make` (its own event loop, its database emptied first)."""
+
+    async def main() -> None:
+        store = make()
+        try:
+            await store.red.flushdb()
+            await body(store)
+        finally:
+            await store.close()
+
+    asyncio.run(main())

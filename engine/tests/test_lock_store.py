@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import pytest
+from conftest import run_with_store
 from rasa.core.lock_store import LockError
 from rasa.utils.endpoints import EndpointConfig
 
@@ -19,16 +20,7 @@ Body = Callable[[AsyncRedisLockStore], Awaitable[None]]
 
 def run(port: int, body: Body) -> None:
     """Run a test body with a fresh store (its own event loop, an empty database)."""
-
-    async def main() -> None:
-        store = AsyncRedisLockStore(EndpointConfig(url="127.0.0.1", port=port, db=3, key_prefix="ar"))
-        try:
-            await store.red.flushdb()
-            await body(store)
-        finally:
-            await store.close()
-
-    asyncio.run(main())
+    run_with_store(lambda: AsyncRedisLockStore(EndpointConfig(url="127.0.0.1", port=port, db=3, key_prefix="ar")), body)
 
 
 def test_messages_of_one_conversation_are_served_one_at_a_time_in_arrival_order(redis_port: int) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import warnings
@@ -10,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from conftest import run_with_store
 from rasa.core.tracker_store import InMemoryTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
@@ -49,18 +49,12 @@ Body = Callable[[AppendOnlyRedisTrackerStore], Awaitable[None]]
 
 def run(port: int, body: Body) -> None:
     """Run a test body with a fresh store (its own event loop, an empty database)."""
-
-    async def main() -> None:
-        store = AppendOnlyRedisTrackerStore(
+    run_with_store(
+        lambda: AppendOnlyRedisTrackerStore(
             DOMAIN, host="127.0.0.1", port=port, key_prefix="ar", record_exp=3600, max_events=12
-        )
-        try:
-            await store.red.flushdb()
-            await body(store)
-        finally:
-            await store.close()
-
-    asyncio.run(main())
+        ),
+        body,
+    )
 
 
 def _turn(n: int) -> list[Any]:
