@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-from bot.crm.records import CustomerInfo, OrderInfo, OrderStatus, ProductInfo, TicketInfo
+from bot.crm.records import CustomerInfo, OrderInfo, OrderStatus, ProductInfo, TicketInfo, customer_key
 from bot.crm.repository import CRM
 
 
@@ -24,6 +24,8 @@ class AsyncCRM:
 
     async def find(self, identifier: str) -> CustomerInfo | None:
         """The customer named by a customer id, an email address or a phone number."""
+        if customer_key(identifier) is None:  # names nobody: no query, no thread hop (every REST sender)
+            return None
         return await asyncio.to_thread(self.sync.find_customer, identifier)
 
     async def get(self, customer_id: str) -> CustomerInfo | None:

@@ -92,6 +92,20 @@ def normalise_id(identifier: str) -> str:
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", identifier)).upper()
 
 
+def customer_key(identifier: str) -> tuple[str, str] | None:
+    """What a typed identifier can find a customer by, as (field, value): ("email", lower-cased address),
+    ("id", canonical id) or ("phone", digits); None when it can name no customer (no lookup needed)."""
+    text = unicodedata.normalize("NFKC", identifier).strip()
+    if not text:
+        return None
+    if "@" in text:
+        return "email", text.lower()
+    if re.fullmatch(r"[Cc]\s*\d+", text):
+        return "id", normalise_id(text)
+    phone = normalise_phone(text)
+    return ("phone", phone) if phone.isdigit() else None
+
+
 def normalise_phone(phone: str) -> str:
     """Canonical form of a mainland mobile number: digits only, without the +86 / 0086 / 86 prefix."""
     digits = re.sub(r"[\s\-().]", "", unicodedata.normalize("NFKC", phone))

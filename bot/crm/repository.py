@@ -8,8 +8,6 @@ ORM objects, so nothing outside this package can lazy-load or mutate rows by acc
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, tzinfo
@@ -35,6 +33,7 @@ from bot.crm.records import (
     TicketInfo,
     UnknownCustomerError,
     UnknownOrderError,
+    customer_key,
     normalise_id,
     normalise_phone,
 )
@@ -292,19 +291,17 @@ class CRM:
 
     def find_customer(self, identifier: str) -> CustomerInfo | None:
         """The customer named by a customer id, an email address or a phone number, or None."""
-        text = unicodedata.normalize("NFKC", identifier).strip()
-        if not text:
+        key = customer_key(identifier)
+        if key is None:
             return None
+        field, value = key
         with self._sessions() as session:
-            if "@" in text:
-                stmt = select(Customer).where(func.lower(Customer.email) == text.lower())
-            elif re.fullmatch(r"[Cc]\s*\d+", text):
-                stmt = select(Customer).where(Customer.id == normalise_id(text))
+            if field == "email":
+                stmt = select(Customer).where(func.lower(Customer.email) == value)
+            elif field == "id":
+                stmt = select(Customer).where(Customer.id == value)
             else:
-                phone = normalise_phone(text)
-                if not phone.isdigit():
-                    return None
-                stmt = select(Customer).where(Customer.phone == phone)
+                stmt = select(Customer).where(Customer.phone == value)
             row = session.scalars(stmt).first()
             return _customer_info(row) if row else None
 

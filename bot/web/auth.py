@@ -55,7 +55,7 @@ def same_origin(request: Request, public_url: str) -> bool:
     return origin.lower() in own
 
 
-def _accounts(c: ContainerDep) -> AccountService:
+async def _accounts(c: ContainerDep) -> AccountService:
     return c.account_service
 
 

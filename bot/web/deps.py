@@ -19,8 +19,12 @@ from bot.templates import TemplateRegistry
 from bot.web.container import Container
 
 
-def container(request: Request) -> Container:
-    """The app's container; 503 while the app is still starting."""
+async def container(request: Request) -> Container:
+    """The app's container; 503 while the app is still starting.
+
+    This and the other dependencies here are `async def` although they do no I/O: FastAPI runs a plain
+    `def` dependency in its thread pool, two thread hops per dependency per request.
+    """
     found = getattr(request.app.state, "container", None)
     if not isinstance(found, Container):
         raise HTTPException(503, "the app is starting; try again shortly")
@@ -30,39 +34,39 @@ def container(request: Request) -> Container:
 ContainerDep = Annotated[Container, Depends(container)]
 
 
-def _store(c: ContainerDep) -> ConversationStore:
+async def _store(c: ContainerDep) -> ConversationStore:
     return c.store
 
 
-def _desk(c: ContainerDep) -> AgentDesk:
+async def _desk(c: ContainerDep) -> AgentDesk:
     return c.desk
 
 
-def _customers(c: ContainerDep) -> AsyncCRM:
+async def _customers(c: ContainerDep) -> AsyncCRM:
     return c.customers
 
 
-def _sla(c: ContainerDep) -> SlaPolicy:
+async def _sla(c: ContainerDep) -> SlaPolicy:
     return c.sla
 
 
-def _assigner(c: ContainerDep) -> Assigner:
+async def _assigner(c: ContainerDep) -> Assigner:
     return c.assigner
 
 
-def _stats(c: ContainerDep) -> DeskStats:
+async def _stats(c: ContainerDep) -> DeskStats:
     return c.stats
 
 
-def _templates(c: ContainerDep) -> TemplateRegistry:
+async def _templates(c: ContainerDep) -> TemplateRegistry:
     return c.templates
 
 
-def _accounts(c: ContainerDep) -> Accounts:
+async def _accounts(c: ContainerDep) -> Accounts:
     return c.accounts
 
 
-def _review(c: ContainerDep) -> ReviewQueue:
+async def _review(c: ContainerDep) -> ReviewQueue:
     return c.review
 
 
@@ -81,7 +85,7 @@ def _matches(supplied: str, expected: str) -> bool:
     return bool(supplied and expected) and hmac.compare_digest(supplied.encode(), expected.encode())
 
 
-def engine_token(request: Request, token: str = Query(default="")) -> None:
+async def engine_token(request: Request, token: str = Query(default="")) -> None:
     """The token the engine's callbacks carry."""
     expected: str = request.app.state.engine_token
     if not _matches(token, expected):

@@ -131,7 +131,7 @@ class RestChannel(Channel):
             raise HTTPException(status_code=503, detail="the app is starting; try again shortly")
         return self._context
 
-    def _bearer(self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(REST_AUTH)]) -> None:
+    async def _bearer(self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(REST_AUTH)]) -> None:
         supplied = credentials.credentials if credentials is not None else ""
         if not supplied or not hmac.compare_digest(supplied.encode(), self.token.encode()):
             raise HTTPException(
@@ -140,7 +140,7 @@ class RestChannel(Channel):
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
-    def _size_limit(self, request: Request) -> None:
+    async def _size_limit(self, request: Request) -> None:
         # A body far beyond the text limit is refused before it is parsed.
         limit = self.max_text_chars * 4 + 16_384
         length = request.headers.get("content-length")
