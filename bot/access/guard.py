@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from bot.access.factor import KEEP_PAYLOAD, check_factor, is_confirmation, parse_factor
-from bot.access.state import ADDRESS_CHANGEABLE, CANCELLABLE, OrderAccess, PendingChange
+from bot.access.state import ADDRESS_CHANGEABLE, CANCELLABLE, Challenge, OrderAccess, PendingChange
 from bot.conversations.ports import Interception, Turn
 from bot.conversations.store import ConversationStore
 from bot.crm.directory import AsyncCRM
@@ -49,12 +49,11 @@ class GuardInterceptor:
 
     async def intercept(self, turn: Turn) -> Interception | None:
         """Answer what waits for this message, or None to let the engine answer it."""
-        conv_id = turn.conversation.id
-        change = await self.access.pending(conv_id)
+        change, challenge = await self.access.waiting(turn.conversation.id)
         if change is not None:
             return await self._change(turn, change)
-        if await self.access.challenge(conv_id) is not None:
-            return await self._challenge(turn)
+        if challenge is not None:
+            return await self._challenge(turn, challenge)
         return None
 
     def _render(self, turn: Turn, template: str, variables: dict[str, Any]) -> Rendered:
@@ -63,11 +62,8 @@ class GuardInterceptor:
 
     # --- the second factor ---
 
-    async def _challenge(self, turn: Turn) -> Interception | None:
+    async def _challenge(self, turn: Turn, challenge: Challenge) -> Interception | None:
         conv_id = turn.conversation.id
-        challenge = await self.access.challenge(conv_id)
-        if challenge is None:
-            return None
         factor = parse_factor(turn.message.text)
         order = await self.crm.order(challenge.order_id)
         owner = await self.crm.get(order.customer_id) if order is not None else None

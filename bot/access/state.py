@@ -67,10 +67,15 @@ class OrderAccess:
 
     async def challenge(self, conv_id: str) -> Challenge | None:
         """The open challenge of the conversation, if any."""
-        raw = await self.redis.hgetall(keys.access_challenge(conv_id))
-        if not raw or not raw.get("order_id"):
-            return None
-        return Challenge(raw["order_id"], raw.get("action", ""), raw.get("question", ""))
+        return _challenge(await self.redis.hgetall(keys.access_challenge(conv_id)))
+
+    async def waiting(self, conv_id: str) -> tuple[PendingChange | None, Challenge | None]:
+        """The change and the challenge waiting for the customer's next message, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.pending_change(conv_id))
+            pipe.hgetall(keys.access_challenge(conv_id))
+            change, challenge = await pipe.execute()
+        return _pending(change), _challenge(challenge)
 
     async def drop_challenge(self, conv_id: str) -> None:
         """Forget the open challenge (answered, or the guest moved on)."""
@@ -123,10 +128,7 @@ class OrderAccess:
 
     async def pending(self, conv_id: str) -> PendingChange | None:
         """The change waiting for the customer, if any."""
-        raw = await self.redis.hgetall(keys.pending_change(conv_id))
-        if not raw or not raw.get("kind"):
-            return None
-        return PendingChange(raw["kind"], raw.get("order_id", ""), raw.get("detail", ""))
+        return _pending(await self.redis.hgetall(keys.pending_change(conv_id)))
 
     async def take_pending(self, conv_id: str) -> PendingChange | None:
         """The waiting change, removed at once, so that one confirmation performs it once."""
@@ -144,3 +146,15 @@ class OrderAccess:
 CANCELLABLE = frozenset({OrderStatus.PAID})
 ADDRESS_CHANGEABLE = frozenset({OrderStatus.PAID})
 REPAIRABLE = frozenset({OrderStatus.DELIVERED})
+
+
+def _challenge(raw: dict[str, str]) -> Challenge | None:
+    if not raw or not raw.get("order_id"):
+        return None
+    return Challenge(raw["order_id"], raw.get("action", ""), raw.get("question", ""))
+
+
+def _pending(raw: dict[str, str]) -> PendingChange | None:
+    if not raw or not raw.get("kind"):
+        return None
+    return PendingChange(raw["kind"], raw.get("order_id", ""), raw.get("detail", ""))
