@@ -201,12 +201,18 @@ class Inbox:
         """Give the lease back (if it is still ours)."""
         await self._release(keys=[keys.inbox_lease(message_id)], args=[owner])
 
-    def answer(self, pipe: Any, conv_id: str, message_id: str, replies_json: str) -> None:
-        """Queue, on a MULTI pipeline that also appends the replies, the writes that mark it answered."""
-        pipe.hset(keys.inbox_message(message_id), mapping={"state": ANSWERED, "replies": replies_json})
+    def answer(self, pipe: Any, conv_id: str, message_id: str, replies_json: str, *, delivered: bool = False) -> None:
+        """Queue, on a MULTI pipeline that also appends the replies, the writes that mark it answered.
+
+        `delivered`: its channel pushes nothing (its customers read the transcript or the HTTP answer), so
+        the answer is delivered as it is committed, in the same transaction.
+        """
+        state = DELIVERED if delivered else ANSWERED
+        pipe.hset(keys.inbox_message(message_id), mapping={"state": state, "replies": replies_json})
         pipe.zrem(keys.inbox_pending(), message_id)
         pipe.zrem(keys.inbox_conversation(conv_id), message_id)
-        pipe.zadd(keys.inbox_undelivered(), {message_id: time.time()})
+        if not delivered:
+            pipe.zadd(keys.inbox_undelivered(), {message_id: time.time()})
 
     async def delivered(self, message_id: str) -> None:
         """The answer reached the customer's channel (or the channel needs no push)."""

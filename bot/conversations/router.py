@@ -283,13 +283,14 @@ class Router:
                 # "connecting you to an agent" with nobody queued.
                 lines += await self._start_handoff(conv, handoff, customer)
             stored = json.dumps(lines, ensure_ascii=False)
+            pushes = record.message.pushes_replies  # the others' customers read the transcript
             committed = await self.store.commit_if(
                 conv.id,
                 lines,
                 guard=self.inbox.record_key(record.id),
                 field="state",
                 value=PENDING,
-                also=lambda pipe: self.inbox.answer(pipe, conv.id, record.id, stored),
+                also=lambda pipe: self.inbox.answer(pipe, conv.id, record.id, stored, delivered=not pushes),
             )
             if committed is None:
                 # Answered by another process meanwhile (it took over a lease that had run out): its
@@ -299,8 +300,6 @@ class Router:
                 return result
             await self.store.replicated()
             result.replies = committed
-            if not record.message.pushes_replies:
-                await self.inbox.delivered(record.id)  # its customers read the transcript
             if answered is not None:
                 await self._tell(answered)
             return result
