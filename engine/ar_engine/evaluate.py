@@ -110,12 +110,12 @@ def confusion_png(
     plt.close(fig)
 
 
-def classifier_confidence(parsed: dict[str, Any]) -> float:
-    """The classifier's confidence in its best intent, also when the fallback replaced it (for threshold studies)."""
+def classifier_best(parsed: dict[str, Any]) -> tuple[str, float]:
+    """The classifier's best intent and its confidence, also when the fallback replaced it (threshold studies)."""
     for entry in parsed.get("intent_ranking") or []:
         if entry.get("name") != "nlu_fallback":
-            return float(entry.get("confidence") or 0.0)
-    return 0.0
+            return str(entry.get("name")), float(entry.get("confidence") or 0.0)
+    return "nlu_fallback", 0.0
 
 
 async def evaluate_nlu(
@@ -136,6 +136,7 @@ async def evaluate_nlu(
     pred_entities: list[tuple[str, str, str]] = []
     errors = []
     confidences: list[float] = []
+    best: list[str] = []
     latencies = []
     for n, example in enumerate(data.intent_examples):
         text = example.get("text")
@@ -144,7 +145,9 @@ async def evaluate_nlu(
         latencies.append(time.perf_counter() - started)
         expected = example.get("intent")
         predicted = (parsed.get("intent") or {}).get("name") or "nlu_fallback"
-        confidences.append(classifier_confidence(parsed))
+        top, confidence = classifier_best(parsed)
+        best.append(top)
+        confidences.append(confidence)
         gold.append(expected)
         pred.append(predicted)
         scripts.append(script_of(text))
@@ -205,8 +208,8 @@ async def evaluate_nlu(
         "errors": errors,
         "intent_counts": dict(Counter(gold)),
         "predictions": [
-            {"expected": g, "predicted": p, "confidence": round(c, 4)}
-            for g, p, c in zip(gold, pred, confidences, strict=False)
+            {"expected": g, "predicted": p, "best": b, "confidence": round(c, 4), "script": s}
+            for g, p, b, c, s in zip(gold, pred, best, confidences, scripts, strict=False)
         ],
     }
 
