@@ -212,12 +212,13 @@ def eval_cmd(
 
 @app.command("compare-pipelines")
 def compare_pipelines(folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 3) -> None:
-    """Train each candidate NLU pipeline; report held-out and cross-validated accuracy, time, latency."""
+    """Train config.yml's NLU pipeline and its DIET variant; held-out, dev and cross-validated accuracy."""
     settings = Settings()
     out = settings.var_dir / "compare"
     python = settings.engine_dir / ".venv" / "bin" / "python"
     cmd = [str(python), "-m", "ar_engine.compare", "--config", "config.yml", "--nlu", "data/nlu"]
-    cmd += ["--test", "tests/nlu/test_nlu.yml", "--out", str(out), "--folds", str(folds)]
+    cmd += ["--test", "tests/nlu/test_nlu.yml", "--dev", "tests/nlu/dev/customers.yml"]
+    cmd += ["--out", str(out), "--folds", str(folds)]
     raise typer.Exit(subprocess.run(cmd, cwd=PROJECT_ROOT, env=engine_env(settings, ""), check=False).returncode)
 
 

@@ -15,9 +15,11 @@ from bot.ops.stack import engine_env, rasa_bin, train
 from bot.settings import PROJECT_ROOT, Settings
 
 DEV_SET = PROJECT_ROOT / "tests" / "nlu" / "dev" / "customers.yml"
-# The development-set targets of issue 10 are reported but do not fail `make eval` until the model
-# reaches them; switch this on once they pass, so that they guard against regressions from then on.
-DEV_TARGETS_GATE = False
+# The development-set targets of issue 10 fail `make eval` once the model meets them, so that they guard
+# against regressions from then on: accuracy (overall and per script) and out-of-scope recall are met
+# (0.948, 0.924-0.973, 1.000); wrong FAQ answers are not yet (0.042 against <= 0.03): reported only.
+DEV_TARGETS_GATE = True
+DEV_WRONG_FAQ_GATE = False
 SENTIMENT_SET = PROJECT_ROOT / "tests" / "sentiment" / "cs_messages.tsv"
 PROBLEM_SET = PROJECT_ROOT / "tests" / "sentiment" / "problem_reports.tsv"
 # Issue 10 item 4 ("anger, not problems") on tests/sentiment/problem_reports.tsv: each target is a gate
@@ -57,7 +59,9 @@ class Target:
         return "UNDER TARGET" if self.gate else "target not met"
 
 
-def dev_targets(dev: dict[str, Any], gate: bool = DEV_TARGETS_GATE) -> list[Target]:
+def dev_targets(
+    dev: dict[str, Any], gate: bool = DEV_TARGETS_GATE, wrong_gate: bool = DEV_WRONG_FAQ_GATE
+) -> list[Target]:
     """Issue 10's targets on the development set of realistic customer text."""
     return [
         Target("dev: intent accuracy, overall", dev["accuracy"], 0.92, gate=gate),
@@ -65,7 +69,7 @@ def dev_targets(dev: dict[str, Any], gate: bool = DEV_TARGETS_GATE) -> list[Targ
             Target(f"dev: intent accuracy, {script}", v["accuracy"], 0.90, gate=gate)
             for script, v in dev["per_script"].items()
         ),
-        Target("dev: wrong FAQ answer (wrong, not fallback)", dev["wrong_answer"], 0.03, at_most=True, gate=gate),
+        Target("dev: wrong FAQ answer (wrong, not fallback)", dev["wrong_answer"], 0.03, at_most=True, gate=wrong_gate),
         Target("dev: out-of-scope recall", dev["out_of_scope"]["recall"], 0.95, gate=gate),
     ]
 
@@ -208,8 +212,8 @@ def report(metrics: dict[str, Any], found: list[Target]) -> str:
     if any(not t.gate for t in found):
         lines += [
             "",
-            "Targets marked `target not met` are reported only (`DEV_TARGETS_GATE`, `ANGER_RECALL_GATE`, "
-            "`CALM_HANDOFF_GATE` in `bot/ops/evaluation.py`).",
+            "Targets marked `target not met` are reported only (`DEV_TARGETS_GATE`, `DEV_WRONG_FAQ_GATE`, "
+            "`ANGER_RECALL_GATE`, `CALM_HANDOFF_GATE` in `bot/ops/evaluation.py`).",
         ]
     lines += [
         "",

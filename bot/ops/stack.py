@@ -35,7 +35,7 @@ RUNTIME_ONLY = frozenset(
     f"engine/ar_engine/{name}.py"
     for name in (
         "serve", "channel", "tracker_store", "lock_store", "validation", "warmup", "logs", "turns", "callbacks",
-        "keepalive", "event_types", "fast_load",
+        "keepalive", "event_types",
         "evaluate", "compare", "bench_nlu", "parse_cli", "sentiment_cv",
     )
 )  # fmt: skip

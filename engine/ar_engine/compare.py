@@ -1,7 +1,10 @@
 """Compare candidate NLU pipelines on the held-out test set and by k-fold cross-validation.
 
-`python -m ar_engine.compare --config config.yml --nlu data/nlu --test tests/nlu/test_nlu.yml --out DIR`
-Candidates are derived from config.yml so they differ only in what is compared.
+`python -m ar_engine.compare --config config.yml --nlu data/nlu --test tests/nlu/test_nlu.yml
+--dev tests/nlu/dev/customers.yml --out DIR` (`autoresponder compare-pipelines`). The candidates are
+config.yml's pipeline and the same pipeline with DIET and the features it read in place of the linear
+intent classifier, so they differ only in the classifier. A fallback counts as a miss, except for an
+out-of-scope message.
 """
 
 from __future__ import annotations
@@ -22,20 +25,35 @@ import yaml
 
 from ar_engine.evaluate import f1_scores
 
-USE = "ar_engine.use_featurizer.UniversalSentenceEncoderFeaturizer"
+LINEAR = "ar_engine.linear_intent.LinearIntentClassifier"
+
+# The intent classifier the linear one replaced, with the features it read (config.yml until 2026-12-03).
+DIET_PIPELINE: list[dict[str, Any]] = [
+    {"name": "RegexFeaturizer", "case_sensitive": False, "use_lookup_tables": False},
+    {"name": "CountVectorsFeaturizer"},
+    {"name": "CountVectorsFeaturizer", "analyzer": "char_wb", "min_ngram": 1, "max_ngram": 3},
+    {"name": "ar_engine.use_featurizer.UniversalSentenceEncoderFeaturizer"},
+    {
+        "name": "DIETClassifier",
+        "epochs": 40,
+        "number_of_transformer_layers": 0,
+        "entity_recognition": False,
+        "constrain_similarities": True,
+        "random_seed": 2024,
+    },
+]
 
 
 def candidates(base: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The pipelines to compare, all NLU-only."""
+    """The pipelines to compare, all NLU-only: config.yml's, and the same with DIET in place of the linear one."""
     base = copy.deepcopy(base)
     base.pop("policies", None)
-    with_use = copy.deepcopy(base)
-    if not any(c["name"] == USE for c in with_use["pipeline"]):
-        index = next(i for i, c in enumerate(with_use["pipeline"]) if c["name"] == "DIETClassifier")
-        with_use["pipeline"].insert(index, {"name": USE})
-    sparse = copy.deepcopy(with_use)
-    sparse["pipeline"] = [c for c in sparse["pipeline"] if c["name"] != USE]
-    return {"sparse word + char n-grams": sparse, "sparse + multilingual USE": with_use}
+    diet = copy.deepcopy(base)
+    names = [c["name"] for c in diet["pipeline"]]
+    if LINEAR in names:
+        index = names.index(LINEAR)
+        diet["pipeline"][index : index + 1] = copy.deepcopy(DIET_PIPELINE)
+    return {"linear": base, "diet": diet}
 
 
 def _write(config: dict[str, Any], path: Path) -> Path:
@@ -107,6 +125,7 @@ def main() -> None:
     parser.add_argument("--nlu", type=Path, required=True)
     parser.add_argument("--test", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--dev", type=Path, default=None, help="development set, scored beside --test")
     parser.add_argument("--folds", type=int, default=3)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -121,11 +140,12 @@ def main() -> None:
     test = load_data(str(args.test)).intent_examples
     rows = []
     for label, config in candidates(yaml.safe_load(args.config.read_text(encoding="utf-8"))).items():
-        slug = "use" if any(c["name"] == USE for c in config["pipeline"]) else "sparse"
+        slug = label
         cfg = _write(config, args.out / f"config-{slug}.yml")
         model, seconds = _train(cfg, args.nlu, args.out, f"cmp-{slug}")
         logging.disable(logging.WARNING)
         held_out = asyncio.run(_accuracy(model, test))
+        dev = asyncio.run(_accuracy(model, load_data(str(args.dev)).intent_examples)) if args.dev else None
         logging.disable(logging.NOTSET)
         fold_scores = []
         for n, (train_part, fold) in enumerate(folds(training, args.folds)):
@@ -140,6 +160,7 @@ def main() -> None:
                 "pipeline": label,
                 "held_out_accuracy": held_out["accuracy"],
                 "held_out_macro_f1": held_out["macro_f1"],
+                "dev_accuracy": dev["accuracy"] if dev else None,
                 "cv_accuracy": sum(f["accuracy"] for f in fold_scores) / len(fold_scores),
                 "cv_macro_f1": sum(f["macro_f1"] for f in fold_scores) / len(fold_scores),
                 "train_seconds": seconds,

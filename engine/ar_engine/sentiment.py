@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import csv
 import logging
-import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
@@ -25,10 +23,10 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from ar_engine.normalizer import to_simplified_same_length
+from ar_engine.pickled import PickledModelComponent
 from ar_engine.sentiment_lexicon import evidence, score, style_cues
 
 SENTIMENT = "sentiment"
-MODEL_FILE = "sentiment.pkl"
 log = logging.getLogger(__name__)
 
 
@@ -76,8 +74,11 @@ class SentimentModel:
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=True)
-class SentimentScorer(GraphComponent):
+class SentimentScorer(PickledModelComponent):
     """Adds `sentiment: {score, negative}` to every parsed message (score in [0, 1], 1 = furious)."""
+
+    MODEL_FILE = "sentiment.pkl"
+    model: SentimentModel | None
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
@@ -85,28 +86,10 @@ class SentimentScorer(GraphComponent):
         return {"training_files": ["data/sentiment/train.tsv", "data/sentiment/problems.tsv"], "threshold": 0.5}
 
     def __init__(
-        self,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        model: SentimentModel | None = None,
+        self, config: dict[str, Any], model_storage: ModelStorage, resource: Resource, model: Any = None
     ) -> None:
-        self.config = config
+        super().__init__(config, model_storage, resource, model)
         self.threshold = float(config.get("threshold", 0.5))
-        self._model_storage = model_storage
-        self._resource = resource
-        self.model = model
-
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> SentimentScorer:
-        """An untrained scorer."""
-        return cls({**cls.get_default_config(), **config}, model_storage, resource)
 
     def train(self, training_data: TrainingData) -> Resource:
         """Fit the classifier on the labelled file, and persist it with the model."""
@@ -119,27 +102,7 @@ class SentimentScorer(GraphComponent):
             self.model = SentimentModel().fit([t for t, _ in rows], [n for _, n in rows])
         else:
             log.warning("no sentiment training data: the lexicon alone will score")
-        with self._model_storage.write_to(self._resource) as directory:
-            (directory / MODEL_FILE).write_bytes(pickle.dumps(self.model))
-        return self._resource
-
-    @classmethod
-    def load(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-        **kwargs: Any,
-    ) -> SentimentScorer:
-        """Load the fitted classifier (a model trained without one uses the lexicon)."""
-        model = None
-        try:
-            with model_storage.read_from(resource) as directory:
-                model = pickle.loads((directory / MODEL_FILE).read_bytes())  # our own model file
-        except (ValueError, FileNotFoundError):
-            model = None
-        return cls({**cls.get_default_config(), **config}, model_storage, resource, model)
+        return self.persist()
 
     def scores(self, texts: list[str]) -> list[float]:
         """Anger scores of texts."""

@@ -5,7 +5,7 @@ machine can read it (`ps`). The launcher passes it in AUTORESPONDER_ENGINE_TOKEN
 environment is readable by its owner only), and this module hands it to Rasa's argument parser inside
 the process, so it never appears in the process list. It also installs the engine's patches to Rasa
 (`ar_engine.validation`, `ar_engine.callbacks`, `ar_engine.turns`, `ar_engine.keepalive`,
-`ar_engine.event_types`, `ar_engine.fast_load`) before Rasa starts.
+and `ar_engine.event_types`) before Rasa starts.
 
 TensorFlow's converter module imports JAX when it is installed (TensorFlow 2.12 depends on it) to offer
 a conversion the engine never uses: that is a second of every start. The engine blocks that import
@@ -41,13 +41,12 @@ def main() -> None:
     turns.install()  # a correctness fix, also in stock mode: a turn whose endpoints failed is not saved
     if os.environ.get(STOCK_ENV) != "1":
         sys.modules.setdefault("jax", None)  # type: ignore[arg-type]  # see the module's docstring
-        from ar_engine import callbacks, event_types, fast_load, keepalive, validation
+        from ar_engine import callbacks, event_types, keepalive, validation
 
         validation.install()  # before Rasa validates its first action or NLG response
         callbacks.install()  # NLG requests carry the state and the latest message, not every event
         keepalive.install()  # one kept-alive session per endpoint, not a new connection per request
         event_types.install()  # event classes found by name once, not by a subclass walk per event
-        fast_load.install()  # DIET's variables built by one eager pass, not by tracing a training step
     from rasa.__main__ import main as rasa_main
 
     rasa_main()
