@@ -17,7 +17,8 @@ from bot.settings import PROJECT_ROOT, Settings
 DEV_SET = PROJECT_ROOT / "tests" / "nlu" / "dev" / "customers.yml"
 # The development-set targets of issue 10 fail `make eval` once the model meets them, so that they guard
 # against regressions from then on: accuracy (overall and per script) and out-of-scope recall are met
-# (0.948, 0.924-0.973, 1.000); wrong FAQ answers are not yet (0.042 against <= 0.03): reported only.
+# (0.967, 0.951-0.982, 0.976); wrong FAQ answers meet theirs by one message (0.029 against <= 0.03),
+# after data written from the kinds of dev misses (README): reported only until they have a margin.
 DEV_TARGETS_GATE = True
 DEV_WRONG_FAQ_GATE = False
 SENTIMENT_SET = PROJECT_ROOT / "tests" / "sentiment" / "cs_messages.tsv"

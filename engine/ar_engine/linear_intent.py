@@ -92,6 +92,19 @@ class LinearIntentModel:
         vectors = csr_matrix(encode(texts) * self.use_weight)
         return hstack([chars, tokens, vectors]).tocsr()
 
+    def knows_none_of(self, words: list[str]) -> bool:
+        """True when the message has Latin words of two or more letters and the model has seen none of them.
+
+        A regression still spreads all its probability over the intents for "qwxz 呃" or "asdfgh" (the
+        short small-talk intents get most of it); such a message is left to the fallback. Words with a
+        digit (order numbers, phone numbers), one-letter words and Chinese words say nothing either way
+        (a Chinese compound the tokenizer never cut in training, "电脑程式", is ordinary; the character
+        n-grams read it).
+        """
+        vocabulary = self.words.vocabulary_
+        telling = [w for w in words if len(w) > 1 and w.isascii() and w.isalpha()]
+        return bool(telling) and not any(w in vocabulary for w in telling)
+
     @property
     def intents(self) -> list[str]:
         """The intents the model knows, in the order of its probability columns."""
@@ -153,7 +166,8 @@ class LinearIntentClassifier(PickledModelComponent, IntentClassifier):
         return self.persist()
 
     def process(self, messages: list[Message]) -> list[Message]:
-        """Classify every message with text; one without text (or no fit) gets no intent, as DIET does."""
+        """Classify every message with text; one without text (or no fit) gets no intent, as DIET does,
+        and one without a single known word gets confidence 0 (`LinearIntentModel.knows_none_of`)."""
         todo = [m for m in messages if isinstance(m.get(TEXT), str) and m.get(TEXT).strip()]
         rows = (
             self.model.probabilities([m.get(TEXT) for m in todo], [words_of(m) for m in todo])
@@ -164,6 +178,9 @@ class LinearIntentClassifier(PickledModelComponent, IntentClassifier):
         for message, row in zip(todo, rows, strict=False):
             order = np.argsort(-row)[: max(1, int(self.config["ranking_length"]))]
             ranking = [{"name": self.model.intents[i], "confidence": float(row[i])} for i in order]  # type: ignore[union-attr]
+            if self.model.knows_none_of(words_of(message)):  # type: ignore[union-attr]
+                # Not one known word: the intents keep their order at confidence 0, and the fallback answers.
+                ranking = [{**r, "confidence": 0.0} for r in ranking]
             message.set(INTENT, ranking[0], add_to_output=True)
             message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
         for message in messages:

@@ -115,3 +115,14 @@ def test_short_chinese_examples_are_also_learnt_in_pinyin(storage: Stored) -> No
     ]:
         (message,) = classifier.process(_tokenized([Message(data={"text": text})]))
         assert message.get("intent")["name"] == intent, text
+
+
+def test_a_message_without_one_known_latin_word_gets_confidence_zero(storage: Stored) -> None:
+    classifier = _trained(storage)
+    texts = ["qwxz 呃", "asdfgh", "where is my parcel", "DD202405001", "发票"]
+    parsed = classifier.process(_tokenized([Message(data={"text": t}) for t in texts]))
+    for message in parsed[:2]:
+        assert message.get("intent")["confidence"] == 0.0
+        assert {r["confidence"] for r in message.get("intent_ranking")} == {0.0}
+    for message in parsed[2:]:
+        assert message.get("intent")["confidence"] > 0.2
