@@ -88,7 +88,7 @@ class LinearIntentModel:
         lowered = [t.lower() for t in texts]
         chars = self.chars.fit_transform(lowered) if fit else self.chars.transform(lowered)
         tokens = self.words.fit_transform(words) if fit else self.words.transform(words)
-        # The texts the USE featurizer saw, so each vector comes from the encoder's cache.
+        # A text the sentiment scorer encoded just before (one without courtesy to blank) is in the cache.
         vectors = csr_matrix(encode(texts) * self.use_weight)
         return hstack([chars, tokens, vectors]).tocsr()
 
@@ -169,16 +169,13 @@ class LinearIntentClassifier(PickledModelComponent, IntentClassifier):
         """Classify every message with text; one without text (or no fit) gets no intent, as DIET does,
         and one without a single known word gets confidence 0 (`LinearIntentModel.knows_none_of`)."""
         todo = [m for m in messages if isinstance(m.get(TEXT), str) and m.get(TEXT).strip()]
-        rows = (
-            self.model.probabilities([m.get(TEXT) for m in todo], [words_of(m) for m in todo])
-            if self.model and todo
-            else []
-        )
+        words = [words_of(m) for m in todo]
+        rows = self.model.probabilities([m.get(TEXT) for m in todo], words) if self.model and todo else []
         done = {id(m) for m in todo} if len(rows) else set()
-        for message, row in zip(todo, rows, strict=False):
+        for message, row, message_words in zip(todo, rows, words, strict=False):
             order = np.argsort(-row)[: max(1, int(self.config["ranking_length"]))]
             ranking = [{"name": self.model.intents[i], "confidence": float(row[i])} for i in order]  # type: ignore[union-attr]
-            if self.model.knows_none_of(words_of(message)):  # type: ignore[union-attr]
+            if self.model.knows_none_of(message_words):  # type: ignore[union-attr]
                 # Not one known word: the intents keep their order at confidence 0, and the fallback answers.
                 ranking = [{**r, "confidence": 0.0} for r in ranking]
             message.set(INTENT, ranking[0], add_to_output=True)
