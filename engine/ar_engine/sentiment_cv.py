@@ -1,6 +1,6 @@
 """Cross-validate the sentiment scorer on its training files, without Rasa: the tool to choose data and features by.
 
-`python -m ar_engine.sentiment_cv --train data/sentiment/train.tsv data/sentiment/problems.tsv --folds 5`
+`python -m ar_engine.sentiment_cv --train data/sentiment/*.tsv --folds 5`
 fits `SentimentModel` on k-1 stratified folds of all training rows and scores the k-th, then reports, from
 the out-of-fold scores, precision and recall on negative and the share of other messages over the
 threshold, overall and per training file (a file of calm problem reports shows how often they would be
