@@ -20,9 +20,13 @@ CLAIM_TTL_SECONDS = 30
 CONVERSATION_TTL_SECONDS = 90 * 24 * 3600
 
 
+# A conversation's hash is this and its id (the store's lookup script builds it from a thread's value).
+CONVERSATION_PREFIX = f"{PREFIX}:conv:"
+
+
 def conversation(conv_id: str) -> str:
     """Hash: channel, thread, customer, mode, locale, handoff fields, timestamps."""
-    return f"{PREFIX}:conv:{conv_id}"
+    return f"{CONVERSATION_PREFIX}{conv_id}"
 
 
 def transcript(conv_id: str) -> str:

@@ -2,11 +2,12 @@
 
 Accepting a message is one Redis script: the dedupe key (scoped to the channel and the sender), the
 customer's line in the transcript, the message's record and its place in the pending set, all or
-nothing. Answering it is one MULTI/EXEC: the bot's lines in the transcript and the record marked
-answered. Between the two, whoever processes the message holds its lease (renewed while the engine
-works); a process that dies lets the lease expire and the recovery pass of any replica takes the
-message over. So an accepted message is answered once, whatever crashes in between; a second
-accept of the same key is told which message it is, and waits for that message's answer.
+nothing (and, for the router, the conversation's customer and locale, the line published and the
+lease taken). Answering it is one script too: the bot's lines in the transcript and the record marked
+answered, only while it is still pending. Between the two, whoever processes the message holds its
+lease (renewed while the engine works); a process that dies lets the lease expire and the recovery
+pass of any replica takes the message over. So an accepted message is answered once, whatever crashes
+in between; a second accept of the same key is told which message it is, and waits for its answer.
 """
 
 from __future__ import annotations
@@ -19,30 +20,98 @@ from typing import Any
 
 from bot import keys
 from bot.conversations.messages import InboundMessage
-from bot.conversations.model import LogEntry
+from bot.conversations.model import Conversation, LogEntry
+from bot.conversations.store import entry_from_fields
 
+# Both scripts read runs of field pairs from ARGV: at index i a count n, then n pairs. Returns the pairs
+# as one flat list and the index after them.
+_PAIRS_AT = """
+local function pairs_at(i)
+  local n = tonumber(ARGV[i])
+  local out = {}
+  for j = i + 1, i + 2 * n do out[#out + 1] = ARGV[j] end
+  return out, i + 1 + 2 * n
+end
+"""
 # The one script that accepts a message (see the module docstring). KEYS: seen, transcript, record,
-# pending, the conversation's unanswered. ARGV: message id, dedupe ttl, transcript ttl, record ttl, due
-# time, n transcript fields, the fields as pairs, then the record's fields as pairs, the first of which
-# is the acceptance time.
-_ACCEPT = """
+# pending, the conversation's unanswered, the conversation, its thread, the lease, the events channel.
+# ARGV: message id, dedupe ttl, transcript ttl, record ttl, due time, lease owner ("": take no lease),
+# lease ms, the customer line's frame without its seq ("": publish nothing), n conversation fields and
+# the fields as pairs (written with the message: the customer, the locale, the activity time), n
+# transcript fields and the pairs, then the record's fields as pairs, the first of which is the
+# acceptance time. The lease is taken only when no other message of the conversation waits for its
+# answer (those go first, which the router sorts out).
+_ACCEPT = (
+    _PAIRS_AT
+    + """
 local existing = redis.call('GET', KEYS[1])
 if existing then return {0, existing} end
-local n = tonumber(ARGV[6])
-local fields = {}
-for i = 7, 6 + 2 * n do fields[#fields + 1] = ARGV[i] end
+local ttl = tonumber(ARGV[3])
+local conv, i = pairs_at(9)
+if #conv > 0 then
+  redis.call('HSET', KEYS[6], unpack(conv))
+  redis.call('EXPIRE', KEYS[6], ttl)
+  redis.call('EXPIRE', KEYS[7], ttl)
+end
+local fields
+fields, i = pairs_at(i)
 local seq = redis.call('XADD', KEYS[2], '*', unpack(fields))
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
+redis.call('EXPIRE', KEYS[2], ttl)
 local record = {'seq', seq}
-for i = 7 + 2 * n, #ARGV do record[#record + 1] = ARGV[i] end
+for j = i, #ARGV do record[#record + 1] = ARGV[j] end
 redis.call('HSET', KEYS[3], unpack(record))
 redis.call('EXPIRE', KEYS[3], tonumber(ARGV[4]))
 redis.call('ZADD', KEYS[4], tonumber(ARGV[5]), ARGV[1])
-redis.call('ZADD', KEYS[5], tonumber(ARGV[7 + 2 * n + 1]), ARGV[1])
+local others = redis.call('ZCARD', KEYS[5])
+redis.call('ZADD', KEYS[5], tonumber(ARGV[i + 1]), ARGV[1])
 redis.call('EXPIRE', KEYS[5], tonumber(ARGV[4]))
 redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
-return {1, ARGV[1], seq}
+if ARGV[8] ~= '' then
+  redis.call('PUBLISH', KEYS[9], '{"seq": "' .. seq .. '", ' .. string.sub(ARGV[8], 2))
+end
+local leased = 0
+if ARGV[6] ~= '' and others == 0 and redis.call('SET', KEYS[8], ARGV[6], 'NX', 'PX', ARGV[7]) then
+  leased = 1
+end
+return {1, ARGV[1], seq, leased}
 """
+)
+# The one script that answers a message, while its record is still pending (else nothing is written:
+# another process answered it first). KEYS: record, transcript, pending, the conversation's unanswered,
+# undelivered, the lease, the events channel. ARGV: message id, the state it goes to, the replies as
+# JSON, now, transcript ttl, lease owner (released if it still holds it, either way), "1" to publish
+# the lines, n lines, then for each: n fields, the fields as pairs, its frame without the seq.
+_COMMIT = (
+    _PAIRS_AT
+    + """
+local function release()
+  if redis.call('GET', KEYS[6]) == ARGV[6] then redis.call('DEL', KEYS[6]) end
+end
+if redis.call('HGET', KEYS[1], 'state') ~= 'pending' then
+  release()
+  return {0}
+end
+local out = {1}
+local i = 9
+for _ = 1, tonumber(ARGV[8]) do
+  local fields
+  fields, i = pairs_at(i)
+  local seq = redis.call('XADD', KEYS[2], '*', unpack(fields))
+  out[#out + 1] = seq
+  if ARGV[7] == '1' then
+    redis.call('PUBLISH', KEYS[7], '{"seq": "' .. seq .. '", ' .. string.sub(ARGV[i], 2))
+  end
+  i = i + 1
+end
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]))
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'replies', ARGV[3])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+if ARGV[2] ~= 'delivered' then redis.call('ZADD', KEYS[5], tonumber(ARGV[4]), ARGV[1]) end
+release()
+return out
+"""
+)
 # Release a lease only if it is still ours.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -64,6 +133,8 @@ class Accepted:
     message_id: str
     new: bool
     entry: LogEntry | None = None  # the customer's transcript line, when new
+    record: InboxMessage | None = None  # its record as written, when new
+    leased: bool = False  # the lease was taken with it (asked for, and nothing earlier waits)
 
 
 @dataclass
@@ -117,6 +188,7 @@ class Inbox:
         self.redis = redis
         self.lease_ms = int(lease_seconds * 1000)
         self._accept = redis.register_script(_ACCEPT)
+        self._commit = redis.register_script(_COMMIT)
         self._release = redis.register_script(_RELEASE)
         self._renew = redis.register_script(_RENEW)
 
@@ -127,8 +199,17 @@ class Inbox:
         transcript_fields: dict[str, str],
         *,
         due_in: float,
+        conversation: Conversation | None = None,
+        conversation_fields: dict[str, str] | None = None,
+        owner: str = "",
+        publish: bool = False,
     ) -> Accepted:
-        """Record the message (and its transcript line) unless its dedupe key was seen: one script."""
+        """Record the message (and its transcript line) unless its dedupe key was seen: one script.
+
+        With it, in the same script: `conversation_fields` written to `conversation` (the conversation
+        `conv_id`), the customer's line published to the conversation's watchers (`publish`), and the
+        message's lease taken for `owner` when no earlier message of the conversation waits.
+        """
         now = time.time()
         message_id = uuid.uuid4().hex
         key = msg.idempotency_key or message_id  # without a key of its own, a message is never a duplicate
@@ -147,15 +228,20 @@ class Inbox:
             "redeliverable": "1" if msg.redeliverable else "",
             "pushes_replies": "1" if msg.pushes_replies else "",
         }
-        pairs = [x for kv in transcript_fields.items() for x in kv]
+        conv_pairs = [x for kv in (conversation_fields or {}).items() for x in kv] if conversation else []
         args = [
             message_id,
             keys.SEEN_TTL_SECONDS,
             keys.CONVERSATION_TTL_SECONDS,
             keys.INBOX_RECORD_TTL_SECONDS,
             now + due_in,
+            owner,
+            self.lease_ms,
+            _frame_json(_customer_entry("", transcript_fields)) if publish else "",
+            len(conv_pairs) // 2,
+            *conv_pairs,
             len(transcript_fields),
-            *pairs,
+            *[x for kv in transcript_fields.items() for x in kv],
             *[x for kv in record.items() for x in kv],
         ]
         result = await self._accept(
@@ -165,12 +251,63 @@ class Inbox:
                 keys.inbox_message(message_id),
                 keys.inbox_pending(),
                 keys.inbox_conversation(conv_id),
+                keys.conversation(conv_id),
+                keys.thread(conversation.channel, conversation.thread_id) if conversation else keys.thread("", ""),
+                keys.inbox_lease(message_id),
+                keys.events(conv_id),
             ],
             args=args,
         )
         if int(result[0]) == 0:
             return Accepted(message_id=str(result[1]), new=False)
-        return Accepted(message_id=message_id, new=True, entry=_customer_entry(str(result[2]), transcript_fields))
+        seq = str(result[2])
+        return Accepted(
+            message_id=message_id,
+            new=True,
+            entry=_customer_entry(seq, transcript_fields),
+            record=InboxMessage.from_hash(message_id, {**record, "seq": seq}),
+            leased=bool(int(result[3])),
+        )
+
+    async def commit(
+        self, conv_id: str, message_id: str, lines: list[dict[str, str]], *, delivered: bool, owner: str
+    ) -> list[LogEntry] | None:
+        """Answer a pending message: its lines in the transcript (published), its record answered, its
+        indexes moved and this owner's lease released, in one script. None when it was no longer pending
+        (another process answered it first) and nothing was written.
+
+        `delivered`: its channel pushes nothing (its customers read the transcript or the HTTP answer), so
+        the answer is delivered as it is committed.
+        """
+        per_line: list[object] = []
+        for fields in lines:
+            pairs = [x for kv in fields.items() for x in kv]
+            per_line += [len(fields), *pairs, _frame_json(entry_from_fields("", fields))]
+        result = await self._commit(
+            keys=[
+                keys.inbox_message(message_id),
+                keys.transcript(conv_id),
+                keys.inbox_pending(),
+                keys.inbox_conversation(conv_id),
+                keys.inbox_undelivered(),
+                keys.inbox_lease(message_id),
+                keys.events(conv_id),
+            ],
+            args=[
+                message_id,
+                DELIVERED if delivered else ANSWERED,
+                json.dumps(lines, ensure_ascii=False),
+                time.time(),
+                keys.CONVERSATION_TTL_SECONDS,
+                owner,
+                "1",
+                len(lines),
+                *per_line,
+            ],
+        )
+        if int(result[0]) == 0:
+            return None
+        return [entry_from_fields(str(seq), fields) for seq, fields in zip(result[1:], lines, strict=True)]
 
     async def get(self, message_id: str) -> InboxMessage | None:
         """A message's record, or None when it expired."""
@@ -180,10 +317,6 @@ class Inbox:
     async def lease(self, message_id: str, owner: str) -> bool:
         """Take the message's lease: True when this owner may process it now."""
         return bool(await self.redis.set(keys.inbox_lease(message_id), owner, nx=True, px=self.lease_ms))
-
-    def record_key(self, message_id: str) -> str:
-        """The record's key (for a transaction that must see it unchanged)."""
-        return keys.inbox_message(message_id)
 
     async def break_lease(self, message_id: str) -> None:
         """Remove a lease whose holder is known to be dead."""
@@ -200,19 +333,6 @@ class Inbox:
     async def release(self, message_id: str, owner: str) -> None:
         """Give the lease back (if it is still ours)."""
         await self._release(keys=[keys.inbox_lease(message_id)], args=[owner])
-
-    def answer(self, pipe: Any, conv_id: str, message_id: str, replies_json: str, *, delivered: bool = False) -> None:
-        """Queue, on a MULTI pipeline that also appends the replies, the writes that mark it answered.
-
-        `delivered`: its channel pushes nothing (its customers read the transcript or the HTTP answer), so
-        the answer is delivered as it is committed, in the same transaction.
-        """
-        state = DELIVERED if delivered else ANSWERED
-        pipe.hset(keys.inbox_message(message_id), mapping={"state": state, "replies": replies_json})
-        pipe.zrem(keys.inbox_pending(), message_id)
-        pipe.zrem(keys.inbox_conversation(conv_id), message_id)
-        if not delivered:
-            pipe.zadd(keys.inbox_undelivered(), {message_id: time.time()})
 
     async def delivered(self, message_id: str) -> None:
         """The answer reached the customer's channel (or the channel needs no push)."""
@@ -263,6 +383,13 @@ class Inbox:
         pipe.zrem(keys.inbox_pending(), message_id)
         pipe.zrem(keys.inbox_undelivered(), message_id)
         await pipe.execute()
+
+
+def _frame_json(entry: LogEntry) -> str:
+    """A transcript line's frame as JSON without its seq, which the scripts put first once they know it."""
+    frame = entry.frame()
+    del frame["seq"]
+    return json.dumps(frame, ensure_ascii=False)
 
 
 def _customer_entry(seq: str, fields: dict[str, str]) -> LogEntry:

@@ -1,10 +1,10 @@
 """The conversation router: accept, identify, then the engine or the agent; every message answered once.
 
 Every channel hands its messages to `Router.handle`. A message is first *accepted* (its dedupe key, its
-line in the transcript and its pending record in the inbox, in one Redis script), then *answered*
-under a lease: the replies and the record marked answered in one transaction. A process that dies
-in between leaves a pending message whose lease runs out, and `Router.resume` (the recovery pass of
-any replica) answers it; a channel's retry of the same message finds it and waits for its answer.
+line in the transcript and its pending record in the inbox, in one Redis script that also takes its
+lease), then *answered* under the lease: the replies and the record marked answered in one script. A
+process that dies in between leaves a pending message whose lease runs out, and `Router.resume` (the
+recovery pass of any replica) answers it; a channel's retry of the same message finds it and waits for its answer.
 While the engine is down a message stays pending, its customer is told once that the answer is on its
 way, and it is answered when the engine is back.
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -142,32 +141,47 @@ class Router:
 
     async def _handle(self, msg: InboundMessage, on_typing: TypingHook | None, *, take_over: bool) -> RouterResult:
         customer = await self.identify(msg)
-        conv, _ = await self.store.find_or_open(msg.channel, msg.thread_id, customer.id if customer else None)
-        async with self._locks.hold(conv.id):
-            current = await self.store.get(conv.id)
-            assert current is not None  # opened just before, under the same thread key
-            conv = current
+        async with self._locks.hold(_thread_lock(msg.channel, msg.thread_id)):
+            conv, _ = await self.store.find_or_open(msg.channel, msg.thread_id, customer.id if customer else None)
             if customer is not None and conv.customer_id is None:
                 conv.customer_id = customer.id
             shown = str(msg.metadata.get("display_text") or msg.text)
             hint = msg.locale_hint or (customer.locale if customer else None)
             conv.locale = resolve_locale(shown, conv.locale, hint)
-            await self.store.update(conv, "customer_id", "locale")
+            conv.updated_at = time.time()
             line = entry_fields("customer", shown, client_id=msg.metadata.get("client_id"))
-            accepted = await self.inbox.accept(conv.id, msg, line, due_in=RECOVERY_GRACE_SECONDS)
+            # One script: the conversation's customer and locale, the message accepted, its line published
+            # (with replicas required, only once they have it) and its lease taken.
+            replicas = self.store.min_replicas > 0
+            accepted = await self.inbox.accept(
+                conv.id,
+                msg,
+                line,
+                due_in=RECOVERY_GRACE_SECONDS,
+                conversation=conv,
+                conversation_fields={
+                    "customer_id": conv.customer_id or "",
+                    "locale": conv.locale or "",
+                    "updated_at": str(conv.updated_at),
+                },
+                owner=self.owner,
+                publish=not replicas,
+            )
             answered_elsewhere = False
             if accepted.new:
-                assert accepted.entry is not None
-                await self.store.replicated()  # with replicas required: accepted only once they have it
-                await self.store.publish(conv.id, accepted.entry.frame())
-                record = await self.inbox.get(accepted.message_id)
-                if record is not None:
-                    result = await self._answer(record, conv, customer, on_typing)
-                    result.customer_entry = accepted.entry
-                    if not result.pending or result.engine_down:
-                        return result
-                    # A retry of it reached another process first and is answering it.
-                    answered_elsewhere = True
+                assert accepted.entry is not None and accepted.record is not None
+                if replicas:
+                    await self.store.replicated()  # accepted only once the replicas have it
+                    await self.store.publish(conv.id, accepted.entry.frame())
+                if accepted.leased:
+                    result = await self._answer_leased(accepted.record, conv, customer, on_typing)
+                else:
+                    result = await self._answer(accepted.record, conv, customer, on_typing)
+                result.customer_entry = accepted.entry
+                if not result.pending or result.engine_down:
+                    return result
+                # A retry of it reached another process first and is answering it.
+                answered_elsewhere = True
         if answered_elsewhere:
             # Wait for that answer, outside the conversation's lock (a take-over would need it).
             waited = await self._wait_for(accepted.message_id, conv, customer, on_typing)
@@ -193,7 +207,7 @@ class Router:
             await self.inbox.forget_expired(message_id)
             return None
         customer = await self.identify(record.message)
-        async with self._locks.hold(conv.id):
+        async with self._locks.hold(_thread_lock(conv.channel, conv.thread_id)):
             current = await self.store.get(conv.id)
             if current is None:
                 return None
@@ -230,7 +244,7 @@ class Router:
                 )
             if not await self.inbox.leased(message_id):
                 # Nobody is answering it (its first processor died): this retry does.
-                async with self._locks.hold(conv.id):
+                async with self._locks.hold(_thread_lock(conv.channel, conv.thread_id)):
                     current = await self.store.get(conv.id) or conv
                     result = await self._answer(record, current, customer, on_typing)
                 if not result.pending:
@@ -267,13 +281,28 @@ class Router:
         if not await self.inbox.lease(record.id, self.owner):
             result.pending = True  # another process is answering it right now
             return result
+        fresh = await self.inbox.get(record.id)
+        if fresh is None or fresh.state != PENDING:  # answered by someone else just before
+            await self.inbox.release(record.id, self.owner)
+            if fresh is not None:
+                result.replies = replies_of(fresh)
+            return result
+        return await self._answer_leased(fresh, conv, customer, on_typing, result)
+
+    async def _answer_leased(
+        self,
+        record: InboxMessage,
+        conv: Conversation,
+        customer: CustomerInfo | None,
+        on_typing: TypingHook | None,
+        result: RouterResult | None = None,
+    ) -> RouterResult:
+        """Answer a pending message whose lease this process holds, and release it: compute the replies,
+        then commit them at once (nothing earlier of the conversation waits)."""
+        result = result or RouterResult(conversation=conv, message_id=record.id)
         renewing = asyncio.create_task(self._keep_lease(record.id))
+        released = False
         try:
-            fresh = await self.inbox.get(record.id)
-            if fresh is None or fresh.state != PENDING:  # answered by someone else just before
-                if fresh is not None:
-                    result.replies = replies_of(fresh)
-                return result
             lines, handoff, answered = await self._compute(record, conv, customer, on_typing, result)
             if result.engine_down:
                 await self._not_now(record, conv, result)
@@ -282,16 +311,9 @@ class Router:
                 # Queued before the answer is committed: a crash in between answers again, never leaving a
                 # "connecting you to an agent" with nobody queued.
                 lines += await self._start_handoff(conv, handoff, customer)
-            stored = json.dumps(lines, ensure_ascii=False)
             pushes = record.message.pushes_replies  # the others' customers read the transcript
-            committed = await self.store.commit_if(
-                conv.id,
-                lines,
-                guard=self.inbox.record_key(record.id),
-                field="state",
-                value=PENDING,
-                also=lambda pipe: self.inbox.answer(pipe, conv.id, record.id, stored, delivered=not pushes),
-            )
+            committed = await self.inbox.commit(conv.id, record.id, lines, delivered=not pushes, owner=self.owner)
+            released = True  # by the commit, whether it wrote or not
             if committed is None:
                 # Answered by another process meanwhile (it took over a lease that had run out): its
                 # answer stands, ours is dropped, and the customer sees one.
@@ -307,7 +329,8 @@ class Router:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewing
-            await self.inbox.release(record.id, self.owner)
+            if not released:
+                await self.inbox.release(record.id, self.owner)
 
     async def _tell(self, answered: Answered) -> None:
         """Answer listeners learn of the committed answer; one failing costs the customer nothing."""
@@ -453,6 +476,12 @@ def outcome_of(result: RouterResult, started: float) -> str:
         handoff = result.conversation.handoff
         return "handed_off" if handoff is not None and handoff.queued_at >= started else "waiting"
     return "answered"
+
+
+def _thread_lock(channel: str, thread_id: str) -> tuple[str, str]:
+    """The in-process lock of a channel thread: taken before its conversation is looked up, so that what
+    is read under it is current (a conversation belongs to one thread)."""
+    return (channel, thread_id)
 
 
 def _retry_delay(attempts: int) -> float:

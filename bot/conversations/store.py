@@ -22,6 +22,15 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 
+# A thread's open conversation in one round trip: its id and its hash (empty when it expired). The
+# hash's key is built here from the id, which the caller cannot know beforehand: fine on one primary
+# (with or without Sentinel), not on Redis Cluster. KEYS: the thread. ARGV: the conversation prefix.
+_FIND = """
+local id = redis.call('GET', KEYS[1])
+if not id then return false end
+return {id, redis.call('HGETALL', ARGV[1] .. id)}
+"""
+
 
 @dataclass(frozen=True)
 class HandBack:
@@ -41,6 +50,7 @@ class ConversationStore:
         # Typed loosely on purpose: redis-py's stubs type every reply as `bytes | str` even with
         # decode_responses=True, which is how the app always connects.
         self.redis: Any = redis
+        self._find = redis.register_script(_FIND)
         self.min_replicas = min_replicas
         self.replica_wait_ms = replica_wait_ms
 
@@ -83,17 +93,18 @@ class ConversationStore:
 
     async def find(self, channel: str, thread_id: str) -> Conversation | None:
         """The open conversation of a channel thread, or None (never opens one)."""
-        existing = await self.redis.get(keys.thread(channel, thread_id))
-        return await self.get(existing) if existing else None
+        found = await self._find(keys=[keys.thread(channel, thread_id)], args=[keys.CONVERSATION_PREFIX])
+        if not found or not found[1]:
+            return None
+        flat = found[1]
+        return Conversation.from_hash(dict(zip(flat[::2], flat[1::2], strict=True)))
 
     async def find_or_open(self, channel: str, thread_id: str, customer_id: str | None) -> tuple[Conversation, bool]:
         """The open conversation of a channel thread, or a new one; second item: newly opened."""
+        conv = await self.find(channel, thread_id)
+        if conv is not None:
+            return conv, False
         thread_key = keys.thread(channel, thread_id)
-        existing = await self.redis.get(thread_key)
-        if existing:
-            conv = await self.get(existing)
-            if conv is not None:
-                return conv, False
         conv = Conversation(id=uuid.uuid4().hex, channel=channel, thread_id=thread_id, customer_id=customer_id)
         # SET NX so that two replicas racing on a first message agree on one conversation.
         if not await self.redis.set(thread_key, conv.id, nx=True, ex=keys.CONVERSATION_TTL_SECONDS):
@@ -222,34 +233,6 @@ class ConversationStore:
             pipe.expire(keys.transcript(conv_id), keys.CONVERSATION_TTL_SECONDS)
             also(pipe)
             results = await pipe.execute()
-        entries = [entry_from_fields(str(seq), fields) for seq, fields in zip(results, lines, strict=False)]
-        for entry in entries:
-            await self.publish(conv_id, entry.frame())
-        return entries
-
-    async def commit_if(
-        self, conv_id: str, lines: list[dict[str, str]], *, guard: str, field: str, value: str, also: Writes
-    ) -> list[LogEntry] | None:
-        """`commit`, only while the hash `guard` still has `field` == `value` (WATCH/MULTI).
-
-        None when it no longer does: someone else committed first, and nothing was written.
-        """
-        async with self.redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    await pipe.watch(guard)
-                    if await pipe.hget(guard, field) != value:
-                        await pipe.unwatch()
-                        return None
-                    pipe.multi()
-                    for fields in lines:
-                        pipe.xadd(keys.transcript(conv_id), fields)
-                    pipe.expire(keys.transcript(conv_id), keys.CONVERSATION_TTL_SECONDS)
-                    also(pipe)
-                    results = await pipe.execute()
-                    break
-                except WatchError:
-                    continue
         entries = [entry_from_fields(str(seq), fields) for seq, fields in zip(results, lines, strict=False)]
         for entry in entries:
             await self.publish(conv_id, entry.frame())

@@ -135,9 +135,11 @@ class ReviewQueue:
         """Add a sighting, for one or more reasons (or count it on the entry of the same text); None if
         it was decided lately."""
         now = time.time() if now is None else now
+        if not reasons:  # most answers: nothing to record, no round trip
+            return None
         found = item_id(seen.text)
         decided = await self.redis.zscore(keys.review_decided(), found)
-        if not reasons or (decided is not None and now - float(decided) < self.ttl):
+        if decided is not None and now - float(decided) < self.ttl:
             return None
         key = keys.review_item(found)
         flags = {f"reason:{reason}": "1" for reason in reasons}

@@ -168,23 +168,56 @@ def test_the_grace_period_leaves_a_live_processor_time() -> None:
     assert PENDING and keys.inbox_pending()
 
 
+async def test_a_retry_reaching_another_process_waits_for_the_first_callers_answer(
+    redis: TextRedis, crm: CRM, engine: StubEngine
+) -> None:
+    # Two replicas: the first accepts the message and holds its lease from that moment (one script);
+    # the client's retry reaches the second, which finds it leased, waits, and returns the same answer.
+    first, second = in_process(redis, crm, engine), in_process(redis, crm, engine)
+    engine.delay = 0.5
+    original = asyncio.create_task(first.router.handle(said("race", "问题", "k-race")))
+    await asyncio.sleep(0.2)  # accepted and leased by the first, which is asking the engine
+    retry = asyncio.create_task(second.router.handle(said("race", "问题", "k-race")))
+    answered, again = await original, await retry
+    assert [r.text for r in answered.replies] == ["answer to: 问题"]
+    assert [r.text for r in again.replies] == ["answer to: 问题"]
+    assert not answered.pending and not answered.duplicate and again.duplicate
+    assert engine.calls == 1
+    assert await bot_texts(first, answered.conversation.id) == ["answer to: 问题"]
+
+
 async def test_a_retry_answered_by_another_process_first_gives_the_first_caller_that_answer(
     redis: TextRedis, crm: CRM, engine: StubEngine
 ) -> None:
-    # Two replicas: the first accepts the message; before it takes the lease, the client's retry reaches
-    # the second, which finds the message unleased and answers it. The first must return that answer.
+    # The gap that remains: a message accepted behind an earlier unanswered one is leased only once that
+    # one is answered. Before the first replica takes that lease, the client's retry reaches the second,
+    # which finds the message unleased and answers it. The first must return that answer.
     first, second = in_process(redis, crm, engine), in_process(redis, crm, engine)
+    engine.down = True
+    await first.router.handle(said("race", "先前的问题"))  # waits for the engine
+    engine.down = False
     lease = first.router.inbox.lease
     gate = asyncio.Event()
 
     async def late_lease(message_id: str, owner: str) -> bool:
+        if message_id != held.get("id"):
+            return await lease(message_id, owner)
         await gate.wait()
         return await lease(message_id, owner)
 
+    held: dict[str, str] = {}
+    accept = first.router.inbox.accept
+
+    async def noting_accept(*args: object, **kwargs: object) -> object:
+        accepted = await accept(*args, **kwargs)  # type: ignore[arg-type]
+        held["id"] = accepted.message_id
+        return accepted
+
     first.router.inbox.lease = late_lease  # type: ignore[method-assign]
+    first.router.inbox.accept = noting_accept  # type: ignore[method-assign,assignment]
     engine.delay = 0.5
     original = asyncio.create_task(first.router.handle(said("race", "问题", "k-race")))
-    await asyncio.sleep(0.2)  # accepted by the first, which waits before leasing
+    await asyncio.sleep(0.8)  # the earlier message answered; the new one accepted, waiting before its lease
     retry = asyncio.create_task(second.router.handle(said("race", "问题", "k-race")))
     await asyncio.sleep(0.2)  # the second holds the lease and is asking the engine
     gate.set()
@@ -192,5 +225,6 @@ async def test_a_retry_answered_by_another_process_first_gives_the_first_caller_
     assert [r.text for r in answered.replies] == ["answer to: 问题"]
     assert [r.text for r in again.replies] == ["answer to: 问题"]
     assert not answered.pending and not answered.duplicate
-    assert engine.calls == 1
-    assert await bot_texts(first, answered.conversation.id) == ["answer to: 问题"]
+    assert engine.texts.count("问题") == 1
+    texts = await bot_texts(first, answered.conversation.id)
+    assert texts[1:] == ["answer to: 先前的问题", "answer to: 问题"]  # after the one "on its way" notice

@@ -1,0 +1,143 @@
+"""The router's Redis scripts on a real Redis: a thread's conversation in one lookup, a message accepted
+with its conversation fields, its published line and its lease, and an answer committed only while the
+message is pending. Property-based over the texts a stranger controls (quotes, braces, any script)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot import keys
+from bot.conversations.inbox import ANSWERED, DELIVERED, PENDING, Inbox
+from bot.conversations.messages import InboundMessage
+from bot.conversations.store import ConversationStore, entry_fields
+from tests.conftest import TextRedis
+
+
+def said(sender: str, text: str, key: str | None = None) -> InboundMessage:
+    return InboundMessage(channel="rest", thread_id=sender, sender=sender, text=text, idempotency_key=key)
+
+
+async def published(redis: TextRedis, conv_id: str) -> Any:
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(keys.events(conv_id))
+    await pubsub.get_message(timeout=1)  # the subscription's confirmation
+    return pubsub
+
+
+async def frames(pubsub: Any, count: int) -> list[dict[str, Any]]:
+    got: list[dict[str, Any]] = []
+    while len(got) < count:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2)
+        assert message is not None, f"only {len(got)} of {count} frames published"
+        got.append(json.loads(message["data"]))
+    return got
+
+
+async def test_find_reads_a_thread_and_its_conversation_in_one_lookup(redis: TextRedis) -> None:
+    store = ConversationStore(redis)
+    assert await store.find("rest", "nobody") is None
+    opened, new = await store.find_or_open("rest", "dora", "C1")
+    found = await store.find("rest", "dora")
+    assert new and found is not None and found.id == opened.id and found.customer_id == "C1"
+    await redis.delete(keys.conversation(opened.id))  # expired: the thread names a conversation gone
+    assert await store.find("rest", "dora") is None
+    again, new_again = await store.find_or_open("rest", "dora", None)
+    assert new_again and again.id != opened.id
+
+
+async def test_accept_writes_the_conversation_fields_publishes_the_line_and_takes_the_lease(
+    redis: TextRedis,
+) -> None:
+    store, inbox = ConversationStore(redis), Inbox(redis)
+    conv, _ = await store.find_or_open("rest", "erin", None)
+    pubsub = await published(redis, conv.id)
+    line = entry_fields("customer", "我的订单 DD202405001 到哪了", client_id="c-1")
+    accepted = await inbox.accept(
+        conv.id,
+        said("erin", "我的订单 DD202405001 到哪了", "k1"),
+        line,
+        due_in=30,
+        conversation=conv,
+        conversation_fields={"customer_id": "C9", "locale": "zh-CN", "updated_at": "1.5"},
+        owner="me",
+        publish=True,
+    )
+    assert accepted.new and accepted.leased and accepted.entry is not None and accepted.record is not None
+    assert accepted.record.state == PENDING and accepted.record.seq == accepted.entry.seq
+    assert await redis.get(keys.inbox_lease(accepted.message_id)) == "me"
+    stored = await store.get(conv.id)
+    assert stored is not None and (stored.customer_id, stored.locale, stored.updated_at) == ("C9", "zh-CN", 1.5)
+    assert await frames(pubsub, 1) == [json.loads(json.dumps(accepted.entry.frame()))]
+    await pubsub.aclose()
+    again = await inbox.accept(conv.id, said("erin", "again", "k1"), line, due_in=30, conversation=conv, owner="me")
+    assert not again.new and again.message_id == accepted.message_id and not again.leased
+
+
+async def test_accept_leaves_the_lease_while_an_earlier_message_waits(redis: TextRedis) -> None:
+    store, inbox = ConversationStore(redis), Inbox(redis)
+    conv, _ = await store.find_or_open("rest", "finn", None)
+    first = await inbox.accept(conv.id, said("finn", "一"), entry_fields("customer", "一"), due_in=30)
+    second = await inbox.accept(
+        conv.id, said("finn", "二"), entry_fields("customer", "二"), due_in=30, conversation=conv, owner="me"
+    )
+    assert first.new and not first.leased and second.new and not second.leased
+    assert not await redis.exists(keys.inbox_lease(second.message_id))
+
+
+async def test_commit_answers_a_pending_message_once_and_releases_only_its_own_lease(redis: TextRedis) -> None:
+    store, inbox = ConversationStore(redis), Inbox(redis)
+    conv, _ = await store.find_or_open("rest", "gus", None)
+    accepted = await inbox.accept(
+        conv.id, said("gus", "你好"), entry_fields("customer", "你好"), due_in=30, conversation=conv, owner="me"
+    )
+    lines = [entry_fields("bot", "您好", buttons=[{"title": "查订单", "payload": "/order_status"}])]
+    pubsub = await published(redis, conv.id)
+    committed = await inbox.commit(conv.id, accepted.message_id, lines, delivered=False, owner="me")
+    assert committed is not None and [e.text for e in committed] == ["您好"]
+    assert await frames(pubsub, 1) == [json.loads(json.dumps(committed[0].frame()))]
+    await pubsub.aclose()
+    record = await inbox.get(accepted.message_id)
+    assert record is not None and record.state == ANSWERED and record.replies == lines
+    assert not await redis.exists(keys.inbox_lease(accepted.message_id))
+    assert await redis.zscore(keys.inbox_undelivered(), accepted.message_id) is not None
+    assert await redis.zscore(keys.inbox_pending(), accepted.message_id) is None
+    assert await redis.zcard(keys.inbox_conversation(conv.id)) == 0
+    # A second commit (another process that took the message over) writes nothing, and leaves a lease
+    # that is not its own.
+    await redis.set(keys.inbox_lease(accepted.message_id), "someone else")
+    assert await inbox.commit(conv.id, accepted.message_id, lines, delivered=True, owner="me") is None
+    assert await redis.get(keys.inbox_lease(accepted.message_id)) == "someone else"
+    assert [e.text for e in await store.history(conv.id)] == ["你好", "您好"]
+
+
+async def test_a_commit_for_a_channel_that_pushes_nothing_is_delivered_at_once(redis: TextRedis) -> None:
+    store, inbox = ConversationStore(redis), Inbox(redis)
+    conv, _ = await store.find_or_open("rest", "hana", None)
+    accepted = await inbox.accept(conv.id, said("hana", "在吗"), entry_fields("customer", "在吗"), due_in=30)
+    assert await inbox.commit(conv.id, accepted.message_id, [], delivered=True, owner="me") == []
+    record = await inbox.get(accepted.message_id)
+    assert record is not None and record.state == DELIVERED
+    assert await redis.zscore(keys.inbox_undelivered(), accepted.message_id) is None
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(min_size=1, max_size=200), title=st.text(min_size=1, max_size=30))
+async def test_any_text_is_published_as_the_frame_the_transcript_gives(redis: TextRedis, text: str, title: str) -> None:
+    store, inbox = ConversationStore(redis), Inbox(redis)
+    conv, _ = await store.find_or_open("rest", "fuzz", None)
+    pubsub = await published(redis, conv.id)
+    accepted = await inbox.accept(
+        conv.id, said("fuzz", text), entry_fields("customer", text), due_in=30, conversation=conv, publish=True
+    )
+    lines = [entry_fields("bot", text, buttons=[{"title": title, "payload": "/x"}])]
+    committed = await inbox.commit(conv.id, accepted.message_id, lines, delivered=True, owner="")
+    assert accepted.entry is not None and committed is not None
+    got = await frames(pubsub, 2)
+    await pubsub.aclose()
+    history = await store.history(conv.id, after=None)
+    by_seq = {e.seq: json.loads(json.dumps(e.frame())) for e in history}
+    assert got == [by_seq[accepted.entry.seq], by_seq[committed[0].seq]]
