@@ -16,7 +16,7 @@ import logging
 import re
 from typing import Any
 
-from bot.access.factor import KEEP_PAYLOAD, check_factor, is_confirmation, parse_factor
+from bot.access.factor import KEEP_PAYLOAD, Factor, check_factor, is_confirmation, parse_factor
 from bot.access.state import ADDRESS_CHANGEABLE, CANCELLABLE, Challenge, OrderAccess, PendingChange
 from bot.conversations.ports import Interception, Turn
 from bot.conversations.store import ConversationStore
@@ -49,11 +49,13 @@ class GuardInterceptor:
 
     async def intercept(self, turn: Turn) -> Interception | None:
         """Answer what waits for this message, or None to let the engine answer it."""
-        change, challenge = await self.access.waiting(turn.conversation.id)
+        factor = parse_factor(turn.message.text)
+        # A message that names no factor cannot answer a challenge: the read drops an open one at once.
+        change, challenge = await self.access.waiting(turn.conversation.id, drop_challenge=factor is None)
         if change is not None:
             return await self._change(turn, change)
-        if challenge is not None:
-            return await self._challenge(turn, challenge)
+        if challenge is not None and factor is not None:
+            return await self._challenge(turn, challenge, factor)
         return None
 
     def _render(self, turn: Turn, template: str, variables: dict[str, Any]) -> Rendered:
@@ -62,12 +64,11 @@ class GuardInterceptor:
 
     # --- the second factor ---
 
-    async def _challenge(self, turn: Turn, challenge: Challenge) -> Interception | None:
+    async def _challenge(self, turn: Turn, challenge: Challenge, factor: Factor) -> Interception | None:
         conv_id = turn.conversation.id
-        factor = parse_factor(turn.message.text)
         order = await self.crm.order(challenge.order_id)
         owner = await self.crm.get(order.customer_id) if order is not None else None
-        if factor is None or order is None or owner is None:
+        if order is None or owner is None:
             await self.access.drop_challenge(conv_id)
             return None
         if check_factor(factor, owner):

@@ -43,12 +43,23 @@ class PendingChange:
     detail: str = ""
 
 
+# What waits for a conversation's next message: its pending change and its challenge; with ARGV[1] set,
+# the challenge is dropped when no change waits (the message cannot answer it). KEYS: change, challenge.
+_WAITING = """
+local change = redis.call('HGETALL', KEYS[1])
+local challenge = redis.call('HGETALL', KEYS[2])
+if ARGV[1] == '1' and #change == 0 and #challenge > 0 then redis.call('DEL', KEYS[2]) end
+return {change, challenge}
+"""
+
+
 class OrderAccess:
     """Reads and writes the access state of conversations (used by actions and by the guard interceptor)."""
 
     def __init__(self, redis: Any, policy: AccessPolicy | None = None) -> None:
         self.redis = redis
         self.policy = policy or AccessPolicy()
+        self._waiting = redis.register_script(_WAITING)
 
     # --- the second factor ---
 
@@ -69,13 +80,19 @@ class OrderAccess:
         """The open challenge of the conversation, if any."""
         return _challenge(await self.redis.hgetall(keys.access_challenge(conv_id)))
 
-    async def waiting(self, conv_id: str) -> tuple[PendingChange | None, Challenge | None]:
-        """The change and the challenge waiting for the customer's next message, in one round trip."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(keys.pending_change(conv_id))
-            pipe.hgetall(keys.access_challenge(conv_id))
-            change, challenge = await pipe.execute()
-        return _pending(change), _challenge(challenge)
+    async def waiting(
+        self, conv_id: str, *, drop_challenge: bool = False
+    ) -> tuple[PendingChange | None, Challenge | None]:
+        """The change and the challenge waiting for the customer's next message, in one round trip.
+
+        `drop_challenge`: the message cannot answer a challenge (it names no factor), so an open one is
+        forgotten in the same round trip unless a change waits (which the message answers first); the
+        challenge is still returned, as it was.
+        """
+        raw_change, raw_challenge = await self._waiting(
+            keys=[keys.pending_change(conv_id), keys.access_challenge(conv_id)], args=["1" if drop_challenge else ""]
+        )
+        return _pending(_as_dict(raw_change)), _challenge(_as_dict(raw_challenge))
 
     async def drop_challenge(self, conv_id: str) -> None:
         """Forget the open challenge (answered, or the guest moved on)."""
@@ -146,6 +163,10 @@ class OrderAccess:
 CANCELLABLE = frozenset({OrderStatus.PAID})
 ADDRESS_CHANGEABLE = frozenset({OrderStatus.PAID})
 REPAIRABLE = frozenset({OrderStatus.DELIVERED})
+
+
+def _as_dict(flat: list[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _challenge(raw: dict[str, str]) -> Challenge | None:

@@ -85,6 +85,20 @@ async def test_a_new_question_goes_to_the_engine_and_drops_the_challenge(
     assert await access.challenge(conv_id) is None
 
 
+async def test_the_read_that_drops_a_challenge_keeps_it_while_a_change_waits(access: OrderAccess) -> None:
+    conv_id = uuid.uuid4().hex
+    await access.ask(conv_id, "DD202405001", "action_order_status", "DD202405001 到哪了")
+    change, challenge = await access.waiting(conv_id, drop_challenge=True)
+    assert change is None and challenge is not None and challenge.order_id == "DD202405001"  # as it was
+    assert await access.challenge(conv_id) is None  # and dropped in the same round trip
+    await access.propose(conv_id, PendingChange("cancel", "DD202405001"))
+    await access.ask(conv_id, "DD202405002", "action_order_status", "DD202405002 呢")
+    change, challenge = await access.waiting(conv_id, drop_challenge=True)
+    assert change is not None and challenge is not None
+    assert await access.challenge(conv_id) is not None  # the change is answered first; the challenge stays
+    assert await access.waiting(uuid.uuid4().hex, drop_challenge=True) == (None, None)
+
+
 async def test_a_confirmed_cancellation_records_its_refund(app: Container, crm: CRM, access: OrderAccess) -> None:
     chat = Chat(app)
     conv_id = await chat.open()
