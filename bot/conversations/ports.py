@@ -117,4 +117,7 @@ class AnswerListener:
     """Reacts to the engine's answer to a message (the review list of misunderstood messages)."""
 
     async def answered(self, answered: Answered) -> None:
-        """Called once per answered message, after its answer is committed; does nothing unless overridden."""
+        """Called once per answered message, beside the commit of its answer (both at once: a listener
+        writes only what is its own, and reads nothing the commit writes). In the rare race that another
+        process answered the same message first, both answers' listeners hear of it. Does nothing unless
+        overridden."""

@@ -11,7 +11,7 @@ way, and it is answered when the engine is back.
 Features that are not the core's business plug in at three extension points: interceptors see a
 bot-mode message before the engine does (the desk's satisfaction survey reads scores there), handoff
 listeners react when a conversation is handed to agents (the desk's SLA clock and after-hours
-notice), and answer listeners see what the engine understood once its answer is committed (the
+notice), and answer listeners see what the engine understood as its answer is committed (the
 desk's review list of misunderstood messages).
 """
 
@@ -312,7 +312,13 @@ class Router:
                 # "connecting you to an agent" with nobody queued.
                 lines += await self._start_handoff(conv, handoff, customer)
             pushes = record.message.pushes_replies  # the others' customers read the transcript
-            committed = await self.inbox.commit(conv.id, record.id, lines, delivered=not pushes, owner=self.owner)
+            commit = self.inbox.commit(conv.id, record.id, lines, delivered=not pushes, owner=self.owner)
+            if answered is not None and self.answer_listeners:
+                # Beside the commit, not after it: their writes are their own, and Redis makes both
+                # durable in one append-only-file sync instead of two in a row.
+                committed, _ = await asyncio.gather(commit, self._tell(answered))
+            else:
+                committed = await commit
             released = True  # by the commit, whether it wrote or not
             if committed is None:
                 # Answered by another process meanwhile (it took over a lease that had run out): its
@@ -322,8 +328,6 @@ class Router:
                 return result
             await self.store.replicated()
             result.replies = committed
-            if answered is not None:
-                await self._tell(answered)
             return result
         finally:
             renewing.cancel()
@@ -333,11 +337,11 @@ class Router:
                 await self.inbox.release(record.id, self.owner)
 
     async def _tell(self, answered: Answered) -> None:
-        """Answer listeners learn of the committed answer; one failing costs the customer nothing."""
+        """Answer listeners learn of the answer being committed; one failing costs the customer nothing."""
         for listener in self.answer_listeners:
             try:
                 await listener.answered(answered)
-            except Exception:  # the answer is committed: a listener failing must not fail the message
+            except Exception:  # a listener failing must not fail the message
                 log.exception("answer listener %s failed", type(listener).__name__)
 
     async def _keep_lease(self, message_id: str) -> None:
