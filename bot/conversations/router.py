@@ -300,7 +300,7 @@ class Router:
         """Answer a pending message whose lease this process holds, and release it: compute the replies,
         then commit them at once (nothing earlier of the conversation waits)."""
         result = result or RouterResult(conversation=conv, message_id=record.id)
-        renewing = asyncio.create_task(self._keep_lease(record.id))
+        renewal = _Renewal(self, record.id)
         released = False
         try:
             lines, handoff, answered = await self._compute(record, conv, customer, on_typing, result)
@@ -330,9 +330,7 @@ class Router:
             result.replies = committed
             return result
         finally:
-            renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewing
+            await renewal.stop()
             if not released:
                 await self.inbox.release(record.id, self.owner)
 
@@ -346,10 +344,10 @@ class Router:
 
     async def _keep_lease(self, message_id: str) -> None:
         while True:
-            await asyncio.sleep(self.lease_seconds / 3)
             if not await self.inbox.renew(message_id, self.owner):
                 log.warning("message %s: lease lost while answering it", message_id)
                 return
+            await asyncio.sleep(self.lease_seconds / 3)
 
     async def _compute(
         self,
@@ -464,6 +462,26 @@ class Router:
         for listener in self.listeners:
             lines += [rendered_fields("bot", r) for r in await listener.started(conv, handoff, customer)]
         return lines
+
+
+class _Renewal:
+    """Keeps a message's lease while it is answered: a timer that starts renewing it only if the answer
+    takes a third of the lease (most take milliseconds, and then no task is made and none cancelled)."""
+
+    def __init__(self, router: Router, message_id: str) -> None:
+        self._task: asyncio.Task[None] | None = None
+        self._timer = asyncio.get_running_loop().call_later(router.lease_seconds / 3, self._start, router, message_id)
+
+    def _start(self, router: Router, message_id: str) -> None:
+        self._task = asyncio.create_task(router._keep_lease(message_id))
+
+    async def stop(self) -> None:
+        """Stop renewing (the answer is committed, or given up)."""
+        self._timer.cancel()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
 def outcome_of(result: RouterResult, started: float) -> str:

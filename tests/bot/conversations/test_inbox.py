@@ -228,3 +228,21 @@ async def test_a_retry_answered_by_another_process_first_gives_the_first_caller_
     assert engine.texts.count("问题") == 1
     texts = await bot_texts(first, answered.conversation.id)
     assert texts[1:] == ["answer to: 先前的问题", "answer to: 问题"]  # after the one "on its way" notice
+
+
+async def test_a_slow_answer_keeps_its_lease_and_a_fast_one_leaves_no_renewal_behind(
+    app: Container, redis: TextRedis, crm: CRM, engine: StubEngine
+) -> None:
+    slow = Router(app.store, app.customers, engine, app.templates, lease_seconds=0.6)
+    engine.delay = 1.5  # over two lease lengths: only renewals keep it
+    answering = asyncio.create_task(slow.handle(said("slow", "慢慢来", "k-slow")))
+    await asyncio.sleep(1.0)
+    leases = [key async for key in redis.scan_iter(match=keys.inbox_lease("*"))]
+    assert len(leases) == 1 and await redis.get(leases[0]) == slow.owner
+    result = await answering
+    assert [r.text for r in result.replies] == ["answer to: 慢慢来"] and engine.calls == 1
+    assert [key async for key in redis.scan_iter(match=keys.inbox_lease("*"))] == []
+    engine.delay = 0
+    tasks = len(asyncio.all_tasks())
+    await slow.handle(said("slow", "快", "k-fast"))
+    assert len(asyncio.all_tasks()) == tasks  # no renewal task was left running
