@@ -40,7 +40,7 @@ def notes(conv_id: str) -> str:
     return f"{PREFIX}:conv:{conv_id}:notes"
 
 
-EVENTS_PREFIX = f"{PREFIX}:conv:"
+EVENTS_PREFIX = CONVERSATION_PREFIX
 EVENTS_SUFFIX = ":events"
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import keys
+from bot.conversations.store import hash_from_pairs
 from bot.crm.records import OrderStatus
 
 
@@ -92,7 +93,7 @@ class OrderAccess:
         raw_change, raw_challenge = await self._waiting(
             keys=[keys.pending_change(conv_id), keys.access_challenge(conv_id)], args=["1" if drop_challenge else ""]
         )
-        return _pending(_as_dict(raw_change)), _challenge(_as_dict(raw_challenge))
+        return _pending(hash_from_pairs(raw_change)), _challenge(hash_from_pairs(raw_challenge))
 
     async def drop_challenge(self, conv_id: str) -> None:
         """Forget the open challenge (answered, or the guest moved on)."""
@@ -163,10 +164,6 @@ class OrderAccess:
 CANCELLABLE = frozenset({OrderStatus.PAID})
 ADDRESS_CHANGEABLE = frozenset({OrderStatus.PAID})
 REPAIRABLE = frozenset({OrderStatus.DELIVERED})
-
-
-def _as_dict(flat: list[str]) -> dict[str, str]:
-    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _challenge(raw: dict[str, str]) -> Challenge | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot import keys
@@ -23,14 +23,18 @@ from bot.conversations.messages import InboundMessage
 from bot.conversations.model import Conversation, LogEntry
 from bot.conversations.store import entry_from_fields
 
-# Both scripts read runs of field pairs from ARGV: at index i a count n, then n pairs. Returns the pairs
-# as one flat list and the index after them.
-_PAIRS_AT = """
+# What both scripts share. pairs_at(i): at ARGV index i a count n, then n field pairs; returns the pairs
+# as one flat list and the index after them. publish_line: a transcript line's frame, sent without its
+# seq (only the script knows it), with the seq put first.
+_SHARED = """
 local function pairs_at(i)
   local n = tonumber(ARGV[i])
   local out = {}
   for j = i + 1, i + 2 * n do out[#out + 1] = ARGV[j] end
   return out, i + 1 + 2 * n
+end
+local function publish_line(channel, seq, frame)
+  redis.call('PUBLISH', channel, '{"seq": "' .. seq .. '", ' .. string.sub(frame, 2))
 end
 """
 # The one script that accepts a message (see the module docstring). KEYS: seen, transcript, record,
@@ -42,7 +46,7 @@ end
 # acceptance time. The lease is taken only when no other message of the conversation waits for its
 # answer (those go first, which the router sorts out).
 _ACCEPT = (
-    _PAIRS_AT
+    _SHARED
     + """
 local existing = redis.call('GET', KEYS[1])
 if existing then return {0, existing} end
@@ -66,9 +70,7 @@ local others = redis.call('ZCARD', KEYS[5])
 redis.call('ZADD', KEYS[5], tonumber(ARGV[i + 1]), ARGV[1])
 redis.call('EXPIRE', KEYS[5], tonumber(ARGV[4]))
 redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
-if ARGV[8] ~= '' then
-  redis.call('PUBLISH', KEYS[9], '{"seq": "' .. seq .. '", ' .. string.sub(ARGV[8], 2))
-end
+if ARGV[8] ~= '' then publish_line(KEYS[9], seq, ARGV[8]) end
 local leased = 0
 if ARGV[6] ~= '' and others == 0 and redis.call('SET', KEYS[8], ARGV[6], 'NX', 'PX', ARGV[7]) then
   leased = 1
@@ -79,10 +81,10 @@ return {1, ARGV[1], seq, leased}
 # The one script that answers a message, while its record is still pending (else nothing is written:
 # another process answered it first). KEYS: record, transcript, pending, the conversation's unanswered,
 # undelivered, the lease, the events channel. ARGV: message id, the state it goes to, the replies as
-# JSON, now, transcript ttl, lease owner (released if it still holds it, either way), "1" to publish
-# the lines, n lines, then for each: n fields, the fields as pairs, its frame without the seq.
+# JSON, now, transcript ttl, lease owner (released if it still holds it, either way), n lines, then for
+# each: n fields, the fields as pairs, its frame without the seq (each line is published).
 _COMMIT = (
-    _PAIRS_AT
+    _SHARED
     + """
 local function release()
   if redis.call('GET', KEYS[6]) == ARGV[6] then redis.call('DEL', KEYS[6]) end
@@ -92,15 +94,13 @@ if redis.call('HGET', KEYS[1], 'state') ~= 'pending' then
   return {0}
 end
 local out = {1}
-local i = 9
-for _ = 1, tonumber(ARGV[8]) do
+local i = 8
+for _ = 1, tonumber(ARGV[7]) do
   local fields
   fields, i = pairs_at(i)
   local seq = redis.call('XADD', KEYS[2], '*', unpack(fields))
   out[#out + 1] = seq
-  if ARGV[7] == '1' then
-    redis.call('PUBLISH', KEYS[7], '{"seq": "' .. seq .. '", ' .. string.sub(ARGV[i], 2))
-  end
+  publish_line(KEYS[7], seq, ARGV[i])
   i = i + 1
 end
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]))
@@ -124,6 +124,8 @@ return 0
 """
 
 PENDING, ANSWERED, DELIVERED = "pending", "answered", "delivered"
+# What a customer message changes in its conversation, written with its acceptance.
+MESSAGE_FIELDS = ("customer_id", "locale", "updated_at")
 
 
 @dataclass(frozen=True)
@@ -200,15 +202,15 @@ class Inbox:
         *,
         due_in: float,
         conversation: Conversation | None = None,
-        conversation_fields: dict[str, str] | None = None,
         owner: str = "",
         publish: bool = False,
     ) -> Accepted:
         """Record the message (and its transcript line) unless its dedupe key was seen: one script.
 
-        With it, in the same script: `conversation_fields` written to `conversation` (the conversation
-        `conv_id`), the customer's line published to the conversation's watchers (`publish`), and the
-        message's lease taken for `owner` when no earlier message of the conversation waits.
+        With it, in the same script: what a customer message changes in `conversation` (the conversation
+        `conv_id`: its customer, locale and activity time) written, the customer's line published to the
+        conversation's watchers (`publish`), and the message's lease taken for `owner` when no earlier
+        message of the conversation waits.
         """
         now = time.time()
         message_id = uuid.uuid4().hex
@@ -228,7 +230,11 @@ class Inbox:
             "redeliverable": "1" if msg.redeliverable else "",
             "pushes_replies": "1" if msg.pushes_replies else "",
         }
-        conv_pairs = [x for kv in (conversation_fields or {}).items() for x in kv] if conversation else []
+        conv_pairs: list[str] = []
+        if conversation is not None:
+            data = conversation.to_hash()
+            conv_pairs = [x for f in MESSAGE_FIELDS for x in (f, data[f])]
+        entry = entry_from_fields("", transcript_fields)
         args = [
             message_id,
             keys.SEEN_TTL_SECONDS,
@@ -237,7 +243,7 @@ class Inbox:
             now + due_in,
             owner,
             self.lease_ms,
-            _frame_json(_customer_entry("", transcript_fields)) if publish else "",
+            _frame_json(entry) if publish else "",
             len(conv_pairs) // 2,
             *conv_pairs,
             len(transcript_fields),
@@ -264,7 +270,7 @@ class Inbox:
         return Accepted(
             message_id=message_id,
             new=True,
-            entry=_customer_entry(seq, transcript_fields),
+            entry=replace(entry, seq=seq),
             record=InboxMessage.from_hash(message_id, {**record, "seq": seq}),
             leased=bool(int(result[3])),
         )
@@ -279,10 +285,10 @@ class Inbox:
         `delivered`: its channel pushes nothing (its customers read the transcript or the HTTP answer), so
         the answer is delivered as it is committed.
         """
+        entries = [entry_from_fields("", fields) for fields in lines]
         per_line: list[object] = []
-        for fields in lines:
-            pairs = [x for kv in fields.items() for x in kv]
-            per_line += [len(fields), *pairs, _frame_json(entry_from_fields("", fields))]
+        for fields, entry in zip(lines, entries, strict=True):
+            per_line += [len(fields), *[x for kv in fields.items() for x in kv], _frame_json(entry)]
         result = await self._commit(
             keys=[
                 keys.inbox_message(message_id),
@@ -300,14 +306,13 @@ class Inbox:
                 time.time(),
                 keys.CONVERSATION_TTL_SECONDS,
                 owner,
-                "1",
                 len(lines),
                 *per_line,
             ],
         )
         if int(result[0]) == 0:
             return None
-        return [entry_from_fields(str(seq), fields) for seq, fields in zip(result[1:], lines, strict=True)]
+        return [replace(entry, seq=str(seq)) for seq, entry in zip(result[1:], entries, strict=True)]
 
     async def get(self, message_id: str) -> InboxMessage | None:
         """A message's record, or None when it expired."""
@@ -390,13 +395,3 @@ def _frame_json(entry: LogEntry) -> str:
     frame = entry.frame()
     del frame["seq"]
     return json.dumps(frame, ensure_ascii=False)
-
-
-def _customer_entry(seq: str, fields: dict[str, str]) -> LogEntry:
-    return LogEntry(
-        seq=seq,
-        role=fields.get("role", "customer"),
-        text=fields.get("text", ""),
-        ts=float(fields.get("ts", "0")),
-        client_id=fields.get("client_id"),
-    )

@@ -159,11 +159,6 @@ class Router:
                 line,
                 due_in=RECOVERY_GRACE_SECONDS,
                 conversation=conv,
-                conversation_fields={
-                    "customer_id": conv.customer_id or "",
-                    "locale": conv.locale or "",
-                    "updated_at": str(conv.updated_at),
-                },
                 owner=self.owner,
                 publish=not replicas,
             )
@@ -342,13 +337,6 @@ class Router:
             except Exception:  # a listener failing must not fail the message
                 log.exception("answer listener %s failed", type(listener).__name__)
 
-    async def _keep_lease(self, message_id: str) -> None:
-        while True:
-            if not await self.inbox.renew(message_id, self.owner):
-                log.warning("message %s: lease lost while answering it", message_id)
-                return
-            await asyncio.sleep(self.lease_seconds / 3)
-
     async def _compute(
         self,
         record: InboxMessage,
@@ -469,11 +457,20 @@ class _Renewal:
     takes a third of the lease (most take milliseconds, and then no task is made and none cancelled)."""
 
     def __init__(self, router: Router, message_id: str) -> None:
+        self._inbox, self._owner, self._message_id = router.inbox, router.owner, message_id
+        self._every = router.lease_seconds / 3
         self._task: asyncio.Task[None] | None = None
-        self._timer = asyncio.get_running_loop().call_later(router.lease_seconds / 3, self._start, router, message_id)
+        self._timer = asyncio.get_running_loop().call_later(self._every, self._start)
 
-    def _start(self, router: Router, message_id: str) -> None:
-        self._task = asyncio.create_task(router._keep_lease(message_id))
+    def _start(self) -> None:
+        self._task = asyncio.create_task(self._keep())
+
+    async def _keep(self) -> None:
+        while True:
+            if not await self._inbox.renew(self._message_id, self._owner):
+                log.warning("message %s: lease lost while answering it", self._message_id)
+                return
+            await asyncio.sleep(self._every)
 
     async def stop(self) -> None:
         """Stop renewing (the answer is committed, or given up)."""

@@ -96,8 +96,7 @@ class ConversationStore:
         found = await self._find(keys=[keys.thread(channel, thread_id)], args=[keys.CONVERSATION_PREFIX])
         if not found or not found[1]:
             return None
-        flat = found[1]
-        return Conversation.from_hash(dict(zip(flat[::2], flat[1::2], strict=True)))
+        return Conversation.from_hash(hash_from_pairs(found[1]))
 
     async def find_or_open(self, channel: str, thread_id: str, customer_id: str | None) -> tuple[Conversation, bool]:
         """The open conversation of a channel thread, or a new one; second item: newly opened."""
@@ -120,8 +119,9 @@ class ConversationStore:
     async def update(self, conv: Conversation, *fields: str) -> None:
         """Write only the named fields (and the activity time), leaving the rest as others wrote it.
 
-        The router uses it for what a customer message changes (customer, locale), so that it never
-        writes back a mode or an agent read before an agent took the conversation.
+        Channels and the desk use it for the fields they change (the router writes what a customer
+        message changes with its acceptance), so that nobody writes back a mode or an agent read before
+        an agent took the conversation.
         """
         conv.updated_at = time.time()
         data = conv.to_hash()
@@ -484,6 +484,11 @@ class ConversationStore:
             pipe.hgetall(keys.conversation(conv_id))
         raws = await pipe.execute() if conv_ids else []
         return {cid: Conversation.from_hash(raw) for cid, raw in zip(conv_ids, raws, strict=True) if raw}
+
+
+def hash_from_pairs(flat: list[str]) -> dict[str, str]:
+    """A hash as a Lua script returns it (HGETALL's flat field, value list) as a dict."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _handoff_hash(handoff: Handoff) -> dict[str, str]:

@@ -56,13 +56,13 @@ async def test_accept_writes_the_conversation_fields_publishes_the_line_and_take
     conv, _ = await store.find_or_open("rest", "erin", None)
     pubsub = await published(redis, conv.id)
     line = entry_fields("customer", "我的订单 DD202405001 到哪了", client_id="c-1")
+    conv.customer_id, conv.locale, conv.updated_at = "C9", "zh-CN", 1.5
     accepted = await inbox.accept(
         conv.id,
         said("erin", "我的订单 DD202405001 到哪了", "k1"),
         line,
         due_in=30,
         conversation=conv,
-        conversation_fields={"customer_id": "C9", "locale": "zh-CN", "updated_at": "1.5"},
         owner="me",
         publish=True,
     )
