@@ -31,7 +31,7 @@ from rasa.shared.core.constants import ACTION_SESSION_START_NAME
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, ActiveLoop, ConversationPaused, Event, SlotSet
 from rasa.shared.core.trackers import DialogueStateTracker
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis, SSLConnection
 
 from ar_engine import turns
 from ar_engine.lock_store import close_client, sentinel_pairs
@@ -39,6 +39,8 @@ from ar_engine.lock_store import close_client, sentinel_pairs
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_EVENTS = 80
+# Redis connections per engine process at most (a turn makes one or two short calls).
+MAX_CONNECTIONS = 16
 # The attribute a retrieved tracker carries: how many events the list held, and the last one read.
 _MARK = "_ar_stored"
 
@@ -98,14 +100,20 @@ class AppendOnlyRedisTrackerStore(TrackerStore):
                 decode_responses=True,
             )
         else:
+            # A bounded pool, as the lock store's: without a bound every concurrent turn opens a Redis
+            # connection of its own and keeps it (a burst after a Redis restart left dozens).
             self.red = Redis(
-                host=host or "localhost",
-                port=int(port),
-                db=int(db),
-                username=username,
-                password=password,
-                ssl=bool(use_ssl),
-                decode_responses=True,
+                connection_pool=BlockingConnectionPool(
+                    max_connections=MAX_CONNECTIONS,
+                    timeout=20,
+                    host=host or "localhost",
+                    port=int(port),
+                    db=int(db),
+                    username=username,
+                    password=password,
+                    decode_responses=True,
+                    **({"connection_class": SSLConnection} if use_ssl else {}),
+                )
             )
         self.record_exp = int(record_exp) if record_exp else None
         prefix = f"{key_prefix}:" if key_prefix else ""
