@@ -91,6 +91,16 @@ def sentinel_pairs(sentinels: Any) -> list[tuple[str, int]]:
     return pairs
 
 
+def bounded_client(max_connections: int, host: str, port: int, *, use_ssl: bool = False, **client: Any) -> Redis:
+    """A client on a bounded pool that waits for a free connection: the engine's Redis calls are short,
+    and without a bound every concurrent turn opens a connection of its own and keeps it (one shared
+    Redis serves every replica's engines and apps)."""
+    pool: dict[str, Any] = {"host": host, "port": port, **client}
+    if use_ssl:
+        pool["connection_class"] = SSLConnection
+    return Redis(connection_pool=BlockingConnectionPool(max_connections=max_connections, timeout=20, **pool))
+
+
 async def close_client(red: Redis) -> None:
     """Close an asyncio Redis client's pool, and the sentinels' connections when it asks sentinels."""
     manager = getattr(red.connection_pool, "sentinel_manager", None)
@@ -117,16 +127,12 @@ class AsyncRedisLockStore(LockStore):
             manager = Sentinel(sentinel_pairs(sentinels), socket_timeout=client.get("socket_timeout", 10))
             self.red = manager.master_for(service, **client)
         else:
-            # A bounded pool: lock calls are short, and without a bound every concurrent turn would open
-            # a Redis connection of its own (one shared Redis serves every replica's engines and apps).
-            pool: dict[str, Any] = {
-                "host": endpoint_config.url or "localhost",
-                "port": int(options.get("port") or 6379),
-            }
-            if options.get("use_ssl"):
-                pool["connection_class"] = SSLConnection
-            self.red = Redis(
-                connection_pool=BlockingConnectionPool(max_connections=MAX_CONNECTIONS, timeout=20, **pool, **client)
+            self.red = bounded_client(
+                MAX_CONNECTIONS,
+                endpoint_config.url or "localhost",
+                int(options.get("port") or 6379),
+                use_ssl=bool(options.get("use_ssl")),
+                **client,
             )
         prefix = options.get("key_prefix")
         self.key_prefix = f"{prefix}:" if prefix else ""

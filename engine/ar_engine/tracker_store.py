@@ -31,10 +31,10 @@ from rasa.shared.core.constants import ACTION_SESSION_START_NAME
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, ActiveLoop, ConversationPaused, Event, SlotSet
 from rasa.shared.core.trackers import DialogueStateTracker
-from redis.asyncio import BlockingConnectionPool, Redis, SSLConnection
+from redis.asyncio import Redis
 
 from ar_engine import turns
-from ar_engine.lock_store import close_client, sentinel_pairs
+from ar_engine.lock_store import bounded_client, close_client, sentinel_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -100,20 +100,16 @@ class AppendOnlyRedisTrackerStore(TrackerStore):
                 decode_responses=True,
             )
         else:
-            # A bounded pool, as the lock store's: without a bound every concurrent turn opens a Redis
-            # connection of its own and keeps it (a burst after a Redis restart left dozens).
-            self.red = Redis(
-                connection_pool=BlockingConnectionPool(
-                    max_connections=MAX_CONNECTIONS,
-                    timeout=20,
-                    host=host or "localhost",
-                    port=int(port),
-                    db=int(db),
-                    username=username,
-                    password=password,
-                    decode_responses=True,
-                    **({"connection_class": SSLConnection} if use_ssl else {}),
-                )
+            # Bounded as the lock store's (unbounded, a burst after a Redis restart left dozens open).
+            self.red = bounded_client(
+                MAX_CONNECTIONS,
+                host or "localhost",
+                int(port),
+                use_ssl=bool(use_ssl),
+                db=int(db),
+                username=username,
+                password=password,
+                decode_responses=True,
             )
         self.record_exp = int(record_exp) if record_exp else None
         prefix = f"{key_prefix}:" if key_prefix else ""
