@@ -29,6 +29,13 @@ def conversation(conv_id: str) -> str:
     return f"{CONVERSATION_PREFIX}{conv_id}"
 
 
+# A field of the conversation's hash (bot.access): "1", set in the same step as an order-access challenge
+# or a change waiting for the customer is recorded; "0", set by a read that finds neither. While it is
+# "0", nothing of the kind waits for the conversation's next message. Absent (a new conversation, or
+# one from before the marker existed): not known, so the guard reads the state itself.
+ACCESS_WAITS_FIELD = "access_waits"
+
+
 def transcript(conv_id: str) -> str:
     """Stream: the conversation's messages; entry ids double as the web chat's seq numbers."""
     return f"{PREFIX}:conv:{conv_id}:log"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 
 from opencc import OpenCC
@@ -56,12 +57,40 @@ def detect_locale(text: str) -> str | None:
     return None
 
 
-def resolve_locale(text: str, current: str | None, hint: str | None) -> str:
-    """The locale to answer in: what the message is written in, else what the conversation used."""
+@dataclass(frozen=True)
+class LocaleChoice:
+    """The locale to answer one message in, for whatever locale its conversation had so far.
+
+    Worked out from the message alone, before the conversation is read, so that the script accepting the
+    message can pick the locale in the same step as it reads the conversation (bot.conversations.inbox).
+    `by_current`: the answer when the conversation's locale is one of LOCALES or "" (none yet);
+    `detected`: what the message is written in ("": no clue), which any other stored value yields to.
+    """
+
+    by_current: dict[str, str]
+    detected: str
+
+    def choose(self, current: str | None) -> str:
+        """The locale to answer in when the conversation's locale was `current`."""
+        known = self.by_current.get(current or "")
+        if known is not None:
+            return known
+        return self.detected or str(current)
+
+
+def locale_choice(text: str, hint: str | None) -> LocaleChoice:
+    """What the message is written in, else what the conversation used, else the hint: for each case."""
     detected = detect_locale(text)
     # A short English fragment ("ok", "DD... pls") from a Chinese speaker keeps Chinese;
     # a real English sentence (three words or more) switches.
     short_latin = _HAN.search(text) is None and len(_LATIN_WORD.findall(text)) < 3
-    if detected == "en" and current in ("zh-CN", "zh-TW") and short_latin:
-        return current
-    return detected or current or normalise_locale(hint) or "zh-CN"
+    by_current = {"": detected or normalise_locale(hint) or "zh-CN"}
+    for current in LOCALES:
+        keeps_chinese = detected == "en" and current in ("zh-CN", "zh-TW") and short_latin
+        by_current[current] = current if keeps_chinese else detected or current
+    return LocaleChoice(by_current, detected or "")
+
+
+def resolve_locale(text: str, current: str | None, hint: str | None) -> str:
+    """The locale to answer in: what the message is written in, else what the conversation used."""
+    return locale_choice(text, hint).choose(current)

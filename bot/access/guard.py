@@ -49,6 +49,8 @@ class GuardInterceptor:
 
     async def intercept(self, turn: Turn) -> Interception | None:
         """Answer what waits for this message, or None to let the engine answer it."""
+        if turn.access_waits is False:
+            return None  # nothing was asked of this conversation (its marker, read with the lease)
         factor = parse_factor(turn.message.text)
         # A message that names no factor cannot answer a challenge: the read drops an open one at once.
         change, challenge = await self.access.waiting(turn.conversation.id, drop_challenge=factor is None)

@@ -45,13 +45,40 @@ class PendingChange:
 
 
 # What waits for a conversation's next message: its pending change and its challenge; with ARGV[1] set,
-# the challenge is dropped when no change waits (the message cannot answer it). KEYS: change, challenge.
-_WAITING = """
+# the challenge is dropped when no change waits (the message cannot answer it). When neither is left, the
+# conversation's marker says so ("0", see _RECORD; only on a conversation that exists). KEYS: change,
+# challenge, the conversation.
+_WAITING = (
+    """
 local change = redis.call('HGETALL', KEYS[1])
 local challenge = redis.call('HGETALL', KEYS[2])
 if ARGV[1] == '1' and #change == 0 and #challenge > 0 then redis.call('DEL', KEYS[2]) end
+if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[2]) == 0
+    and redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('HSET', KEYS[3], '"""
+    + keys.ACCESS_WAITS_FIELD
+    + """', '0')
+end
 return {change, challenge}
 """
+)
+# A challenge or a change recorded in place of what its key held, with a TTL, deleting the other keys
+# named, and the conversation's marker set (bot.keys.ACCESS_WAITS_FIELD: the router's acceptance reads
+# it to know whether the guard has anything to read), all in one step; the marker only on a
+# conversation that exists (never a hash holding nothing else). KEYS: the key, the conversation, the
+# keys to delete. ARGV: ttl, then the fields as pairs.
+_RECORD = (
+    """
+redis.call('DEL', KEYS[1], unpack(KEYS, 3))
+local fields = {}
+for j = 2, #ARGV do fields[#fields + 1] = ARGV[j] end
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('HSET', KEYS[2], '"""
+    + keys.ACCESS_WAITS_FIELD
+    + """', '1') end
+"""
+)
 
 
 class OrderAccess:
@@ -61,21 +88,21 @@ class OrderAccess:
         self.redis = redis
         self.policy = policy or AccessPolicy()
         self._waiting = redis.register_script(_WAITING)
+        self._record = redis.register_script(_RECORD)
 
     # --- the second factor ---
 
     async def ask(self, conv_id: str, order_id: str, action: str, question: str) -> None:
         """Record that the guest is asked to prove the order is theirs (replacing an older challenge)."""
         fields = {"order_id": order_id, "action": action, "question": question[:2000]}
-        await self._replace(keys.access_challenge(conv_id), fields, keys.CHALLENGE_TTL_SECONDS)
+        await self._replace(conv_id, keys.access_challenge(conv_id), fields, keys.CHALLENGE_TTL_SECONDS)
 
-    async def _replace(self, key: str, fields: dict[str, str], ttl: int, *also_delete: str) -> None:
-        """Write a hash with a TTL in place of what the key held, deleting `also_delete`, in one MULTI."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(key, *also_delete)
-            pipe.hset(key, mapping=fields)
-            pipe.expire(key, ttl)
-            await pipe.execute()
+    async def _replace(self, conv_id: str, key: str, fields: dict[str, str], ttl: int, *also_delete: str) -> None:
+        """Write a hash with a TTL in place of what the key held, deleting `also_delete`, and mark the
+        conversation as having something waiting: one script."""
+        await self._record(
+            keys=[key, keys.conversation(conv_id), *also_delete], args=[ttl, *[x for kv in fields.items() for x in kv]]
+        )
 
     async def challenge(self, conv_id: str) -> Challenge | None:
         """The open challenge of the conversation, if any."""
@@ -91,7 +118,8 @@ class OrderAccess:
         challenge is still returned, as it was.
         """
         raw_change, raw_challenge = await self._waiting(
-            keys=[keys.pending_change(conv_id), keys.access_challenge(conv_id)], args=["1" if drop_challenge else ""]
+            keys=[keys.pending_change(conv_id), keys.access_challenge(conv_id), keys.conversation(conv_id)],
+            args=["1" if drop_challenge else ""],
         )
         return _pending(hash_from_pairs(raw_change)), _challenge(hash_from_pairs(raw_challenge))
 
@@ -141,7 +169,7 @@ class OrderAccess:
         """Record a change that waits for the customer's next message (an address, or a confirmation)."""
         fields = {"kind": change.kind, "order_id": change.order_id, "detail": change.detail[:2000]}
         await self._replace(
-            keys.pending_change(conv_id), fields, keys.CHANGE_TTL_SECONDS, keys.access_challenge(conv_id)
+            conv_id, keys.pending_change(conv_id), fields, keys.CHANGE_TTL_SECONDS, keys.access_challenge(conv_id)
         )
 
     async def pending(self, conv_id: str) -> PendingChange | None:

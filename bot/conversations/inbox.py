@@ -15,13 +15,15 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot import keys
 from bot.conversations.messages import InboundMessage
 from bot.conversations.model import Conversation, LogEntry
-from bot.conversations.store import entry_from_fields
+from bot.conversations.store import entry_from_fields, hash_from_pairs
+from bot.locale import LocaleChoice
 
 # What both scripts share. pairs_at(i): at ARGV index i a count n, then n field pairs; returns the pairs
 # as one flat list and the index after them. publish_line: a transcript line's frame, sent without its
@@ -40,42 +42,84 @@ end
 # The one script that accepts a message (see the module docstring). KEYS: seen, transcript, record,
 # pending, the conversation's unanswered, the conversation, its thread, the lease, the events channel.
 # ARGV: message id, dedupe ttl, transcript ttl, record ttl, due time, lease owner ("": take no lease),
-# lease ms, the customer line's frame without its seq ("": publish nothing), n conversation fields and
-# the fields as pairs (written with the message: the customer, the locale, the activity time), n
-# transcript fields and the pairs, then the record's fields as pairs, the first of which is the
-# acceptance time. The lease is taken only when no other message of the conversation waits for its
-# answer (those go first, which the router sorts out).
+# lease ms, the customer line's frame without its seq ("": publish nothing), the thread mode (below; ""
+# for none), n conversation fields and the fields as pairs (written with the message: the customer, the
+# locale, the activity time), n transcript fields and the pairs, then the record's fields as pairs, the
+# first of which is the acceptance time. The lease is taken only when no other message of the
+# conversation waits for its answer (those go first, which the router sorts out).
+#
+# In the thread mode (JSON: the key templates, the locale for each current one, the customer and the
+# activity time) the conversation is the one the thread names, read in the same step: the keys that
+# depend on its id are built here (fine on one primary, with or without Sentinel, not on Redis
+# Cluster), its locale is chosen from what it was (bot.locale.LocaleChoice), its customer set if it had
+# none, and its hash returned; {2} and nothing written when the thread has no conversation.
+# Returns {0, the accepted message's id[, "", the hash]} for a duplicate, else {1, id, seq, leased, the
+# access marker (bot.keys.ACCESS_WAITS_FIELD)[, the hash]}.
 _ACCEPT = (
     _SHARED
     + """
+local conv_key, transcript, unanswered, events = KEYS[6], KEYS[2], KEYS[5], KEYS[9]
+local thread, conv_id = nil, nil
+if ARGV[9] ~= '' then
+  thread = cjson.decode(ARGV[9])
+  conv_id = redis.call('GET', KEYS[7])
+  if not conv_id then return {2} end
+  local function key(name) return thread.keys[name][1] .. conv_id .. thread.keys[name][2] end
+  conv_key = key('conversation')
+  if redis.call('EXISTS', conv_key) == 0 then return {2} end
+  transcript, unanswered, events = key('transcript'), key('unanswered'), key('events')
+end
 local existing = redis.call('GET', KEYS[1])
-if existing then return {0, existing} end
+if existing then
+  if thread then return {0, existing, '', redis.call('HGETALL', conv_key)} end
+  return {0, existing}
+end
 local ttl = tonumber(ARGV[3])
-local conv, i = pairs_at(9)
+local conv, i = pairs_at(10)
+if thread then
+  local current = redis.call('HGET', conv_key, 'locale') or ''
+  local locale = thread.locales[current]
+  if not locale then
+    if thread.detected ~= '' then locale = thread.detected else locale = current end
+  end
+  conv = {'locale', locale, 'updated_at', thread.updated_at}
+  if thread.customer_id ~= '' and (redis.call('HGET', conv_key, 'customer_id') or '') == '' then
+    conv[#conv + 1] = 'customer_id'
+    conv[#conv + 1] = thread.customer_id
+  end
+end
 if #conv > 0 then
-  redis.call('HSET', KEYS[6], unpack(conv))
-  redis.call('EXPIRE', KEYS[6], ttl)
+  redis.call('HSET', conv_key, unpack(conv))
+  redis.call('EXPIRE', conv_key, ttl)
   redis.call('EXPIRE', KEYS[7], ttl)
 end
 local fields
 fields, i = pairs_at(i)
-local seq = redis.call('XADD', KEYS[2], '*', unpack(fields))
-redis.call('EXPIRE', KEYS[2], ttl)
+local seq = redis.call('XADD', transcript, '*', unpack(fields))
+redis.call('EXPIRE', transcript, ttl)
 local record = {'seq', seq}
 for j = i, #ARGV do record[#record + 1] = ARGV[j] end
+if conv_id then
+  record[#record + 1] = 'conversation_id'
+  record[#record + 1] = conv_id
+end
 redis.call('HSET', KEYS[3], unpack(record))
 redis.call('EXPIRE', KEYS[3], tonumber(ARGV[4]))
 redis.call('ZADD', KEYS[4], tonumber(ARGV[5]), ARGV[1])
-local others = redis.call('ZCARD', KEYS[5])
-redis.call('ZADD', KEYS[5], tonumber(ARGV[i + 1]), ARGV[1])
-redis.call('EXPIRE', KEYS[5], tonumber(ARGV[4]))
+local others = redis.call('ZCARD', unanswered)
+redis.call('ZADD', unanswered, tonumber(ARGV[i + 1]), ARGV[1])
+redis.call('EXPIRE', unanswered, tonumber(ARGV[4]))
 redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
-if ARGV[8] ~= '' then publish_line(KEYS[9], seq, ARGV[8]) end
+if ARGV[8] ~= '' then publish_line(events, seq, ARGV[8]) end
 local leased = 0
 if ARGV[6] ~= '' and others == 0 and redis.call('SET', KEYS[8], ARGV[6], 'NX', 'PX', ARGV[7]) then
   leased = 1
 end
-return {1, ARGV[1], seq, leased}
+local waits = redis.call('HGET', conv_key, '"""
+    + keys.ACCESS_WAITS_FIELD
+    + """') or ''
+if thread then return {1, ARGV[1], seq, leased, waits, redis.call('HGETALL', conv_key)} end
+return {1, ARGV[1], seq, leased, waits}
 """
 )
 # The one script that answers a message, while its record is still pending (else nothing is written:
@@ -137,6 +181,12 @@ class Accepted:
     entry: LogEntry | None = None  # the customer's transcript line, when new
     record: InboxMessage | None = None  # its record as written, when new
     leased: bool = False  # the lease was taken with it (asked for, and nothing earlier waits)
+    # With the lease: whether an order-access challenge or change may wait (the conversation's marker, read
+    # with the lease, so that nothing earlier of the conversation can still be adding one); None: unknown
+    # (no marker yet, or no lease).
+    access_waits: bool | None = None
+    # The conversation as the acceptance left it (accepted in its thread, `Inbox.accept_in_thread`).
+    conversation: Conversation | None = None
 
 
 @dataclass
@@ -212,12 +262,67 @@ class Inbox:
         conversation's watchers (`publish`), and the message's lease taken for `owner` when no earlier
         message of the conversation waits.
         """
+        conv_pairs: list[str] = []
+        if conversation is not None:
+            data = conversation.to_hash()
+            conv_pairs = [x for f in MESSAGE_FIELDS for x in (f, data[f])]
+        thread = keys.thread(conversation.channel, conversation.thread_id) if conversation else keys.thread("", "")
+        accepted = await self._run_accept(
+            conv_id, thread, "", conv_pairs, msg, transcript_fields, due_in=due_in, owner=owner, publish=publish
+        )
+        assert accepted is not None  # only the thread mode finds no conversation
+        return accepted
+
+    async def accept_in_thread(
+        self,
+        msg: InboundMessage,
+        transcript_fields: dict[str, str],
+        *,
+        due_in: float,
+        locale: LocaleChoice,
+        customer_id: str | None,
+        owner: str = "",
+        publish: bool = False,
+    ) -> Accepted | None:
+        """`accept` into the open conversation of the message's thread, read in the same script: its
+        locale chosen from what it was (`locale`), its customer set to `customer_id` if it had none, its
+        activity time now; the conversation returned in `Accepted.conversation`. None, with nothing
+        written, when the thread has no open conversation (the caller opens one and calls `accept`).
+        """
+        mode = json.dumps(
+            {
+                "keys": _THREAD_KEYS,
+                "locales": locale.by_current,
+                "detected": locale.detected,
+                "customer_id": customer_id or "",
+                "updated_at": str(time.time()),
+            },
+            ensure_ascii=False,
+        )
+        thread = keys.thread(msg.channel, msg.thread_id)
+        return await self._run_accept(
+            "", thread, mode, [], msg, transcript_fields, due_in=due_in, owner=owner, publish=publish
+        )
+
+    async def _run_accept(
+        self,
+        conv_id: str,
+        thread: str,
+        mode: str,
+        conv_pairs: list[str],
+        msg: InboundMessage,
+        transcript_fields: dict[str, str],
+        *,
+        due_in: float,
+        owner: str,
+        publish: bool,
+    ) -> Accepted | None:
         now = time.time()
         message_id = uuid.uuid4().hex
         key = msg.idempotency_key or message_id  # without a key of its own, a message is never a duplicate
         record = {
             "accepted_at": repr(now),  # first: the script reads it as the conversation index's score
-            "conversation_id": conv_id,
+            "conversation_id": conv_id,  # in the thread mode, the script adds the one it read
             "state": PENDING,
             "channel": msg.channel,
             "thread_id": msg.thread_id,
@@ -230,10 +335,6 @@ class Inbox:
             "redeliverable": "1" if msg.redeliverable else "",
             "pushes_replies": "1" if msg.pushes_replies else "",
         }
-        conv_pairs: list[str] = []
-        if conversation is not None:
-            data = conversation.to_hash()
-            conv_pairs = [x for f in MESSAGE_FIELDS for x in (f, data[f])]
         entry = entry_from_fields("", transcript_fields)
         args = [
             message_id,
@@ -244,35 +345,45 @@ class Inbox:
             owner,
             self.lease_ms,
             _frame_json(entry) if publish else "",
+            mode,
             len(conv_pairs) // 2,
             *conv_pairs,
             len(transcript_fields),
             *[x for kv in transcript_fields.items() for x in kv],
             *[x for kv in record.items() for x in kv],
         ]
+        by_id = bool(conv_id)  # the classic mode: the keys that depend on the conversation are known here
         result = await self._accept(
             keys=[
                 keys.seen(msg.channel, f"{msg.sender}:{key}"),
-                keys.transcript(conv_id),
+                keys.transcript(conv_id) if by_id else "",
                 keys.inbox_message(message_id),
                 keys.inbox_pending(),
-                keys.inbox_conversation(conv_id),
-                keys.conversation(conv_id),
-                keys.thread(conversation.channel, conversation.thread_id) if conversation else keys.thread("", ""),
+                keys.inbox_conversation(conv_id) if by_id else "",
+                keys.conversation(conv_id) if by_id else "",
+                thread,
                 keys.inbox_lease(message_id),
-                keys.events(conv_id),
+                keys.events(conv_id) if by_id else "",
             ],
             args=args,
         )
-        if int(result[0]) == 0:
-            return Accepted(message_id=str(result[1]), new=False)
+        state = int(result[0])
+        if state == 2:
+            return None
+        conversation = Conversation.from_hash(hash_from_pairs(result[-1])) if mode else None
+        if state == 0:
+            return Accepted(message_id=str(result[1]), new=False, conversation=conversation)
         seq = str(result[2])
+        leased = bool(int(result[3]))
+        conv_id = conversation.id if conversation is not None else conv_id
         return Accepted(
             message_id=message_id,
             new=True,
             entry=replace(entry, seq=seq),
-            record=InboxMessage.from_hash(message_id, {**record, "seq": seq}),
-            leased=bool(int(result[3])),
+            record=InboxMessage.from_hash(message_id, {**record, "conversation_id": conv_id, "seq": seq}),
+            leased=leased,
+            access_waits=_marker(result[4]) if leased else None,
+            conversation=conversation,
         )
 
     async def commit(
@@ -388,6 +499,28 @@ class Inbox:
         pipe.zrem(keys.inbox_pending(), message_id)
         pipe.zrem(keys.inbox_undelivered(), message_id)
         await pipe.execute()
+
+
+def _marker(value: object) -> bool | None:
+    """The access marker as the acceptance read it (bot.keys.ACCESS_WAITS_FIELD): None when absent."""
+    if value in ("", None):
+        return None
+    return value != "0"
+
+
+def _template(key_of: Callable[[str], str]) -> list[str]:
+    """A key function's key as the text before and after the id (for the scripts that build keys)."""
+    before, _, after = key_of("\0").partition("\0")
+    return [before, after]
+
+
+# The keys of a conversation that the acceptance builds from the id its thread names (the thread mode).
+_THREAD_KEYS = {
+    "conversation": _template(keys.conversation),
+    "transcript": _template(keys.transcript),
+    "unanswered": _template(keys.inbox_conversation),
+    "events": _template(keys.events),
+}
 
 
 def _frame_json(entry: LogEntry) -> str:

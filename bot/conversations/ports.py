@@ -66,6 +66,10 @@ class Turn:
     conversation: Conversation
     message: InboundMessage
     customer: CustomerInfo | None
+    # False when nothing of order access (a second factor asked for, a change to confirm) can wait for
+    # this message: the conversation's marker (bot.keys.ACCESS_WAITS_FIELD), read as the message's lease
+    # was taken. None: not known (read the state itself).
+    access_waits: bool | None = None
 
 
 @dataclass(frozen=True)

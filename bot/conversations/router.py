@@ -43,7 +43,7 @@ from bot.conversations.store import ConversationStore, entry_fields, entry_from_
 from bot.crm.records import CustomerInfo
 from bot.engine.contract import EngineReply, MessageMetadata
 from bot.errors import EngineUnavailable
-from bot.locale import resolve_locale
+from bot.locale import locale_choice
 from bot.templates import TemplateRegistry
 
 log = logging.getLogger(__name__)
@@ -142,26 +142,39 @@ class Router:
     async def _handle(self, msg: InboundMessage, on_typing: TypingHook | None, *, take_over: bool) -> RouterResult:
         customer = await self.identify(msg)
         async with self._locks.hold(_thread_lock(msg.channel, msg.thread_id)):
-            conv, _ = await self.store.find_or_open(msg.channel, msg.thread_id, customer.id if customer else None)
-            if customer is not None and conv.customer_id is None:
-                conv.customer_id = customer.id
             shown = str(msg.metadata.get("display_text") or msg.text)
-            hint = msg.locale_hint or (customer.locale if customer else None)
-            conv.locale = resolve_locale(shown, conv.locale, hint)
-            conv.updated_at = time.time()
+            locale = locale_choice(shown, msg.locale_hint or (customer.locale if customer else None))
             line = entry_fields("customer", shown, client_id=msg.metadata.get("client_id"))
-            # One script: the conversation's customer and locale, the message accepted, its line published
-            # (with replicas required, only once they have it) and its lease taken.
+            # One script: the thread's conversation read, its customer and locale written, the message
+            # accepted, its line published (with replicas required, only once they have it) and its lease
+            # taken.
             replicas = self.store.min_replicas > 0
-            accepted = await self.inbox.accept(
-                conv.id,
+            accepted = await self.inbox.accept_in_thread(
                 msg,
                 line,
                 due_in=RECOVERY_GRACE_SECONDS,
-                conversation=conv,
+                locale=locale,
+                customer_id=customer.id if customer else None,
                 owner=self.owner,
                 publish=not replicas,
             )
+            if accepted is not None and accepted.conversation is not None:
+                conv = accepted.conversation
+            else:  # the thread's first message (or its conversation expired): open one, then accept
+                conv, _ = await self.store.find_or_open(msg.channel, msg.thread_id, customer.id if customer else None)
+                if customer is not None and conv.customer_id is None:
+                    conv.customer_id = customer.id
+                conv.locale = locale.choose(conv.locale)
+                conv.updated_at = time.time()
+                accepted = await self.inbox.accept(
+                    conv.id,
+                    msg,
+                    line,
+                    due_in=RECOVERY_GRACE_SECONDS,
+                    conversation=conv,
+                    owner=self.owner,
+                    publish=not replicas,
+                )
             answered_elsewhere = False
             if accepted.new:
                 assert accepted.entry is not None and accepted.record is not None
@@ -169,7 +182,9 @@ class Router:
                     await self.store.replicated()  # accepted only once the replicas have it
                     await self.store.publish(conv.id, accepted.entry.frame())
                 if accepted.leased:
-                    result = await self._answer_leased(accepted.record, conv, customer, on_typing)
+                    result = await self._answer_leased(
+                        accepted.record, conv, customer, on_typing, access_waits=accepted.access_waits
+                    )
                 else:
                     result = await self._answer(accepted.record, conv, customer, on_typing)
                 result.customer_entry = accepted.entry
@@ -291,14 +306,16 @@ class Router:
         customer: CustomerInfo | None,
         on_typing: TypingHook | None,
         result: RouterResult | None = None,
+        *,
+        access_waits: bool | None = None,
     ) -> RouterResult:
         """Answer a pending message whose lease this process holds, and release it: compute the replies,
-        then commit them at once (nothing earlier of the conversation waits)."""
+        then commit them at once (nothing earlier of the conversation waits). `access_waits`: see `Turn`."""
         result = result or RouterResult(conversation=conv, message_id=record.id)
         renewal = _Renewal(self, record.id)
         released = False
         try:
-            lines, handoff, answered = await self._compute(record, conv, customer, on_typing, result)
+            lines, handoff, answered = await self._compute(record, conv, customer, on_typing, result, access_waits)
             if result.engine_down:
                 await self._not_now(record, conv, result)
                 return result
@@ -344,6 +361,7 @@ class Router:
         customer: CustomerInfo | None,
         on_typing: TypingHook | None,
         result: RouterResult,
+        access_waits: bool | None = None,
     ) -> tuple[list[dict[str, str]], Handoff | None, Answered | None]:
         """The transcript lines that answer the message, the handoff it leads to, and what the engine was
         asked and answered, for the answer listeners (nothing is written)."""
@@ -351,7 +369,7 @@ class Router:
         if conv.mode != Mode.BOT:
             # Waiting for or talking to an agent: the message goes to the console, not the engine.
             return [], None, None
-        turn = Turn(conversation=conv, message=msg, customer=customer)
+        turn = Turn(conversation=conv, message=msg, customer=customer, access_waits=access_waits)
         lines: list[dict[str, str]] = []
         for interceptor in self.interceptors:
             interception = await interceptor.intercept(turn)

@@ -112,8 +112,10 @@ class ConversationStore:
             if conv_won is not None:
                 return conv_won, False
             await self.redis.set(thread_key, conv.id, ex=keys.CONVERSATION_TTL_SECONDS)
-        # The only whole-hash write: a new conversation nobody else can have changed yet.
-        await self.update(conv, *conv.to_hash())
+        # The only whole-hash write: a new conversation nobody else can have changed yet, and for which
+        # nothing of order access can wait (its marker, bot.keys.ACCESS_WAITS_FIELD, says so at once).
+        conv.updated_at = time.time()
+        await self._write(conv, {**conv.to_hash(), keys.ACCESS_WAITS_FIELD: "0"})
         return conv, True
 
     async def update(self, conv: Conversation, *fields: str) -> None:
@@ -125,8 +127,12 @@ class ConversationStore:
         """
         conv.updated_at = time.time()
         data = conv.to_hash()
+        await self._write(conv, {f: data[f] for f in {*fields, "updated_at"}})
+
+    async def _write(self, conv: Conversation, mapping: dict[str, str]) -> None:
+        """Fields of the conversation's hash written, its TTL and its thread's renewed: one round trip."""
         pipe = self.redis.pipeline()
-        pipe.hset(keys.conversation(conv.id), mapping={f: data[f] for f in {*fields, "updated_at"}})
+        pipe.hset(keys.conversation(conv.id), mapping=mapping)
         pipe.expire(keys.conversation(conv.id), keys.CONVERSATION_TTL_SECONDS)
         pipe.expire(keys.thread(conv.channel, conv.thread_id), keys.CONVERSATION_TTL_SECONDS)
         await pipe.execute()

@@ -1,19 +1,24 @@
 """The router's Redis scripts on a real Redis: a thread's conversation in one lookup, a message accepted
-with its conversation fields, its published line and its lease, and an answer committed only while the
-message is pending. Property-based over the texts a stranger controls (quotes, braces, any script)."""
+with its conversation fields, its published line and its lease (or accepted into its thread's
+conversation read in the same script, the locale chosen there as `resolve_locale` would, the access
+marker reported), and an answer committed only while the message is pending. Property-based over the
+texts a stranger controls (quotes, braces, any script)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot import keys
-from bot.conversations.inbox import ANSWERED, DELIVERED, PENDING, Inbox
+from bot.access.state import OrderAccess, PendingChange
+from bot.conversations.inbox import ANSWERED, DELIVERED, PENDING, Accepted, Inbox
 from bot.conversations.messages import InboundMessage
 from bot.conversations.store import ConversationStore, entry_fields
+from bot.locale import locale_choice, resolve_locale
 from tests.conftest import TextRedis
 
 
@@ -35,6 +40,18 @@ async def frames(pubsub: Any, count: int) -> list[dict[str, Any]]:
         assert message is not None, f"only {len(got)} of {count} frames published"
         got.append(json.loads(message["data"]))
     return got
+
+
+async def in_thread(inbox: Inbox, thread: str, text: str, customer_id: str | None = None) -> Accepted | None:
+    """A customer's message accepted into its thread's conversation (no locale hint), as the router does."""
+    return await inbox.accept_in_thread(
+        said(thread, text),
+        entry_fields("customer", text),
+        due_in=30,
+        locale=locale_choice(text, None),
+        customer_id=customer_id,
+        owner="me",
+    )
 
 
 async def test_find_reads_a_thread_and_its_conversation_in_one_lookup(redis: TextRedis) -> None:
@@ -141,3 +158,129 @@ async def test_any_text_is_published_as_the_frame_the_transcript_gives(redis: Te
     history = await store.history(conv.id, after=None)
     by_seq = {e.seq: json.loads(json.dumps(e.frame())) for e in history}
     assert got == [by_seq[accepted.entry.seq], by_seq[committed[0].seq]]
+
+
+# --- accepting into the thread's conversation, read in the same script ---
+
+# What a stranger may write and what a conversation may hold: any script, order ids, short English.
+_WORDS = st.sampled_from(["你好", "訂單", "退货", "發票", "ok", "pls", "where is my order", "DD202405001", "谢谢", "!"])
+_TEXTS = st.one_of(st.lists(_WORDS, min_size=1, max_size=4).map(" ".join), st.text(min_size=1, max_size=40))
+_CURRENT = st.sampled_from([None, "zh-CN", "zh-TW", "en", "fr", "zh-HK"])
+_HINTS = st.sampled_from([None, "en-US", "zh-TW", "zh_Hant", "de", ""])
+
+
+async def test_accept_in_thread_writes_nothing_for_a_thread_without_a_conversation(redis: TextRedis) -> None:
+    inbox = Inbox(redis)
+    before = set(await redis.keys("*"))
+    msg = said("nobody-yet", "你好", "k")
+    got = await inbox.accept_in_thread(
+        msg, entry_fields("customer", "你好"), due_in=30, locale=locale_choice("你好", None), customer_id="C1"
+    )
+    assert got is None and set(await redis.keys("*")) == before
+
+
+async def test_accept_in_thread_reads_writes_and_returns_the_conversation_in_one_script(redis: TextRedis) -> None:
+    store, inbox = ConversationStore(redis), Inbox(redis)
+    conv, _ = await store.find_or_open("rest", "ivy", "C7")
+    await store.update(replace(conv, locale="zh-TW"), "locale")
+    pubsub = await published(redis, conv.id)
+    text = "ok DD202405001"  # short English: a zh-TW conversation keeps zh-TW
+    accepted = await inbox.accept_in_thread(
+        said("ivy", text, "k1"),
+        entry_fields("customer", text),
+        due_in=30,
+        locale=locale_choice(text, "en-US"),
+        customer_id="C9",  # the conversation has a customer already: kept
+        owner="me",
+        publish=True,
+    )
+    # A conversation opened by this version says at once that nothing of order access waits for it.
+    assert accepted is not None and accepted.new and accepted.leased and accepted.access_waits is False
+    assert accepted.conversation is not None and accepted.conversation.id == conv.id
+    assert (accepted.conversation.locale, accepted.conversation.customer_id) == ("zh-TW", "C7")
+    assert accepted.record is not None and accepted.record.conversation_id == conv.id
+    stored_record = await inbox.get(accepted.message_id)
+    assert stored_record is not None and stored_record.conversation_id == conv.id
+    assert await redis.zscore(keys.inbox_conversation(conv.id), accepted.message_id) is not None
+    assert await redis.get(keys.inbox_lease(accepted.message_id)) == "me"
+    assert [e.text for e in await store.history(conv.id)] == [text]
+    assert accepted.entry is not None and await frames(pubsub, 1) == [json.loads(json.dumps(accepted.entry.frame()))]
+    await pubsub.aclose()
+    # The same key again: told which message it was, with the conversation, and nothing written.
+    again = await inbox.accept_in_thread(
+        said("ivy", text, "k1"),
+        entry_fields("customer", text),
+        due_in=30,
+        locale=locale_choice(text, None),
+        customer_id=None,
+        owner="me",
+    )
+    assert again is not None and not again.new and again.message_id == accepted.message_id
+    assert again.conversation is not None and again.conversation.id == conv.id
+    assert len(await store.history(conv.id)) == 1
+
+
+async def test_accept_in_thread_sets_the_customer_of_a_guest_conversation_and_reports_the_access_marker(
+    redis: TextRedis,
+) -> None:
+    store, inbox = ConversationStore(redis), Inbox(redis)
+    conv, _ = await store.find_or_open("rest", "jo", None)
+    await OrderAccess(redis).ask(conv.id, "DD202405001", "action_order_status", "DD202405001 到哪了")
+    accepted = await in_thread(inbox, "jo", "8001", "C3")
+    assert accepted is not None and accepted.access_waits is True
+    assert accepted.conversation is not None and accepted.conversation.customer_id == "C3"
+    # Without a lease (an earlier message still waits), the marker is not vouched for.
+    later = await in_thread(inbox, "jo", "再问")
+    assert later is not None and later.new and not later.leased and later.access_waits is None
+
+
+async def test_the_access_marker_comes_with_a_challenge_or_a_change_and_says_so_when_neither_is_left(
+    redis: TextRedis,
+) -> None:
+    store, access = ConversationStore(redis), OrderAccess(redis)
+    conv, _ = await store.find_or_open("rest", "kai", None)
+    marker = keys.ACCESS_WAITS_FIELD
+    await access.propose(conv.id, PendingChange("cancel", "DD202405001"))
+    assert await redis.hget(keys.conversation(conv.id), marker) == "1"
+    await access.waiting(conv.id)  # a change waits: the marker stays
+    assert await redis.hget(keys.conversation(conv.id), marker) == "1"
+    await access.take_pending(conv.id)
+    await access.waiting(conv.id)
+    assert await redis.hget(keys.conversation(conv.id), marker) == "0"
+    await access.ask(conv.id, "DD202405001", "action_order_status", "q")
+    assert await redis.hget(keys.conversation(conv.id), marker) == "1"
+    await access.waiting(conv.id, drop_challenge=True)  # no factor in the message: the challenge goes
+    assert await redis.hget(keys.conversation(conv.id), marker) == "0"
+    # The next acceptance vouches that nothing waits: the guard need not read.
+    accepted = await in_thread(Inbox(redis), "kai", "谢谢")
+    assert accepted is not None and accepted.leased and accepted.access_waits is False
+    # A conversation without the marker (opened before it existed): not known, so the guard reads itself.
+    older, _ = await store.find_or_open("rest", "lee", None)
+    await redis.hdel(keys.conversation(older.id), marker)
+    accepted = await in_thread(Inbox(redis), "lee", "你好")
+    assert accepted is not None and accepted.leased and accepted.access_waits is None
+    # A conversation that does not exist (expired) is not brought back as a hash with only the marker.
+    await access.ask("gone", "DD202405001", "action_order_status", "q")
+    await access.waiting("gone", drop_challenge=True)
+    assert not await redis.exists(keys.conversation("gone"))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=_TEXTS, current=_CURRENT, hint=_HINTS)
+async def test_the_script_chooses_the_locale_resolve_locale_chooses(
+    redis: TextRedis, text: str, current: str | None, hint: str | None
+) -> None:
+    store, inbox = ConversationStore(redis), Inbox(redis)
+    conv, _ = await store.find_or_open("rest", "polyglot", None)
+    await store.update(replace(conv, locale=current), "locale")
+    accepted = await inbox.accept_in_thread(
+        said("polyglot", text),
+        entry_fields("customer", text),
+        due_in=30,
+        locale=locale_choice(text, hint),
+        customer_id=None,
+    )
+    assert accepted is not None and accepted.conversation is not None
+    assert accepted.conversation.locale == resolve_locale(text, current, hint)
+    stored = await store.get(conv.id)
+    assert stored is not None and stored.locale == resolve_locale(text, current, hint)
