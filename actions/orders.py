@@ -116,15 +116,15 @@ async def lookup_order(
 async def _guest_may_see(dispatcher: CollectingDispatcher, tracker: Tracker, order_id: str, pending: str) -> bool:
     """Whether the guest proved to own the order in this conversation; if not, ask (or say it is locked)."""
     access = services().access
-    conv_id = str(tracker.sender_id)
-    if access is not None and await access.is_verified(conv_id, order_id):
-        return True
-    if access is not None and await access.is_locked(conv_id, order_id):
-        minutes = access.policy.lock_minutes
-        dispatcher.utter_message(response="utter_verify_locked", order_id=order_id, minutes=minutes)
-        return False
     if access is not None:
-        await access.ask(conv_id, order_id, pending, latest_text(tracker))
+        # One round trip: verified, locked, or the challenge recorded.
+        state = await access.guest_access(str(tracker.sender_id), order_id, pending, latest_text(tracker))
+        if state == "verified":
+            return True
+        if state == "locked":
+            minutes = access.policy.lock_minutes
+            dispatcher.utter_message(response="utter_verify_locked", order_id=order_id, minutes=minutes)
+            return False
     dispatcher.utter_message(response="utter_verify_order", order_id=order_id)
     return False
 

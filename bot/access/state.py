@@ -65,18 +65,33 @@ return {change, challenge}
 # A challenge or a change recorded in place of what its key held, with a TTL, deleting the other keys
 # named, and the conversation's marker set (bot.keys.ACCESS_WAITS_FIELD: the router's acceptance reads
 # it to know whether the guard has anything to read), all in one step; the marker only on a
-# conversation that exists (never a hash holding nothing else). KEYS: the key, the conversation, the
-# keys to delete. ARGV: ttl, then the fields as pairs.
-_RECORD = (
+# conversation that exists (never a hash holding nothing else).
+_RECORD_FUNCTION = (
     """
-redis.call('DEL', KEYS[1], unpack(KEYS, 3))
-local fields = {}
-for j = 2, #ARGV do fields[#fields + 1] = ARGV[j] end
-redis.call('HSET', KEYS[1], unpack(fields))
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
-if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('HSET', KEYS[2], '"""
+local function record(key, conv, ttl, first_field, also_delete)
+  redis.call('DEL', key, unpack(also_delete))
+  local fields = {}
+  for j = first_field, #ARGV do fields[#fields + 1] = ARGV[j] end
+  redis.call('HSET', key, unpack(fields))
+  redis.call('EXPIRE', key, ttl)
+  if redis.call('EXISTS', conv) == 1 then redis.call('HSET', conv, '"""
     + keys.ACCESS_WAITS_FIELD
     + """', '1') end
+end
+"""
+)
+# KEYS: the key, the conversation, the keys to delete. ARGV: ttl, then the fields as pairs.
+_RECORD = _RECORD_FUNCTION + "record(KEYS[1], KEYS[2], tonumber(ARGV[1]), 2, {unpack(KEYS, 3)})\n"
+# A guest asking about an order: "verified" when they proved to own it in this conversation, "locked" when
+# too many wrong factors locked it, else the challenge recorded (as `ask`) and "asked": one round trip.
+# KEYS: challenge, the conversation, verified set, lock. ARGV: ttl, order id, then the fields as pairs.
+_GUEST = (
+    _RECORD_FUNCTION
+    + """
+if redis.call('SISMEMBER', KEYS[3], ARGV[2]) == 1 then return 'verified' end
+if redis.call('EXISTS', KEYS[4]) == 1 then return 'locked' end
+record(KEYS[1], KEYS[2], tonumber(ARGV[1]), 3, {})
+return 'asked'
 """
 )
 
@@ -89,6 +104,7 @@ class OrderAccess:
         self.policy = policy or AccessPolicy()
         self._waiting = redis.register_script(_WAITING)
         self._record = redis.register_script(_RECORD)
+        self._guest = redis.register_script(_GUEST)
 
     # --- the second factor ---
 
@@ -96,6 +112,19 @@ class OrderAccess:
         """Record that the guest is asked to prove the order is theirs (replacing an older challenge)."""
         fields = {"order_id": order_id, "action": action, "question": question[:2000]}
         await self._replace(conv_id, keys.access_challenge(conv_id), fields, keys.CHALLENGE_TTL_SECONDS)
+
+    async def guest_access(self, conv_id: str, order_id: str, action: str, question: str) -> str:
+        """For a guest asking about an order: "verified" (they proved to own it here), "locked" (too many
+        wrong factors), or "asked" (a challenge recorded for it, as `ask` records one), in one round trip."""
+        fields = {"order_id": order_id, "action": action, "question": question[:2000]}
+        conv = keys.conversation(conv_id)
+        verified, lock = keys.access_verified(conv_id), keys.access_lock(conv_id, order_id)
+        return str(
+            await self._guest(
+                keys=[keys.access_challenge(conv_id), conv, verified, lock],
+                args=[keys.CHALLENGE_TTL_SECONDS, order_id, *[x for kv in fields.items() for x in kv]],
+            )
+        )
 
     async def _replace(self, conv_id: str, key: str, fields: dict[str, str], ttl: int, *also_delete: str) -> None:
         """Write a hash with a TTL in place of what the key held, deleting `also_delete`, and mark the

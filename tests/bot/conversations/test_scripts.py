@@ -265,6 +265,21 @@ async def test_the_access_marker_comes_with_a_challenge_or_a_change_and_says_so_
     assert not await redis.exists(keys.conversation("gone"))
 
 
+async def test_a_guest_order_question_is_checked_and_its_challenge_recorded_in_one_script(redis: TextRedis) -> None:
+    store, access = ConversationStore(redis), OrderAccess(redis)
+    conv, _ = await store.find_or_open("rest", "mo", None)
+    assert await access.guest_access(conv.id, "DD202405001", "action_order_status", "DD202405001 到哪了") == "asked"
+    challenge = await access.challenge(conv.id)
+    assert challenge is not None and (challenge.order_id, challenge.question) == ("DD202405001", "DD202405001 到哪了")
+    assert await redis.hget(keys.conversation(conv.id), keys.ACCESS_WAITS_FIELD) == "1"
+    await access.verify(conv.id, "DD202405001")
+    assert await access.guest_access(conv.id, "DD202405001", "action_order_status", "again") == "verified"
+    for _ in range(access.policy.max_failures):
+        await access.fail(conv.id, "DD202405002")
+    assert await access.guest_access(conv.id, "DD202405002", "action_order_status", "again") == "locked"
+    assert await access.challenge(conv.id) is None  # neither a verified nor a locked order asks again
+
+
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=_TEXTS, current=_CURRENT, hint=_HINTS)
 async def test_the_script_chooses_the_locale_resolve_locale_chooses(
