@@ -52,9 +52,9 @@ _WAITING = (
     """
 local change = redis.call('HGETALL', KEYS[1])
 local challenge = redis.call('HGETALL', KEYS[2])
-if ARGV[1] == '1' and #change == 0 and #challenge > 0 then redis.call('DEL', KEYS[2]) end
-if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[2]) == 0
-    and redis.call('EXISTS', KEYS[3]) == 1 then
+local dropped = ARGV[1] == '1' and #change == 0 and #challenge > 0
+if dropped then redis.call('DEL', KEYS[2]) end
+if #change == 0 and (#challenge == 0 or dropped) and redis.call('EXISTS', KEYS[3]) == 1 then
   redis.call('HSET', KEYS[3], '"""
     + keys.ACCESS_WAITS_FIELD
     + """', '0')
@@ -96,6 +96,16 @@ return 'asked'
 )
 
 
+def _challenge_fields(order_id: str, action: str, question: str) -> dict[str, str]:
+    """A challenge's hash: the order, the action to replay and the question (bounded)."""
+    return {"order_id": order_id, "action": action, "question": question[:2000]}
+
+
+def _flat(fields: dict[str, str]) -> list[str]:
+    """A hash's fields as the pairs a script takes."""
+    return [x for kv in fields.items() for x in kv]
+
+
 class OrderAccess:
     """Reads and writes the access state of conversations (used by actions and by the guard interceptor)."""
 
@@ -110,28 +120,25 @@ class OrderAccess:
 
     async def ask(self, conv_id: str, order_id: str, action: str, question: str) -> None:
         """Record that the guest is asked to prove the order is theirs (replacing an older challenge)."""
-        fields = {"order_id": order_id, "action": action, "question": question[:2000]}
+        fields = _challenge_fields(order_id, action, question)
         await self._replace(conv_id, keys.access_challenge(conv_id), fields, keys.CHALLENGE_TTL_SECONDS)
 
     async def guest_access(self, conv_id: str, order_id: str, action: str, question: str) -> str:
         """For a guest asking about an order: "verified" (they proved to own it here), "locked" (too many
         wrong factors), or "asked" (a challenge recorded for it, as `ask` records one), in one round trip."""
-        fields = {"order_id": order_id, "action": action, "question": question[:2000]}
         conv = keys.conversation(conv_id)
         verified, lock = keys.access_verified(conv_id), keys.access_lock(conv_id, order_id)
         return str(
             await self._guest(
                 keys=[keys.access_challenge(conv_id), conv, verified, lock],
-                args=[keys.CHALLENGE_TTL_SECONDS, order_id, *[x for kv in fields.items() for x in kv]],
+                args=[keys.CHALLENGE_TTL_SECONDS, order_id, *_flat(_challenge_fields(order_id, action, question))],
             )
         )
 
     async def _replace(self, conv_id: str, key: str, fields: dict[str, str], ttl: int, *also_delete: str) -> None:
         """Write a hash with a TTL in place of what the key held, deleting `also_delete`, and mark the
         conversation as having something waiting: one script."""
-        await self._record(
-            keys=[key, keys.conversation(conv_id), *also_delete], args=[ttl, *[x for kv in fields.items() for x in kv]]
-        )
+        await self._record(keys=[key, keys.conversation(conv_id), *also_delete], args=[ttl, *_flat(fields)])
 
     async def challenge(self, conv_id: str) -> Challenge | None:
         """The open challenge of the conversation, if any."""

@@ -161,7 +161,7 @@ class Router:
             if accepted is not None and accepted.conversation is not None:
                 conv = accepted.conversation
             else:  # the thread's first message (or its conversation expired): open one, then accept
-                conv, _ = await self.store.find_or_open(msg.channel, msg.thread_id, customer.id if customer else None)
+                conv, _ = await self.store.open(msg.channel, msg.thread_id, customer.id if customer else None)
                 if customer is not None and conv.customer_id is None:
                     conv.customer_id = customer.id
                 conv.locale = locale.choose(conv.locale)

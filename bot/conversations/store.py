@@ -103,6 +103,11 @@ class ConversationStore:
         conv = await self.find(channel, thread_id)
         if conv is not None:
             return conv, False
+        return await self.open(channel, thread_id, customer_id)
+
+    async def open(self, channel: str, thread_id: str, customer_id: str | None) -> tuple[Conversation, bool]:
+        """A new conversation for a thread just found without one; second item: newly opened (False when
+        another replica opened it first, which is then the one returned)."""
         thread_key = keys.thread(channel, thread_id)
         conv = Conversation(id=uuid.uuid4().hex, channel=channel, thread_id=thread_id, customer_id=customer_id)
         # SET NX so that two replicas racing on a first message agree on one conversation.
