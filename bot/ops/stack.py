@@ -7,6 +7,7 @@ import fcntl
 import hashlib
 import importlib.util
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -63,11 +64,45 @@ class StackError(AutoresponderError):
     """A process of the stack could not be started."""
 
 
+# Listening ports handed out by this process, never handed out twice (a port is free again once its
+# probe socket closes, so two calls in a row could otherwise return the same one).
+_HANDED_OUT: set[int] = set()
+# Where free ports are looked for when the kernel's ephemeral range cannot be read.
+_FALLBACK_EPHEMERAL = (32768, 60999)
+_LOWEST_PORT = 10000
+
+
+def ephemeral_range(path: Path = Path("/proc/sys/net/ipv4/ip_local_port_range")) -> tuple[int, int]:
+    """The kernel's range of source ports for outgoing connections (Linux; a common default elsewhere)."""
+    try:
+        low, high = (int(part) for part in path.read_text().split())
+    except (OSError, ValueError):
+        return _FALLBACK_EPHEMERAL
+    return low, high
+
+
 def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on loopback that nothing listens on right now, outside the ephemeral range.
+
+    The port is bound later by another process (Redis, the engine after loading its model, the app),
+    seconds after this check. A port the kernel picks with bind(0) comes from the ephemeral range, where
+    any outgoing connection made in between (a client's source port) can take it first and the server
+    fails with "address already in use". Ports below that range are only ever taken by listeners.
+    """
+    low, high = ephemeral_range()
+    candidates = [p for p in range(_LOWEST_PORT, low) if p not in _HANDED_OUT]
+    if not candidates:  # a kernel whose ephemeral range starts low: the ports above it
+        candidates = [p for p in range(high + 1, 65536) if p not in _HANDED_OUT]
+    rng = secrets.SystemRandom()
+    for port in rng.sample(candidates, min(len(candidates), 200)):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise StackError("no free TCP port on 127.0.0.1 outside the ephemeral range")
 
 
 def model_fingerprint(root: Path = PROJECT_ROOT, *, reviewed: bool = True) -> str:
@@ -372,8 +407,6 @@ class Stack:
 
     def up(self) -> None:
         """Start everything and wait until the app reports Redis and the engine ready."""
-        import secrets
-
         model = train(self.settings)
         self.engine_token = self.settings.engine_token or secrets.token_urlsafe(24)
         self.redis_url = self.start_redis()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,35 @@ def test_web_chat_sockets_are_not_compressed_unless_asked(tmp_path: Path) -> Non
     on = Settings(_env_file=None, var_dir=tmp_path, webchat_compression=True)  # type: ignore[call-arg]
     cmd, _ = Stack(on, engine_token="t").app_command()
     assert cmd[cmd.index("--ws-per-message-deflate") + 1] == "true"
+
+
+def test_free_ports_lie_below_the_ephemeral_range_and_are_never_handed_out_twice() -> None:
+    """A port bound seconds later must not be one an outgoing connection can take as its source port."""
+    low, _ = stack_module.ephemeral_range()
+    ports = [stack_module.free_port() for _ in range(50)]
+    assert len(set(ports)) == len(ports)
+    assert all(stack_module._LOWEST_PORT <= port < low for port in ports)
+
+
+def test_a_port_something_listens_on_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    taken = stack_module.free_port()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", taken))
+        listener.listen()
+        stack_module._HANDED_OUT.discard(taken)
+        # Only two candidates: the taken port and the one after it.
+        monkeypatch.setattr(stack_module, "_LOWEST_PORT", taken)
+        monkeypatch.setattr(stack_module, "ephemeral_range", lambda: (taken + 2, 65000))
+        stack_module._HANDED_OUT.discard(taken + 1)
+        assert stack_module.free_port() == taken + 1
+        with pytest.raises(stack_module.StackError):
+            stack_module.free_port()
+
+
+def test_the_ephemeral_range_is_read_from_the_kernel_or_defaults(tmp_path: Path) -> None:
+    conf = tmp_path / "ip_local_port_range"
+    conf.write_text("40000\t50000\n")
+    assert stack_module.ephemeral_range(conf) == (40000, 50000)
+    conf.write_text("garbage")
+    assert stack_module.ephemeral_range(conf) == (32768, 60999)
+    assert stack_module.ephemeral_range(tmp_path / "missing") == (32768, 60999)
