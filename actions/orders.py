@@ -113,6 +113,16 @@ async def lookup_order(
     return order, [SlotSet("order_id", order.id), SlotSet("pending_action", None)]
 
 
+async def may_mention_remembered(tracker: Tracker, order_id: str) -> bool:
+    """Whether an answer may bring up the order the conversation was about although this message does not
+    name it: always for an identified customer (`lookup_order` still checks the owner), for a guest only
+    once they proved to own it here. Nothing is asked or recorded."""
+    if message_metadata(tracker).customer_id:
+        return True
+    access = services().access
+    return access is not None and await access.is_verified(str(tracker.sender_id), order_id)
+
+
 async def _guest_may_see(dispatcher: CollectingDispatcher, tracker: Tracker, order_id: str, pending: str) -> bool:
     """Whether the guest proved to own the order in this conversation; if not, ask (or say it is locked)."""
     access = services().access

@@ -290,3 +290,34 @@ def test_dates_shown_are_the_shops_calendar_days() -> None:
     # 23:30 UTC is 07:30 the next morning in Shanghai: a delivery then was on the 5th for the customer.
     assert shop_day(dt.datetime(2024, 5, 4, 23, 30, tzinfo=dt.UTC)) == dt.date(2024, 5, 5)
     assert shop_day(None) is None
+
+
+async def test_a_guest_asking_the_return_policy_after_an_unproved_order_gets_the_policy(access: OrderAccess) -> None:
+    """The order the guest named before stays out of the answer, and no second factor is asked for."""
+    dispatcher = CollectingDispatcher()
+    snapshot = tracker("return_exchange", "退货政策是什么", slots={"order_id": "DD202405021"})
+    events = await ActionReturnExchange().run(dispatcher, snapshot, {})
+    [message] = dispatcher.messages
+    assert (message["response"], message["order_id"]) == ("utter_return_exchange", "")
+    assert "status" not in message and "return_until" not in message
+    assert await access.challenge("conv-1") is None
+    assert events == []
+
+
+async def test_a_guest_naming_the_order_in_a_return_question_is_asked_to_prove_it(access: OrderAccess) -> None:
+    dispatcher = CollectingDispatcher()
+    snapshot = tracker("return_exchange", "DD202405021 能退吗", entities=order_entity("DD202405021"))
+    await ActionReturnExchange().run(dispatcher, snapshot, {})
+    assert dispatcher.messages[0]["response"] == "utter_verify_order"
+    challenge = await access.challenge("conv-1")
+    assert challenge is not None and challenge.order_id == "DD202405021"
+
+
+async def test_a_verified_guest_gets_the_remembered_orders_deadlines(access: OrderAccess) -> None:
+    await access.verify("conv-1", "DD202405021")
+    dispatcher = CollectingDispatcher()
+    snapshot = tracker("return_exchange", "退货政策是什么", slots={"order_id": "DD202405021"})
+    await ActionReturnExchange().run(dispatcher, snapshot, {})
+    [message] = dispatcher.messages
+    assert (message["response"], message["order_id"]) == ("utter_return_exchange", "DD202405021")
+    assert message["return_until"]

@@ -104,6 +104,22 @@ def test_a_new_question_drops_the_challenge(stack: RunningStack) -> None:
     assert "后 4 位" not in text_of(moved_on) and "再试" not in text_of(moved_on)
 
 
+def test_the_return_policy_asked_after_an_unproved_order_is_the_policy(stack: RunningStack) -> None:
+    """A guest who asked about an order and moved on to the general policy gets the policy, nothing of
+    the order and no second request for a factor; once proved, the same question adds the order's dates."""
+    who = guest()
+    info = order(stack, "DD202405021")  # delivered
+    say(stack, who, "DD202405021 什么时候到")
+    policy = text_of(say(stack, who, "退货政策是什么"))
+    assert "7 天" in policy and "15 天" in policy
+    assert "DD202405021" not in policy and "后 4 位" not in policy
+    discloses_nothing(policy, info)
+    say(stack, who, "DD202405021 到哪了")
+    say(stack, who, "8001")  # the owner's (C202405001) phone ends in 8001
+    again = text_of(say(stack, who, "退货政策是什么"))
+    assert "DD202405021" in again and "签收" in again
+
+
 def test_a_guest_cannot_cancel_without_the_factor(stack: RunningStack) -> None:
     who = guest()
     asked = say(stack, who, "I'd like to cancel DD202405020")
