@@ -107,3 +107,13 @@ def test_handoff_counts_report_calm_messages_handed_off() -> None:
     by_file = summary(labels, [0.9, 0.3, 0.6, 0.1, 0.2, 0.52], ["a", "a", "b", "b", "b", "b"])
     assert by_file["0.5"]["b"]["false_handoffs"] == 2 and by_file["0.55"]["b"]["false_handoffs"] == 1
     assert by_file["0.5"]["all"]["recall"] == 0.5
+
+
+def test_long_numbers_are_cut_before_the_sentiment_scorer_reads_them() -> None:
+    from ar_engine.sentiment import without_numbers
+
+    assert without_numbers("DD202405001 到哪了") == "0 到哪了"
+    assert without_numbers("DD" + "9" * 500) == "0"
+    assert without_numbers("手机13800138000，单号SF1234567890123") == "手机0，单号0"
+    # Short numbers stay: "等了15天", "3 次" say how long and how often.
+    assert without_numbers("等了15天，问了3次") == "等了15天，问了3次"

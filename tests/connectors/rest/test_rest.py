@@ -183,6 +183,17 @@ def test_angry_message_hands_off_for_sentiment(stack: RunningStack) -> None:
     assert body["handoff"]["reason"] == "sentiment"
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["DD" + "9" * 500, "9" * 300, "订单 DD202405017 DD202405018 DD202405019 SF1234567890123 13800138000"],
+)
+def test_long_numbers_are_not_taken_for_anger(stack: RunningStack, text: str) -> None:
+    """A pasted number, however long, says nothing of the customer's mood: no apologetic hand-off."""
+    body = stack.rest(sender(), text).json()
+    assert body["mode"] == "bot", body
+    assert not body.get("handoff"), body
+
+
 def test_traditional_question_gets_a_traditional_answer(stack: RunningStack) -> None:
     text = " ".join(r["text"] for r in stack.rest("C202405006", "請問訂單DD202405006到哪裡了？").json()["replies"])
     assert "DD202405006" in text
