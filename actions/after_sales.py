@@ -11,15 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.deps import latest_text, message_locale, services
 from actions.order_changes import changes
-from actions.orders import (
-    fits_status,
-    lookup_order,
-    may_mention_remembered,
-    named_order_id,
-    only_fitting_order,
-    order_id_from,
-    shop_day,
-)
+from actions.orders import fits_status, lookup_order, order_to_mention, shop_day
 from bot.access.state import REPAIRABLE, PendingChange
 from bot.crm.records import OrderStatus
 
@@ -126,13 +118,9 @@ class ActionReturnExchange(Action):
         """The policy; with an order id, the deadlines that apply to it."""
         arguments: dict[str, Any] = {"return_days": RETURN_DAYS, "exchange_days": EXCHANGE_DAYS, "order_id": ""}
         events: list[EventType] = []
-        order_id = order_id_from(tracker) or await only_fitting_order(tracker, RECEIVED)
-        if order_id and not named_order_id(tracker) and not await may_mention_remembered(tracker, order_id):
-            # A general policy question ("退货政策是什么") after a guest asked about an order they have not
-            # proved: the policy, without asking for a second factor nobody asked to give.
-            order_id = None
-        if order_id:
-            order, events = await lookup_order(dispatcher, tracker, self.name(), RECEIVED)
+        found = await order_to_mention(dispatcher, tracker, self.name(), RECEIVED)
+        if found is not None:
+            order, events = found
             if order is None:
                 return events
             delivered = shop_day(order.delivered_at)

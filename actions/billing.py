@@ -8,7 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.orders import fits_status, lookup_order, order_id_from
+from actions.orders import fits_status, lookup_order, order_to_mention
 from bot.crm.records import OrderStatus
 
 INVOICEABLE = {OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELAYED, OrderStatus.DELIVERED}
@@ -48,8 +48,9 @@ class ActionPaymentIssue(Action):
         """Guidance, and the order's payment state when the customer named one."""
         arguments: dict[str, Any] = {"order_id": "", "paid": False}
         events: list[EventType] = []
-        if order_id_from(tracker):
-            order, events = await lookup_order(dispatcher, tracker, self.name())
+        found = await order_to_mention(dispatcher, tracker, self.name())
+        if found is not None:
+            order, events = found
             if order is None:
                 return events
             arguments = {"order_id": order.id, "paid": order.paid_at is not None, "customer_id": order.customer_id}

@@ -86,14 +86,20 @@ async def only_fitting_order(tracker: Tracker, fits: OrderFits | None) -> str | 
 
 
 async def lookup_order(
-    dispatcher: CollectingDispatcher, tracker: Tracker, pending: str, fits: OrderFits | None = None
+    dispatcher: CollectingDispatcher,
+    tracker: Tracker,
+    pending: str,
+    fits: OrderFits | None = None,
+    *,
+    order_id: str | None = None,
 ) -> tuple[OrderInfo | None, list[EventType]]:
     """Find the order the customer means, or say why not; the second item holds slot events.
 
-    The order named, else the one the conversation is about, else the identified customer's only order
-    that `fits` the question; otherwise the customer is asked for the number.
+    `order_id` when the caller resolved it already; else the order named, else the one the conversation
+    is about, else the identified customer's only order that `fits` the question; otherwise the customer
+    is asked for the number.
     """
-    order_id = order_id_from(tracker) or await only_fitting_order(tracker, fits)
+    order_id = order_id or order_id_from(tracker) or await only_fitting_order(tracker, fits)
     if not order_id:
         dispatcher.utter_message(response="utter_ask_order_id")
         return None, [SlotSet("pending_action", pending)]
@@ -113,14 +119,24 @@ async def lookup_order(
     return order, [SlotSet("order_id", order.id), SlotSet("pending_action", None)]
 
 
-async def may_mention_remembered(tracker: Tracker, order_id: str) -> bool:
-    """Whether an answer may bring up the order the conversation was about although this message does not
-    name it: always for an identified customer (`lookup_order` still checks the owner), for a guest only
-    once they proved to own it here. Nothing is asked or recorded."""
-    if message_metadata(tracker).customer_id:
-        return True
-    access = services().access
-    return access is not None and await access.is_verified(str(tracker.sender_id), order_id)
+async def order_to_mention(
+    dispatcher: CollectingDispatcher, tracker: Tracker, pending: str, fits: OrderFits | None = None
+) -> tuple[OrderInfo | None, list[EventType]] | None:
+    """For an answer that stands without an order (a policy, guidance) and adds an order's details when
+    one is known: None to answer without one, else `lookup_order`'s result (no order: it said why).
+
+    None when no order is known, and when the order is only remembered from earlier in the conversation
+    (this message names none) by a guest who has not proved to own it here: a general question after an
+    order question ("退货政策是什么") gets the general answer, not a request for a second factor.
+    """
+    order_id = order_id_from(tracker) or await only_fitting_order(tracker, fits)
+    if not order_id:
+        return None
+    if not named_order_id(tracker) and not message_metadata(tracker).customer_id:
+        access = services().access
+        if access is None or not await access.is_verified(str(tracker.sender_id), order_id):
+            return None
+    return await lookup_order(dispatcher, tracker, pending, fits, order_id=order_id)
 
 
 async def _guest_may_see(dispatcher: CollectingDispatcher, tracker: Tracker, order_id: str, pending: str) -> bool:

@@ -12,6 +12,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.after_sales import ActionReturnExchange, ActionWarranty
+from actions.billing import ActionPaymentIssue
 from actions.complaints import ActionComplaint, ActionFollowup
 from actions.deps import ActionServices, configure
 from actions.handoff import ActionHandoff
@@ -321,3 +322,12 @@ async def test_a_verified_guest_gets_the_remembered_orders_deadlines(access: Ord
     [message] = dispatcher.messages
     assert (message["response"], message["order_id"]) == ("utter_return_exchange", "DD202405021")
     assert message["return_until"]
+
+
+async def test_payment_guidance_after_an_unproved_order_is_the_guidance(access: OrderAccess) -> None:
+    dispatcher = CollectingDispatcher()
+    snapshot = tracker("payment_issue", "付款一直失败怎么办", slots={"order_id": "DD202405001"})
+    await ActionPaymentIssue().run(dispatcher, snapshot, {})
+    [message] = dispatcher.messages
+    assert (message["response"], message["order_id"]) == ("utter_payment_issue", "")
+    assert await access.challenge("conv-1") is None
