@@ -31,6 +31,23 @@ if not id then return false end
 return {id, redis.call('HGETALL', ARGV[1] .. id)}
 """
 
+# A thread's first conversation, opened in one step so that replicas racing on a first message agree on
+# one: the thread's open conversation (its hash) when it has one, else the new one's id set on the thread
+# and its hash written, both with the TTL. A thread naming a conversation whose hash is gone (expired) is
+# given the new one. KEYS: the thread. ARGV: the conversation prefix, the new id, the TTL, the hash pairs.
+_OPEN = """
+local existing = redis.call('GET', KEYS[1])
+if existing then
+  local found = redis.call('HGETALL', ARGV[1] .. existing)
+  if #found > 0 then return found end
+end
+local conv_key = ARGV[1] .. ARGV[2]
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+redis.call('HSET', conv_key, unpack(ARGV, 4))
+redis.call('EXPIRE', conv_key, ARGV[3])
+return false
+"""
+
 
 @dataclass(frozen=True)
 class HandBack:
@@ -51,6 +68,7 @@ class ConversationStore:
         # decode_responses=True, which is how the app always connects.
         self.redis: Any = redis
         self._find = redis.register_script(_FIND)
+        self._open = redis.register_script(_OPEN)
         self.min_replicas = min_replicas
         self.replica_wait_ms = replica_wait_ms
 
@@ -108,19 +126,22 @@ class ConversationStore:
     async def open(self, channel: str, thread_id: str, customer_id: str | None) -> tuple[Conversation, bool]:
         """A new conversation for a thread just found without one; second item: newly opened (False when
         another replica opened it first, which is then the one returned)."""
-        thread_key = keys.thread(channel, thread_id)
         conv = Conversation(id=uuid.uuid4().hex, channel=channel, thread_id=thread_id, customer_id=customer_id)
-        # SET NX so that two replicas racing on a first message agree on one conversation.
-        if not await self.redis.set(thread_key, conv.id, nx=True, ex=keys.CONVERSATION_TTL_SECONDS):
-            winner = await self.redis.get(thread_key)
-            conv_won = await self.get(winner) if winner else None
-            if conv_won is not None:
-                return conv_won, False
-            await self.redis.set(thread_key, conv.id, ex=keys.CONVERSATION_TTL_SECONDS)
+        conv.updated_at = time.time()
         # The only whole-hash write: a new conversation nobody else can have changed yet, and for which
         # nothing of order access can wait (its marker, bot.keys.ACCESS_WAITS_FIELD, says so at once).
-        conv.updated_at = time.time()
-        await self._write(conv, {**conv.to_hash(), keys.ACCESS_WAITS_FIELD: "0"})
+        mapping = {**conv.to_hash(), keys.ACCESS_WAITS_FIELD: "0"}
+        won = await self._open(
+            keys=[keys.thread(channel, thread_id)],
+            args=[
+                keys.CONVERSATION_PREFIX,
+                conv.id,
+                keys.CONVERSATION_TTL_SECONDS,
+                *[x for kv in mapping.items() for x in kv],
+            ],
+        )
+        if won:  # another replica opened the thread's conversation first
+            return Conversation.from_hash(hash_from_pairs(won)), False
         return conv, True
 
     async def update(self, conv: Conversation, *fields: str) -> None:

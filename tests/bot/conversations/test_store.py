@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from bot import keys
-from bot.conversations.model import Handoff, Mode, Skill
+from bot.conversations.model import Conversation, Handoff, Mode, Skill
 from bot.conversations.store import ConversationStore
 from tests.conftest import TextRedis
 
@@ -17,6 +19,41 @@ async def test_find_or_open_returns_the_same_conversation_for_a_thread(redis: Te
     assert not new_again
     assert first.id == again.id
     assert other.id != first.id
+
+
+async def test_replicas_racing_on_a_thread_first_message_open_one_conversation(redis: TextRedis) -> None:
+    # Two replicas opening the thread of the same first message at once (a retry landing on the other
+    # one): both must get the same conversation, or the answer goes to a transcript the thread no longer
+    # names (seen in the scale-out test when the loser read the winner's id before its hash was written).
+    class SlowReplica(ConversationStore):
+        async def _write(self, conv: Conversation, mapping: dict[str, str]) -> None:
+            await asyncio.sleep(0.05)  # a replica paused between two of its round trips
+            await super()._write(conv, mapping)
+
+    async def later(store: ConversationStore, thread: str) -> tuple[Conversation, bool]:
+        await asyncio.sleep(0.01)
+        return await store.open("rest", thread, None)
+
+    slow, quick = SlowReplica(redis), ConversationStore(redis)
+    (a, a_new), (b, b_new) = await asyncio.gather(slow.open("rest", "race", None), later(quick, "race"))
+    assert a.id == b.id
+    assert a_new != b_new
+    stores = [slow, quick]
+    for round_ in range(20):
+        opened = await asyncio.gather(*(stores[i % 2].open("rest", f"race-{round_}", None) for i in range(8)))
+        assert len({conv.id for conv, _ in opened}) == 1
+        assert sum(new for _, new in opened) == 1
+        assert await redis.get(keys.thread("rest", f"race-{round_}")) == opened[0][0].id
+
+
+async def test_a_thread_naming_an_expired_conversation_gets_a_new_one(redis: TextRedis) -> None:
+    store = ConversationStore(redis)
+    old, _ = await store.open("rest", "carol", None)
+    await redis.delete(keys.conversation(old.id))
+    new, opened = await store.open("rest", "carol", "C202405001")
+    assert opened
+    assert new.id != old.id
+    assert (await store.find("rest", "carol")) == new
 
 
 async def test_transcript_history_after_a_seq(redis: TextRedis) -> None:
@@ -92,8 +129,6 @@ async def test_an_agents_conversations_are_those_still_with_them(redis: TextRedi
 
 
 async def test_two_agents_taking_at_once_leave_exactly_one_holder(redis: TextRedis) -> None:
-    import asyncio
-
     store = ConversationStore(redis)
     conv, _ = await store.find_or_open("rest", "race", None)
     results = await asyncio.gather(*(store.claim_for_agent(conv.id, f"agent-{n}") for n in range(8)))
