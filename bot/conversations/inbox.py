@@ -156,6 +156,17 @@ release()
 return out
 """
 )
+# Claim an undelivered answer for pushing: only while its time in the undelivered index (its commit's, or
+# the last claim's) is still at or before ARGV[2], so that of the replicas' recovery passes finding it at
+# once exactly one pushes it; the claim moves that time past it (ARGV[3], the claimer's now), so that if
+# the claimer dies before `delivered`, a pass pushes it again a grace period later. KEYS: undelivered.
+# ARGV: message id, before, the new time.
+_CLAIM_PUSH = """
+local at = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not at or tonumber(at) > tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+return 1
+"""
 # Release a lease only if it is still ours.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -243,6 +254,7 @@ class Inbox:
         self._commit = redis.register_script(_COMMIT)
         self._release = redis.register_script(_RELEASE)
         self._renew = redis.register_script(_RENEW)
+        self._claim_push = redis.register_script(_CLAIM_PUSH)
 
     async def accept(
         self,
@@ -492,6 +504,16 @@ class Inbox:
         """Answered messages whose answer was not yet handed to their channel."""
         found: list[str] = await self.redis.zrangebyscore(keys.inbox_undelivered(), "-inf", before, start=0, num=count)
         return found
+
+    async def claim_push(self, message_id: str, before: float, until: float) -> bool:
+        """Take an answer of `undelivered(before)` for pushing: False when another process took it first (or
+        it was delivered meanwhile). Until `delivered`, it stays in the index at `until` (> `before`: the
+        claimer's time, a grace period after `before`), so that a pass finds it again only if the claimer
+        died."""
+        claimed = await self._claim_push(
+            keys=[keys.inbox_undelivered()], args=[message_id, repr(before), repr(max(until, before + 1))]
+        )
+        return bool(int(claimed))
 
     async def forget_expired(self, message_id: str) -> None:
         """Drop an index entry whose record has expired."""

@@ -63,8 +63,10 @@ class Recovery(Periodic):
         return done
 
     async def _push(self, record: InboxMessage, result: RouterResult) -> None:
-        if record.message.pushes_replies and result.replies:
-            await self.channels.push(result.conversation, result.replies)
+        # An answer another process committed first is that process's to push (or a later pass's).
+        entries = result.to_push()
+        if record.message.pushes_replies and entries:
+            await self.channels.push(result.conversation, entries)
         await self.router.delivered(result)
 
     async def push_undelivered(self, before: float) -> int:
@@ -79,6 +81,8 @@ class Recovery(Periodic):
             if record.state != ANSWERED:
                 await inbox.delivered(message_id)
                 continue
+            if not await inbox.claim_push(message_id, before, before + PUSH_GRACE_SECONDS):
+                continue  # another replica's pass is pushing it
             conv = await self.router.store.get(record.conversation_id)
             if conv is not None and record.message.pushes_replies:
                 await self.channels.push(conv, replies_of(record))

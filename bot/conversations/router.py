@@ -80,6 +80,15 @@ class RouterResult:
     # for channels that push answers themselves, and their ids.
     earlier_replies: list[LogEntry] = field(default_factory=list)
     earlier_ids: list[str] = field(default_factory=list)
+    # Another process committed the answer (`replies` hold it for channels whose caller waits for it):
+    # that process pushes it, or the recovery pass does if it died.
+    answered_elsewhere: bool = False
+
+    def to_push(self) -> list[LogEntry]:
+        """What a channel that pushes its replies sends for this result: the answers this process
+        committed, the earlier messages' first. An answer another process committed is that process's to
+        push (`delivered` leaves it to it), whether this message was new here or a duplicate."""
+        return [*self.earlier_replies, *([] if self.answered_elsewhere else self.replies)]
 
 
 class Router:
@@ -227,7 +236,7 @@ class Router:
         """The channel handed the answer of `result` to the customer (channels that push their replies)."""
         for message_id in result.earlier_ids:
             await self.inbox.delivered(message_id)
-        if result.message_id and not result.pending:
+        if result.message_id and not result.pending and not result.answered_elsewhere:
             await self.inbox.delivered(result.message_id)
 
     async def _wait_for(
@@ -246,11 +255,15 @@ class Router:
         while True:
             record = await self.inbox.get(message_id)
             if record is None:  # expired long ago: nothing to answer any more
-                return RouterResult(conversation=conv, duplicate=True, message_id=message_id)
+                return RouterResult(conversation=conv, duplicate=True, message_id=message_id, answered_elsewhere=True)
             if record.state != PENDING:
                 current = await self.store.get(conv.id) or conv
                 return RouterResult(
-                    conversation=current, replies=replies_of(record), duplicate=True, message_id=message_id
+                    conversation=current,
+                    replies=replies_of(record),
+                    duplicate=True,
+                    message_id=message_id,
+                    answered_elsewhere=True,
                 )
             if not await self.inbox.leased(message_id):
                 # Nobody is answering it (its first processor died): this retry does.
@@ -286,14 +299,18 @@ class Router:
                 else:
                     await self.inbox.drop(conv.id, record.id, record.message)
                 return result
-            result.earlier_replies += before.earlier_replies + before.replies
-            result.earlier_ids += [*before.earlier_ids, earlier.id]
+            result.earlier_replies += before.earlier_replies
+            result.earlier_ids += before.earlier_ids
+            if not before.answered_elsewhere:
+                result.earlier_replies += before.replies
+                result.earlier_ids.append(earlier.id)
         if not await self.inbox.lease(record.id, self.owner):
             result.pending = True  # another process is answering it right now
             return result
         fresh = await self.inbox.get(record.id)
         if fresh is None or fresh.state != PENDING:  # answered by someone else just before
             await self.inbox.release(record.id, self.owner)
+            result.answered_elsewhere = True
             if fresh is not None:
                 result.replies = replies_of(fresh)
             return result

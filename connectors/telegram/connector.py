@@ -314,10 +314,10 @@ class TelegramConnector(Channel):
             ),
             on_typing=self.typing(chat_id),
         )
-        if not result.duplicate:
-            # A duplicate's answer is pushed by the process that answered it, or by the recovery pass.
-            await self.send_entries(chat_id, [*result.earlier_replies, *result.replies])
-            await self.context.router.delivered(result)
+        # An answer another process committed (a duplicate's, most often) is pushed by that process, or by
+        # the recovery pass.
+        await self.send_entries(chat_id, result.to_push())
+        await self.context.router.delivered(result)
         return result
 
     async def record(self, chat_id: int, user: User, shown: str) -> Conversation:

@@ -246,3 +246,93 @@ async def test_a_slow_answer_keeps_its_lease_and_a_fast_one_leaves_no_renewal_be
     tasks = len(asyncio.all_tasks())
     await slow.handle(said("slow", "快", "k-fast"))
     assert len(asyncio.all_tasks()) == tasks  # no renewal task was left running
+
+
+class _Pushing:
+    """A channel that pushes its replies (as Telegram does), noting what it sent, slowly."""
+
+    def __init__(self, sent: list[str], delay: float = 0.0) -> None:
+        self.sent = sent
+        self.delay = delay
+
+    async def deliver(self, conversation: Conversation, message: OutboundMessage) -> None:
+        await asyncio.sleep(self.delay)
+        self.sent.append(message.text)
+
+    @classmethod
+    def name(cls) -> str:
+        return "rest"
+
+
+async def test_two_replicas_recovery_passes_push_an_orphaned_answer_once(
+    redis: TextRedis, crm: CRM, engine: StubEngine
+) -> None:
+    # The process that committed the answers died before pushing them; every replica's pass finds them
+    # at once, and each answer must reach the customer once (a slow send included), not once per replica.
+    sent: list[str] = []
+    one, two = in_process(redis, crm, engine), in_process(redis, crm, engine)
+    for app in (one, two):
+        app.channels._by_name["rest"] = _Pushing(sent, delay=0.05)  # type: ignore[assignment]
+    dead = in_process(redis, crm, engine)
+    for i in range(5):
+        await dead.router.handle(said(f"orphan-{i}", f"问题{i}", f"ko-{i}", pushes_replies=True))
+    later = time.time() + 60
+    counts = await asyncio.gather(one.recovery.push_undelivered(later), two.recovery.push_undelivered(later))
+    assert sum(counts) == 5
+    assert sorted(sent) == sorted(f"answer to: 问题{i}" for i in range(5))
+    assert await one.router.inbox.undelivered(time.time() + 3600) == []
+
+
+async def test_a_claimed_push_whose_claimer_died_is_pushed_again_after_the_grace(
+    app: Container, engine: StubEngine
+) -> None:
+    sent: list[str] = []
+    app.channels._by_name["rest"] = _Pushing(sent)  # type: ignore[assignment]
+    result = await app.router.handle(said("claimer", "你好", "kc", pushes_replies=True))
+    # A pass 30 s after the commit claims it (it looks for answers committed a grace period before its
+    # time), and its process dies before pushing.
+    then = time.time() + 1
+    assert await app.router.inbox.claim_push(result.message_id, then, then + 30)
+    assert not await app.router.inbox.claim_push(result.message_id, then, then + 30)  # another replica's pass
+    assert await app.recovery.push_undelivered(then + 29) == 0  # passes within the next grace period
+    assert await app.recovery.push_undelivered(then + 31) == 1  # the first after it
+    assert sent == ["answer to: 你好"]
+
+
+async def test_an_answer_another_replica_committed_first_is_pushed_by_it_alone(
+    redis: TextRedis, crm: CRM, engine: StubEngine
+) -> None:
+    # Both replicas' recovery passes take up the same pending message; the second reads it as pending,
+    # the first commits (and releases the lease) before the second takes the lease. The second must
+    # return that answer as answered elsewhere, and push nothing of it.
+    sent_one: list[str] = []
+    sent_two: list[str] = []
+    one, two = in_process(redis, crm, engine), in_process(redis, crm, engine)
+    one.channels._by_name["rest"] = _Pushing(sent_one)  # type: ignore[assignment]
+    two.channels._by_name["rest"] = _Pushing(sent_two)  # type: ignore[assignment]
+    conv, _ = await one.store.find_or_open("rest", "elsewhere", None)
+    accepted = await one.router.inbox.accept(
+        conv.id, said("elsewhere", "你好", "ke", pushes_replies=True), entry_fields("customer", "你好"), due_in=0
+    )
+    committed = asyncio.Event()
+    lease = two.router.inbox.lease
+
+    async def late_lease(message_id: str, owner: str) -> bool:
+        await committed.wait()
+        return await lease(message_id, owner)
+
+    two.router.inbox.lease = late_lease  # type: ignore[method-assign]
+    second = asyncio.create_task(two.router.resume(accepted.message_id))
+    await asyncio.sleep(0.05)  # the second has read the record as pending and waits before the lease
+    first = await one.router.resume(accepted.message_id)
+    committed.set()
+    late = await second
+    assert first is not None and not first.answered_elsewhere and first.to_push()
+    assert late is not None and late.answered_elsewhere and not late.pending
+    assert [r.text for r in late.replies] == ["answer to: 你好"]  # for a caller that waits for it
+    assert late.to_push() == []
+    await two.router.delivered(late)  # leaves the push to the first
+    assert accepted.message_id in await two.router.inbox.undelivered(time.time() + 60)
+    await one.recovery._push(accepted.record, first)  # type: ignore[arg-type]
+    assert sent_one == ["answer to: 你好"] and sent_two == []
+    assert engine.texts == ["你好"]
