@@ -73,8 +73,11 @@ class GuardInterceptor:
         if order is None or owner is None:
             await self.access.drop_challenge(conv_id)
             return None
+        minutes = self.access.policy.lock_minutes
+        locked = self._render(turn, "utter_verify_locked", {"order_id": order.id, "minutes": minutes})
         if check_factor(factor, owner):
-            await self.access.verify(conv_id, order.id)
+            if not await self.access.verify(conv_id, order.id):
+                return Interception(replies=[locked])  # wrong ones read beside it locked the order first
             await self.store.add_note(
                 conv_id, NOTE_AUTHOR, f"The guest proved to own order {order.id} (second factor: {factor.kind})."
             )
@@ -84,16 +87,13 @@ class GuardInterceptor:
             return Interception(
                 replies=[self._render(turn, "utter_verify_failed", {"order_id": order.id, "attempts_left": left})]
             )
-        minutes = self.access.policy.lock_minutes
         await self.store.add_note(
             conv_id,
             NOTE_AUTHOR,
             f"Order {order.id} locked for this conversation for {minutes} minutes after "
             f"{self.access.policy.max_failures} wrong second factors (the guest could not prove it is theirs).",
         )
-        return Interception(
-            replies=[self._render(turn, "utter_verify_locked", {"order_id": order.id, "minutes": minutes})]
-        )
+        return Interception(replies=[locked])
 
     # --- changes ---
 

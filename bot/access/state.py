@@ -96,6 +96,33 @@ return 'asked'
 )
 
 
+# The guest proved the order is theirs, unless wrong factors locked it meanwhile (a wrong answer read
+# beside this one, on another replica): the order remembered as verified and the challenge and the
+# failures forgotten, or nothing written and 0. KEYS: verified, lock, challenge, failures. ARGV: the
+# order, the verified set's TTL.
+_VERIFY = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('DEL', KEYS[3], KEYS[4])
+return 1
+"""
+# A wrong factor counted, and at the limit the order locked (the failures and the challenge forgotten)
+# in the same step; returns the count (the limit, counting nothing, when the order is locked already: a
+# wrong answer read beside the one that locked it). KEYS: failures, lock, challenge. ARGV: the limit, the
+# lock TTL.
+_FAIL = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return tonumber(ARGV[1]) end
+local count = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+if count >= tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
+  redis.call('DEL', KEYS[1], KEYS[3])
+end
+return count
+"""
+
+
 def _challenge_fields(order_id: str, action: str, question: str) -> dict[str, str]:
     """A challenge's hash: the order, the action to replay and the question (bounded)."""
     return {"order_id": order_id, "action": action, "question": question[:2000]}
@@ -115,6 +142,8 @@ class OrderAccess:
         self._waiting = redis.register_script(_WAITING)
         self._record = redis.register_script(_RECORD)
         self._guest = redis.register_script(_GUEST)
+        self._verify = redis.register_script(_VERIFY)
+        self._fail = redis.register_script(_FAIL)
 
     # --- the second factor ---
 
@@ -163,14 +192,19 @@ class OrderAccess:
         """Forget the open challenge (answered, or the guest moved on)."""
         await self.redis.delete(keys.access_challenge(conv_id))
 
-    async def verify(self, conv_id: str, order_id: str) -> None:
-        """The guest proved the order is theirs: remember it for the conversation, forget the failures."""
-        key = keys.access_verified(conv_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(key, order_id)
-            pipe.expire(key, keys.VERIFIED_TTL_SECONDS)
-            pipe.delete(keys.access_challenge(conv_id), keys.access_failures(conv_id, order_id))
-            await pipe.execute()
+    async def verify(self, conv_id: str, order_id: str) -> bool:
+        """The guest proved the order is theirs: remember it for the conversation, forget the failures.
+        False, with nothing remembered, when wrong factors locked the order first."""
+        done = await self._verify(
+            keys=[
+                keys.access_verified(conv_id),
+                keys.access_lock(conv_id, order_id),
+                keys.access_challenge(conv_id),
+                keys.access_failures(conv_id, order_id),
+            ],
+            args=[order_id, keys.VERIFIED_TTL_SECONDS],
+        )
+        return bool(int(done))
 
     async def is_verified(self, conv_id: str, order_id: str) -> bool:
         """Whether the guest of this conversation proved to own the order."""
@@ -182,18 +216,15 @@ class OrderAccess:
 
     async def fail(self, conv_id: str, order_id: str) -> int:
         """Count a wrong factor; returns how many tries are left (0: the order is locked now)."""
-        failures_key = keys.access_failures(conv_id, order_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(failures_key)
-            pipe.expire(failures_key, self.policy.lock_seconds)
-            count, _ = await pipe.execute()
-        left = max(0, self.policy.max_failures - int(count))
-        if left == 0:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.set(keys.access_lock(conv_id, order_id), "1", ex=self.policy.lock_seconds)
-                pipe.delete(failures_key, keys.access_challenge(conv_id))
-                await pipe.execute()
-        return left
+        count = await self._fail(
+            keys=[
+                keys.access_failures(conv_id, order_id),
+                keys.access_lock(conv_id, order_id),
+                keys.access_challenge(conv_id),
+            ],
+            args=[self.policy.max_failures, self.policy.lock_seconds],
+        )
+        return max(0, self.policy.max_failures - int(count))
 
     async def is_locked(self, conv_id: str, order_id: str) -> bool:
         """Whether too many wrong factors locked the order for this conversation."""

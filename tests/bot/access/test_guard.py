@@ -3,6 +3,7 @@ locks, replayed questions, new addresses and confirmations."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -73,6 +74,36 @@ async def test_wrong_factors_count_down_then_lock(app: Container, engine: StubEn
     assert not await access.is_verified(conv_id, "DD202405002")
     assert await access.challenge(conv_id) is None
     assert any("locked" in n for n in await chat.notes())
+
+
+async def test_guesses_read_beside_each_other_never_pass_the_lock(access: OrderAccess) -> None:
+    # Two replicas can each read the open challenge before either answers it (a guest sending guesses in
+    # parallel): the wrong ones lock the order at the limit, and a right one after that proves nothing,
+    # nor does a late wrong one count down from the start again.
+    conv = f"conv-{uuid.uuid4().hex[:6]}"
+    await access.ask(conv, "DD202405001", "action_order_status", "DD202405001 到哪了")
+    left = await asyncio.gather(*(access.fail(conv, "DD202405001") for _ in range(access.policy.max_failures + 2)))
+    assert access.policy.max_failures == 3
+    assert sorted(left) == [0, 0, 0, 1, 2]
+    assert await access.is_locked(conv, "DD202405001")
+    assert not await access.verify(conv, "DD202405001")
+    assert not await access.is_verified(conv, "DD202405001")
+    assert await access.fail(conv, "DD202405001") == 0
+
+
+async def test_a_right_factor_for_an_order_locked_meanwhile_is_told_it_is_locked(
+    app: Container, engine: StubEngine, access: OrderAccess
+) -> None:
+    chat = Chat(app)
+    conv_id = await chat.open()
+    await access.ask(conv_id, "DD202405001", "action_order_status", "DD202405001 到哪了")
+    for _ in range(access.policy.max_failures):
+        await access.fail(conv_id, "DD202405001")  # wrong guesses answered on another replica meanwhile
+    await access.ask(conv_id, "DD202405001", "action_order_status", "DD202405001 到哪了")  # read before the lock
+    answer = await chat.say("8001")
+    assert "30" in answer and "DD202405001" in answer
+    assert "DD202405001 到哪了" not in engine.texts
+    assert not await access.is_verified(conv_id, "DD202405001")
 
 
 async def test_a_new_question_goes_to_the_engine_and_drops_the_challenge(
