@@ -55,6 +55,8 @@ class HandBack:
 
     before: Conversation | None
     after: Conversation | None
+    # Refused: the agent who holds it (the hand back was limited to conversations `by` may give back).
+    held_by: str | None = None
 
 
 Writes = Callable[[Any], object]  # commands queued on a MULTI pipeline
@@ -369,8 +371,13 @@ class ConversationStore:
         await self._transaction(conv.id, step)
         await self.publish(conv.id, {"type": "mode", "mode": conv.mode})
 
-    async def hand_back(self, conv_id: str, survey: Callable[[Conversation], dict[str, Any] | None]) -> HandBack:
+    async def hand_back(
+        self, conv_id: str, survey: Callable[[Conversation], dict[str, Any] | None], *, by: str | None = None
+    ) -> HandBack:
         """Give a conversation back to the bot in one transaction; None when there is no such conversation.
+
+        With `by`, only a waiting conversation or one `by` holds, checked in the transaction (another agent
+        taking it meanwhile refuses it: `held_by`, nothing written).
 
         Out of the queue, no agent, no handoff, its SLA timer stopped, released from its agent, and a
         flag that the engine's dialogue state must be reset before the bot answers again (done at once
@@ -383,6 +390,8 @@ class ConversationStore:
                 return None, HandBack(None, None)
             if conv.mode == Mode.BOT:
                 return None, HandBack(conv, conv)
+            if by is not None and conv.mode == Mode.AGENT and conv.agent and conv.agent != by:
+                return None, HandBack(conv, conv, held_by=conv.agent)
             before = Conversation.from_hash(conv.to_hash())
             opened = survey(before)
             conv.mode, conv.agent, conv.handoff, conv.survey = Mode.BOT, None, None, opened

@@ -209,7 +209,9 @@ class AgentDesk:
                 return None
             return {"asked_at": time.time(), "agent": agent, "reason": handoff.reason, "skill": handoff.skill}
 
-        result = await self.store.hand_back(conv_id, survey)
+        result = await self.store.hand_back(conv_id, survey, by=by)
+        if result.held_by is not None:  # another agent took it after the check above
+            raise WrongMode(f"conversation {conv_id} is with {result.held_by}")
         conv = result.after
         if conv is None:
             raise ConversationNotFound(f"no conversation {conv_id}")

@@ -57,6 +57,27 @@ async def test_a_waiting_conversation_handed_back_while_being_taken(app: Contain
         await consistent(app, redis, conv_id)
 
 
+async def test_an_agents_hand_back_refuses_a_conversation_another_agent_took_meanwhile(app: Container) -> None:
+    # 小李 hands back a waiting conversation while 小王 takes it: 小王's conversation must not go back to the
+    # bot behind his back (the permission is checked in the hand back's transaction, not before it).
+    conv_id = await handed_off(app, "handback-taken-meanwhile")
+    get = app.desk.get
+
+    async def read_then_taken(conv: str) -> object:
+        seen = await get(conv)  # 小李's check reads it as waiting...
+        await app.desk.take(conv, "小王")  # ...and 小王 takes it right after
+        return seen
+
+    app.desk.get = read_then_taken  # type: ignore[method-assign,assignment]
+    try:
+        refused = await asyncio.gather(app.desk.hand_back(conv_id, by="小李"), return_exceptions=True)
+    finally:
+        del app.desk.get
+    assert isinstance(refused[0], WrongMode)
+    conv = await app.store.get(conv_id)
+    assert conv is not None and conv.mode == Mode.AGENT and conv.agent == "小王"
+
+
 async def test_two_hand_backs_at_once_tell_the_customer_once(app: Container) -> None:
     conv_id = await handed_off(app, "double-handback")
     await app.desk.take(conv_id, "小李")
