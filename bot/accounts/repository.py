@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self, cast
 
-from sqlalchemy import Engine, create_engine, func, make_url, select, update
+from sqlalchemy import CursorResult, Engine, create_engine, func, make_url, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -245,23 +245,32 @@ class AccountRepository:
             return PasswordCheck("disabled", account)
         if account.locked(now):
             return PasswordCheck("locked", account)
+        # Each UPDATE applies only while the account is still unlocked: sign-ins checked side by side (worker
+        # threads, replicas) all read it unlocked above, and a right password among them must neither
+        # clear a lock a wrong one set meanwhile nor restart its count.
+        unlocked = or_(AccountRow.locked_until.is_(None), AccountRow.locked_until <= now)
         with self._transaction() as session:
             if good:
                 values: dict[str, object] = {"failed_signins": 0, "locked_until": None, "last_signin_at": now}
                 if stored is not None and needs_rehash(stored):
                     values["password_hash"] = hash_password(password)
-                session.execute(update(AccountRow).where(AccountRow.id == account.id).values(**values))
+                granted = update(AccountRow).where(AccountRow.id == account.id, unlocked).values(**values)
+                done = cast(CursorResult[Any], session.execute(granted))
                 row = session.get(AccountRow, account.id)
                 assert row is not None
-                return PasswordCheck("ok", _account(row))
-            session.execute(
+                session.refresh(row)
+                return PasswordCheck("ok" if done.rowcount else "locked", _account(row))
+            counted = (
                 update(AccountRow)
-                .where(AccountRow.id == account.id)
+                .where(AccountRow.id == account.id, unlocked)
                 .values(failed_signins=AccountRow.failed_signins + 1)
             )
+            done = cast(CursorResult[Any], session.execute(counted))
             row = session.get(AccountRow, account.id)
             assert row is not None
             session.refresh(row)
+            if not done.rowcount:
+                return PasswordCheck("locked", _account(row))
             locked_now = row.failed_signins >= lock_after
             if locked_now:
                 row.locked_until, row.failed_signins = now + timedelta(seconds=lock_seconds), 0

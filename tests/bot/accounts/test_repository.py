@@ -131,6 +131,34 @@ def test_wrong_passwords_lock_the_account_for_a_while(repo: AccountRepository, c
     assert repo.check_password("小王", PASSWORD, lock_after=3, lock_seconds=900).outcome == "disabled"
 
 
+def test_a_right_password_checked_beside_the_wrong_one_that_locks_does_not_lift_the_lock(
+    repo: AccountRepository, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Sign-ins are checked side by side (worker threads, replicas): the right password's check reads the
+    # account unlocked, and while Argon2 runs, a wrong one reaches the limit and locks it. The right one
+    # must then be refused, the lock and its time kept.
+    repo.create("小周", Role.AGENT, PASSWORD)
+    for _ in range(2):
+        repo.check_password("小周", "wrong password!", lock_after=3, lock_seconds=900)
+
+    def slow_check(stored: str | None, password: str) -> bool:
+        monkeypatch.setattr("bot.accounts.repository.verify_password", verify_password)
+        assert repo.check_password("小周", "wrong password!", lock_after=3, lock_seconds=900).locked_now
+        return verify_password(stored, password)
+
+    monkeypatch.setattr("bot.accounts.repository.verify_password", slow_check)
+    assert repo.check_password("小周", PASSWORD, lock_after=3, lock_seconds=900).outcome == "locked"
+    assert repo.get("小周").locked(clock.now)
+    # A wrong one read beside the lock the same way counts nothing towards a next lock.
+    repo.unlock("小周")
+    for _ in range(2):
+        repo.check_password("小周", "wrong password!", lock_after=3, lock_seconds=900)
+    monkeypatch.setattr("bot.accounts.repository.verify_password", slow_check)
+    assert repo.check_password("小周", "another wrong one", lock_after=3, lock_seconds=900).outcome == "locked"
+    account = repo.get("小周")
+    assert account.locked(clock.now) and account.failed_signins == 0
+
+
 def test_a_new_password_replaces_the_old_and_clears_a_lock(repo: AccountRepository, clock: Clock) -> None:
     repo.create("Lin", Role.AGENT, PASSWORD)
     for _ in range(2):
