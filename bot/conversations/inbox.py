@@ -44,8 +44,9 @@ end
 # ARGV: message id, dedupe ttl, transcript ttl, record ttl, due time, lease owner ("": take no lease),
 # lease ms, the customer line's frame without its seq ("": publish nothing), the thread mode (below; ""
 # for none), n conversation fields and the fields as pairs (written with the message: the customer, the
-# locale, the activity time), n transcript fields and the pairs, then the record's fields as pairs, the
-# first of which is the acceptance time. The lease is taken only when no other message of the
+# locale, the activity time), n transcript fields and the pairs, then the record's fields as pairs. The
+# conversation's unanswered messages are scored by their place (`order`, from the transcript line). The
+# lease is taken only when no other message of the
 # conversation waits for its answer (those go first, which the router sorts out).
 #
 # In the thread mode (JSON: the key templates, the locale for each current one, the customer and the
@@ -97,7 +98,12 @@ local fields
 fields, i = pairs_at(i)
 local seq = redis.call('XADD', transcript, '*', unpack(fields))
 redis.call('EXPIRE', transcript, ttl)
-local record = {'seq', seq}
+-- The message's place among the conversation's unanswered ones: its transcript line's id, which Redis
+-- makes increase within the stream whatever the replicas' clocks say (milliseconds, then the entry's
+-- number in them).
+local ms, n = string.match(seq, '^(%d+)-(%d+)$')
+local order = ms .. string.format('%03d', math.min(tonumber(n), 999))
+local record = {'seq', seq, 'order', order}
 for j = i, #ARGV do record[#record + 1] = ARGV[j] end
 if conv_id then
   record[#record + 1] = 'conversation_id'
@@ -107,7 +113,7 @@ redis.call('HSET', KEYS[3], unpack(record))
 redis.call('EXPIRE', KEYS[3], tonumber(ARGV[4]))
 redis.call('ZADD', KEYS[4], tonumber(ARGV[5]), ARGV[1])
 local others = redis.call('ZCARD', unanswered)
-redis.call('ZADD', unanswered, tonumber(ARGV[i + 1]), ARGV[1])
+redis.call('ZADD', unanswered, order, ARGV[1])
 redis.call('EXPIRE', unanswered, tonumber(ARGV[4]))
 redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
 if ARGV[8] ~= '' then publish_line(events, seq, ARGV[8]) end
@@ -210,6 +216,8 @@ class InboxMessage:
     state: str
     message: InboundMessage
     accepted_at: float
+    # Its place among the conversation's unanswered messages (its score there; `earlier` reads it).
+    order: float = 0.0
     attempts: int = 0
     notified: bool = False
     replies: list[dict[str, str]] = field(default_factory=list)
@@ -238,6 +246,8 @@ class InboxMessage:
             state=raw.get("state", PENDING),
             message=message,
             accepted_at=float(raw.get("accepted_at") or 0),
+            # Records from before the place was kept were scored by their acceptance time.
+            order=float(raw.get("order") or raw.get("accepted_at") or 0),
             attempts=int(raw.get("attempts") or 0),
             notified=raw.get("notified") == "1",
             replies=json.loads(raw["replies"]) if raw.get("replies") else [],
@@ -333,7 +343,7 @@ class Inbox:
         message_id = uuid.uuid4().hex
         key = msg.idempotency_key or message_id  # without a key of its own, a message is never a duplicate
         record = {
-            "accepted_at": repr(now),  # first: the script reads it as the conversation index's score
+            "accepted_at": repr(now),
             "conversation_id": conv_id,  # in the thread mode, the script adds the one it read
             "state": PENDING,
             "channel": msg.channel,
@@ -392,7 +402,9 @@ class Inbox:
             message_id=message_id,
             new=True,
             entry=replace(entry, seq=seq),
-            record=InboxMessage.from_hash(message_id, {**record, "conversation_id": conv_id, "seq": seq}),
+            record=InboxMessage.from_hash(
+                message_id, {**record, "conversation_id": conv_id, "seq": seq, "order": order_of(seq)}
+            ),
             leased=leased,
             access_waits=_marker(result[4]) if leased else None,
             conversation=conversation,
@@ -491,7 +503,7 @@ class Inbox:
     async def earlier(self, conv_id: str, record: InboxMessage) -> list[str]:
         """The conversation's unanswered messages accepted before this one, oldest first."""
         found: list[str] = await self.redis.zrangebyscore(
-            keys.inbox_conversation(conv_id), "-inf", f"({record.accepted_at!r}"
+            keys.inbox_conversation(conv_id), "-inf", f"({record.order!r}"
         )
         return [m for m in found if m != record.id]
 
@@ -521,6 +533,13 @@ class Inbox:
         pipe.zrem(keys.inbox_pending(), message_id)
         pipe.zrem(keys.inbox_undelivered(), message_id)
         await pipe.execute()
+
+
+def order_of(seq: str) -> str:
+    """A message's place among its conversation's unanswered messages, from its transcript line's id
+    (as the acceptance script computes it)."""
+    ms, _, n = seq.partition("-")
+    return f"{ms}{min(int(n or 0), 999):03d}"
 
 
 def _marker(value: object) -> bool | None:

@@ -40,7 +40,7 @@ class Recovery(Periodic):
         inbox = self.router.inbox
         records = [r for r in [await inbox.get(mid) for mid in await inbox.due(now)] if r is not None]
         by_conversation: dict[str, list[InboxMessage]] = defaultdict(list)
-        for record in sorted(records, key=lambda r: r.accepted_at):
+        for record in sorted(records, key=lambda r: r.order):
             by_conversation[record.conversation_id].append(record)
         counts = await asyncio.gather(*(self._conversation(rs) for rs in by_conversation.values()))
         return sum(counts)

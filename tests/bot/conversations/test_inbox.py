@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from bot import keys
 from bot.conversations.inbox import ANSWERED, DELIVERED, PENDING
 from bot.conversations.messages import InboundMessage, OutboundMessage
@@ -336,3 +338,30 @@ async def test_an_answer_another_replica_committed_first_is_pushed_by_it_alone(
     await one.recovery._push(accepted.record, first)  # type: ignore[arg-type]
     assert sent_one == ["answer to: 你好"] and sent_two == []
     assert engine.texts == ["你好"]
+
+
+async def test_a_replica_whose_clock_runs_ahead_does_not_reorder_a_conversation(
+    app: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Replica A's clock is 10 s ahead: its message is accepted first (Redis ran its script first) but
+    # stamped later than the one replica B accepts right after. The conversation's order is Redis's, so
+    # B's message still waits for A's, and A's does not wait for B's.
+    conv, _ = await app.store.find_or_open("rest", "skew", None)
+    inbox = app.router.inbox
+    real = time.time
+
+    class Ahead:
+        @staticmethod
+        def time() -> float:
+            return real() + 10
+
+    monkeypatch.setattr("bot.conversations.inbox.time", Ahead)
+    first = await inbox.accept(conv.id, said("skew", "一", "s1"), entry_fields("customer", "一"), due_in=60)
+    monkeypatch.undo()
+    second = await inbox.accept(conv.id, said("skew", "二", "s2"), entry_fields("customer", "二"), due_in=60)
+    assert first.record is not None and second.record is not None
+    assert second.record.accepted_at < first.record.accepted_at
+    assert await inbox.earlier(conv.id, second.record) == [first.message_id]
+    assert await inbox.earlier(conv.id, first.record) == []
+    stored = await inbox.get(second.message_id)
+    assert stored is not None and stored.order == second.record.order > first.record.order
