@@ -46,6 +46,24 @@ _MARK = "_ar_stored"
 
 # KEYS: events list, state hash. ARGV: max events (0: no limit), "1" for every session.
 # Returns [kind, first index read, length, state events or "", events...].
+# A save of the events a tracker gained since it was read, only while the list still holds what it held
+# then (the read's length): a second turn of the conversation saving in between (its lock expired during a
+# turn of over a minute, and the app's retry ran beside it) or the list expiring meanwhile would otherwise
+# interleave two turns or leave a tracker without its beginning. KEYS: events list, state hash. ARGV: the
+# length read, TTL seconds (0: none), the session start ("": unchanged), the state events, then the new
+# events. Returns 0, with nothing written, when the list changed.
+_APPEND = """
+if redis.call('LLEN', KEYS[1]) ~= tonumber(ARGV[1]) then return 0 end
+if #ARGV > 4 then redis.call('RPUSH', KEYS[1], unpack(ARGV, 5)) end
+redis.call('HSET', KEYS[2], 'state', ARGV[4])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], 'session', ARGV[3]) end
+if ARGV[2] ~= '0' then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+end
+return 1
+"""
+
 _READ = """
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind == 'none' then return {'none'} end
@@ -117,6 +135,7 @@ class AppendOnlyRedisTrackerStore(TrackerStore):
         self._state_prefix = f"{prefix}trackerstate:"
         self.max_events = int(max_events)
         self._read = self.red.register_script(_READ)
+        self._append = self.red.register_script(_APPEND)
 
     def _keys(self, sender_id: str) -> list[str]:
         return [self._events_prefix + sender_id, self._state_prefix + sender_id]
@@ -179,19 +198,25 @@ class AppendOnlyRedisTrackerStore(TrackerStore):
             if _starts_session(new[offset]):
                 session = base + offset
                 break
-        async with self.red.pipeline(transaction=True) as pipe:
-            if whole:
+        state = json.dumps(_state_events(tracker), ensure_ascii=False)
+        rows = [json.dumps(e.as_dict(), ensure_ascii=False) for e in new]
+        if not whole:
+            appended = await self._append(
+                keys=[events_key, state_key],
+                args=[base, int(self.record_exp or 0), "" if session is None else session, state, *rows],
+            )
+            if not int(appended):
+                raise turns.TurnFailed(f"conversation {tracker.sender_id} changed during the turn; not saved")
+        else:
+            async with self.red.pipeline(transaction=True) as pipe:
                 pipe.delete(events_key, state_key)
-            if new:
-                pipe.rpush(events_key, *[json.dumps(e.as_dict(), ensure_ascii=False) for e in new])
-            fields = {"state": json.dumps(_state_events(tracker), ensure_ascii=False)}
-            if session is not None:
-                fields["session"] = str(session)
-            pipe.hset(state_key, mapping=fields)
-            if self.record_exp:
-                pipe.expire(events_key, self.record_exp)
-                pipe.expire(state_key, self.record_exp)
-            await pipe.execute()
+                if rows:
+                    pipe.rpush(events_key, *rows)
+                pipe.hset(state_key, mapping={"state": state, "session": str(session)})
+                if self.record_exp:
+                    pipe.expire(events_key, self.record_exp)
+                    pipe.expire(state_key, self.record_exp)
+                await pipe.execute()
         setattr(tracker, _MARK, (base + len(new), events[-1] if events else None))
 
     async def close(self) -> None:

@@ -222,3 +222,36 @@ def test_a_turn_whose_endpoints_failed_is_not_saved(redis_port: int) -> None:
         assert await store.red.llen("ar:tracker:c9") == len(before) + 2
 
     run(redis_port, body)
+
+
+def test_two_turns_read_at_once_save_one_and_refuse_the_other(redis_port: int) -> None:
+    # A turn of over a minute outlives its lock: the app's retry of the message runs a second turn from
+    # the same read. The second save must not append beside the first (a message stored twice, slots
+    # lost to the last writer): it fails, and the app sends the message again to a fresh read.
+    async def body(store: AppendOnlyRedisTrackerStore) -> None:
+        await _talk(store, "c10", 2)
+        slow = await store.get_or_create_tracker("c10")
+        retry = await store.get_or_create_tracker("c10")
+        for tracker, slot in ((retry, "DD202405002"), (slow, "DD202405009")):
+            tracker.update(UserUttered("DD 到哪了", intent={"name": "order_status", "confidence": 1.0}))
+            tracker.update(SlotSet("order_id", slot))
+            tracker.update(ActionExecuted("action_listen"))
+        with turns.turn():
+            await store.save(retry)
+        saved = await store.red.lrange("ar:tracker:c10", 0, -1)
+        state = await store.red.hgetall("ar:trackerstate:c10")
+        with turns.turn(), pytest.raises(turns.TurnFailed):
+            await store.save(slow)
+        assert await store.red.lrange("ar:tracker:c10", 0, -1) == saved
+        assert await store.red.hgetall("ar:trackerstate:c10") == state
+        again = await store.retrieve("c10")
+        assert again is not None and again.get_slot("order_id") == "DD202405002"
+        # An expired list is not re-created as a tracker without its beginning either.
+        await store.red.delete("ar:tracker:c10")
+        for event in _turn(5):
+            again.update(event)
+        with turns.turn(), pytest.raises(turns.TurnFailed):
+            await store.save(again)
+        assert not await store.red.exists("ar:tracker:c10")
+
+    run(redis_port, body)
