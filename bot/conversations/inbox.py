@@ -173,6 +173,13 @@ if not at or tonumber(at) > tonumber(ARGV[2]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 return 1
 """
+# Remove a lease that nobody renews: less than ARGV[1] ms left (or none at all). KEYS: the lease.
+_BREAK_LEASE = """
+local left = redis.call('PTTL', KEYS[1])
+if left >= tonumber(ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+"""
 # Release a lease only if it is still ours.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -265,6 +272,7 @@ class Inbox:
         self._release = redis.register_script(_RELEASE)
         self._renew = redis.register_script(_RENEW)
         self._claim_push = redis.register_script(_CLAIM_PUSH)
+        self._break_lease = redis.register_script(_BREAK_LEASE)
 
     async def accept(
         self,
@@ -458,9 +466,12 @@ class Inbox:
         """Take the message's lease: True when this owner may process it now."""
         return bool(await self.redis.set(keys.inbox_lease(message_id), owner, nx=True, px=self.lease_ms))
 
-    async def break_lease(self, message_id: str) -> None:
-        """Remove a lease whose holder is known to be dead."""
-        await self.redis.delete(keys.inbox_lease(message_id))
+    async def break_lease(self, message_id: str) -> bool:
+        """Remove a lease whose holder is believed dead, unless it is being renewed: a live holder renews it
+        every third of its time (`_Renewal`), so one with less than half of it left has not been renewed
+        for longer than that. True when no lease is left."""
+        broken = await self._break_lease(keys=[keys.inbox_lease(message_id)], args=[self.lease_ms // 2])
+        return bool(int(broken))
 
     async def leased(self, message_id: str) -> bool:
         """Whether some process holds the message's lease now."""

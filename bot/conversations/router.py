@@ -139,8 +139,10 @@ class Router:
     ) -> RouterResult:
         """Accept one inbound message and answer it (or say why it is not answered yet).
 
-        `take_over`: the channel knows that no live process works on this message (the email reader, which
-        alone reads its mailbox, found a mail it never committed): a lease left by a dead one is broken.
+        `take_over`: the channel believes no live process works on this message (the email reader, which
+        alone reads its mailbox, found a mail it never committed): a lease its dead holder no longer renews
+        is broken at once, not left to expire (one the recovery pass of another replica holds and renews is
+        kept, and its answer waited for).
         """
         started = time.time()
         with metrics.timed("app"):

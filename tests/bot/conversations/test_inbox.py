@@ -365,3 +365,27 @@ async def test_a_replica_whose_clock_runs_ahead_does_not_reorder_a_conversation(
     assert await inbox.earlier(conv.id, first.record) == []
     stored = await inbox.get(second.message_id)
     assert stored is not None and stored.order == second.record.order > first.record.order
+
+
+async def test_a_take_over_breaks_only_a_lease_nobody_renews(redis: TextRedis, crm: CRM, engine: StubEngine) -> None:
+    # The mail reader found a mail it never committed and takes it over; meanwhile another replica's
+    # recovery pass is answering it under a lease it renews. That lease is kept and its answer used: the
+    # engine is asked once. A lease its dead holder stopped renewing is broken at once.
+    recovering, reader = in_process(redis, crm, engine), in_process(redis, crm, engine)
+    engine.delay = 0.5
+    conv, _ = await recovering.store.find_or_open("rest", "mail-take-over", None)
+    msg = said("mail-take-over", "发票", "<m2@x>", redeliverable=True)
+    accepted = await recovering.router.inbox.accept(conv.id, msg, entry_fields("customer", "发票"), due_in=0)
+    answering = asyncio.create_task(recovering.recovery.round(time.time()))
+    await asyncio.sleep(0.2)  # the pass holds the lease and asks the engine
+    taken = await reader.router.handle(msg, take_over=True)
+    await answering
+    assert [r.text for r in taken.replies] == ["answer to: 发票"]
+    assert engine.texts == ["发票"]
+
+    inbox = Router(recovering.store, recovering.customers, engine, recovering.templates, lease_seconds=1.0).inbox
+    assert await inbox.lease(accepted.message_id, "dead")
+    assert not await inbox.break_lease(accepted.message_id)  # just taken: its holder may be alive
+    await asyncio.sleep(0.6)  # not renewed for over a third of its time
+    assert await inbox.break_lease(accepted.message_id)
+    assert not await inbox.leased(accepted.message_id)
