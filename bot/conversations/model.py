@@ -38,6 +38,22 @@ class Skill(StrEnum):
 SKILLS: tuple[Skill, ...] = tuple(Skill)
 # Higher priority first, then longest wait: score = (MAX_PRIORITY - priority) * 1e10 + queued_at.
 MAX_PRIORITY = 9
+
+# A transcript line's seq as a client may send it back (a Redis stream id): for query patterns. ASCII
+# digits only (a pattern's \d takes any script's digits), and `is_seq` checks the range too.
+SEQ_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
+_SEQ_MAX = 2**64 - 1
+
+
+def is_seq(value: str) -> bool:
+    """Whether a client's seq is one Redis can read the transcript after: two unsigned 64-bit numbers, not
+    both the largest (anything else makes XRANGE fail, which was a 500 for a stranger's query)."""
+    ms, dash, n = value.partition("-")
+    if not (dash and 0 < len(ms) <= 20 and 0 < len(n) <= 20 and (ms + n).isascii() and (ms + n).isdigit()):
+        return False
+    return int(ms) <= _SEQ_MAX and int(n) <= _SEQ_MAX and (int(ms), int(n)) != (_SEQ_MAX, _SEQ_MAX)
+
+
 _PRIORITY_STRIDE = 1e10
 
 

@@ -10,6 +10,8 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate
 
+from connectors.email.parse import one_line
+
 # At most this many ids in References: the root and the latest ones (RFC 5322 §3.6.4 allows trimming).
 MAX_REFERENCES = 20
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|antw|vs|odp|回复|回覆|答复|答覆)\s*(\[\d+\])?\s*[:：]\s*)+", re.I)
@@ -22,8 +24,9 @@ def bare_subject(subject: str) -> str:
 
 
 def reply_subject(subject: str, locale: str | None = None) -> str:
-    """The subject with exactly one "Re:" in front, whatever reply prefixes it already carried."""
-    bare = bare_subject(subject)
+    """The subject with exactly one "Re:" in front, whatever reply prefixes it already carried, on one line
+    (a thread's subject stored before its reading made it one)."""
+    bare = bare_subject(one_line(subject or ""))
     return f"Re: {bare or _DEFAULT_SUBJECT.get(locale or 'en', _DEFAULT_SUBJECT['en'])}"
 
 

@@ -74,7 +74,8 @@ class OutboundMail:
         return {
             "message_id": self.message_id,
             "from": self.envelope_from,
-            "to": ",".join(self.recipients),
+            # A JSON list: an address may hold a comma ("sales,ceo"@example.com is one mailbox).
+            "to": json.dumps(list(self.recipients)),
             "data": base64.b64encode(self.data).decode("ascii"),
             "conversation_id": self.conversation_id,
             "kind": self.kind,
@@ -87,12 +88,22 @@ class OutboundMail:
         return cls(
             message_id=fields["message_id"],
             envelope_from=fields.get("from", ""),
-            recipients=tuple(r for r in fields.get("to", "").split(",") if r),
+            recipients=_recipients(fields.get("to", "")),
             data=base64.b64decode(fields.get("data", "")),
             conversation_id=fields.get("conversation_id", ""),
             kind=fields.get("kind", "auto"),
             source=fields.get("source", ""),
         )
+
+
+def _recipients(value: str) -> tuple[str, ...]:
+    """The recipients of a stream entry: a JSON list, or the comma-joined text of entries written before."""
+    if value.startswith("["):
+        with contextlib.suppress(ValueError):
+            found = json.loads(value)
+            if isinstance(found, list):
+                return tuple(str(r) for r in found if r)
+    return tuple(r for r in value.split(",") if r)
 
 
 @dataclass(frozen=True)

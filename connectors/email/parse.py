@@ -14,6 +14,7 @@ import email.utils
 import hashlib
 import html
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage, Message
@@ -170,17 +171,39 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
         candidates.append(label)
     for name in (*candidates, *_SNIFF_ORDER):
         try:
-            return data.decode(name)
+            return text_only(data.decode(name))
         except (UnicodeDecodeError, LookupError):
             continue
     # Nothing fits exactly: keep what the declared (or most likely) codec makes of it.
     fallback = candidates[0] if candidates else "utf-8"
-    return data.decode(fallback, errors="replace")
+    return text_only(data.decode(fallback, errors="replace"))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# C0 controls other than the tab, and DEL: nothing a reader sees, and some of them break a header.
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f]")
+# A header's text is read at most this far (a Subject of 150 KB took seconds to unfold).
+MAX_HEADER_CHARS = 16_384
+
+
+def text_only(value: str) -> str:
+    """Text as it can be stored and sent on: a lone surrogate (UTF-7, unicode_escape, broken encoded
+    words decode to them; Redis and every encoder refuse them) becomes U+FFFD."""
+    return _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else value
+
+
+def one_line(value: str) -> str:
+    """A header value on one line: every line break Python knows (CR, LF, VT, FF, the file, group and record
+    separators, NEL, U+2028, U+2029) a space, other controls dropped, lone surrogates replaced. An outgoing
+    header refuses all of them ("Header values may not contain linefeed"), and a reply's Subject is the
+    customer's."""
+    joined = " ".join(part.strip() for part in value.splitlines())
+    return text_only(_CONTROL.sub("", joined)).strip()
 
 
 def decode_header_value(raw: str) -> str:
     """A header's text: RFC 2047 words decoded with charset aliases, raw 8-bit bytes sniffed, unfolded."""
-    value = raw
+    value = raw[:MAX_HEADER_CHARS]
     if any("\udc80" <= ch <= "\udcff" for ch in value):
         # BytesParser keeps undeclared 8-bit header bytes as surrogates; most are UTF-8 or GBK.
         value = decode_bytes(value.encode("ascii", "surrogateescape"), None)
@@ -197,7 +220,7 @@ def decode_header_value(raw: str) -> str:
             out.append(chunk.decode("raw-unicode-escape", errors="replace"))
         else:
             out.append(decode_bytes(chunk, charset))
-    return re.sub(r"\s*[\r\n]+\s*", " ", "".join(out)).strip()
+    return one_line("".join(out))
 
 
 def _addresses(values: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -209,7 +232,7 @@ def _addresses(values: tuple[str, ...]) -> list[tuple[str, str]]:
         pairs = []
     for name, addr in pairs:
         addr = addr.strip().strip("<>").strip()
-        if addr.count("@") != 1 or any(ch.isspace() for ch in addr) or len(addr) > 320:
+        if addr.count("@") != 1 or any(ch.isspace() or ch < " " or ch == "\x7f" for ch in addr) or len(addr) > 320:
             continue
         local, domain = addr.split("@")
         if not local or "." not in domain or not local.isascii():
@@ -254,6 +277,7 @@ class _HtmlText(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.out: list[str] = []
         self.skip_stack: list[str] = []
+        self.skipping: Counter[str] = Counter()  # the tags on skip_stack: a closing tag looks there at once
         self.open_tags: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -261,16 +285,20 @@ class _HtmlText(HTMLParser):
             self.out.append("\n")
         if tag == "body":
             self.skip_stack.clear()  # an unclosed <head> ends where the body starts
+            self.skipping.clear()
         if tag in self._VOID:
             return
         marker = " ".join(f"{v or ''}" for k, v in attrs if k in ("class", "id")).lower()
         if self.skip_stack or tag in self._SKIP or any(m in marker for m in self._QUOTE_MARKERS):
             self.skip_stack.append(tag)
+            self.skipping[tag] += 1
 
     def handle_endtag(self, tag: str) -> None:
-        if self.skip_stack and tag in self.skip_stack:
+        if self.skipping[tag] > 0:
             while self.skip_stack:
-                if self.skip_stack.pop() == tag:
+                popped = self.skip_stack.pop()
+                self.skipping[popped] -= 1
+                if popped == tag:
                     break
         if tag in self._BLOCK:
             self.out.append("\n")
@@ -284,11 +312,19 @@ class _HtmlText(HTMLParser):
         return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
+# A "<" that opens no tag: no ">" before the next "<" (or the end). Python's HTMLParser reads a run of them
+# ("<a<a<a…", "</a</a…") in time that grows with the square of its length (40 KB: 1.4 s); as text they
+# cost nothing. Real markup writes such a "<" as "&lt;".
+_STRAY_LT = re.compile(r"<(?=[^<>]*(?:<|\Z))")
+# An HTML body is read at most this far (the text a customer wrote comes first).
+MAX_HTML_CHARS = 2_000_000
+
+
 def html_to_text(markup: str) -> str:
     """Readable text of an HTML body, without scripts, styles and quoted earlier messages."""
     parser = _HtmlText()
     try:
-        parser.feed(markup)
+        parser.feed(_STRAY_LT.sub("&lt;", markup[:MAX_HTML_CHARS]))
         parser.close()
     except (AssertionError, ValueError):  # very broken markup: keep what was read so far
         pass

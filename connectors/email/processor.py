@@ -10,6 +10,7 @@ lease lost during a long pause) cannot both commit.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -119,7 +120,9 @@ class MailProcessor:
     async def process(self, raw: bytes, *, size: int | None = None, uid: int | None = None) -> Outcome:
         """Process one mail; RetryLater when it must stay unprocessed for now."""
         full_size = size if size is not None else len(raw)
-        mail = parse_mail(raw, size=full_size)
+        # In a worker thread: a mail's parsing is bounded (linear in its size), but a large one still takes
+        # a while that the event loop (every channel, the health probes) must not wait through.
+        mail = await asyncio.to_thread(parse_mail, raw, size=full_size)
         done = await self.redis.get(mail_keys.mail_done(mail.key))
         if done:
             return Outcome("duplicate", mail_key=mail.key)

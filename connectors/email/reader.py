@@ -35,6 +35,10 @@ IDLE_SECONDS = 300.0  # re-issue IDLE well within the 29 minutes servers allow
 FETCH_BATCH = 50
 RETRY_FIRST_SECONDS = 5.0
 RETRY_MAX_SECONDS = 300.0
+# A mail that breaks the processor this many times in a row (about 15 minutes of backoff) is given up:
+# marked read but not answered, left in the mailbox for a person, so that it no longer holds the
+# watermark (every later mail searched and fetched again each round) or burns a core.
+MAX_FAILURES = 8
 RECONNECT_MAX_SECONDS = 60.0
 
 _LEASE_RENEW = """
@@ -91,6 +95,7 @@ class Lease:
 class _Retry:
     attempts: int
     next_at: float
+    failures: int = 0  # of them, the processor's unexpected errors (not "retry later")
 
 
 class MailboxReader:
@@ -119,6 +124,10 @@ class MailboxReader:
         self.mode = "starting"  # then "idle" or "poll": how this session waits for new mail
         self.sessions = 0
         self.processed = 0
+        self.failed = 0  # mails given up after MAX_FAILURES
+        # Marked on the server but above the watermark (a mail before them still waits): where the server
+        # keeps no keyword of ours, the search finds them again, and they must not be fetched again.
+        self._flagged: set[int] = set()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._lease_lost = False
@@ -221,6 +230,7 @@ class MailboxReader:
             await self.redis.hset(state_key, mapping={"uidvalidity": selected.uidvalidity, "last_uid": 0})
             self._done.clear()
             self._retry.clear()
+            self._flagged.clear()
             self._max_seen = 0
             last_uid = 0
         else:
@@ -250,6 +260,7 @@ class MailboxReader:
                 if uid > last_uid
                 and uid not in self._pending
                 and uid not in self._done
+                and uid not in self._flagged
                 and (uid not in self._retry or self._retry[uid].next_at <= now)
             ]
             if todo:
@@ -299,9 +310,21 @@ class MailboxReader:
             self._schedule_retry(uid, str(exc))
         except asyncio.CancelledError:
             raise
-        except Exception:  # a mail that breaks the processor is retried with backoff, never dropped
+        except Exception:  # a mail that breaks the processor is retried with backoff, then given up
             log.exception("mail uid %s of %s failed", uid, self.config.mailbox_id)
-            self._schedule_retry(uid, "unexpected error")
+            previous = self._retry.get(uid)
+            if (previous.failures if previous else 0) + 1 >= MAX_FAILURES:
+                log.error(
+                    "mail uid %s of %s failed %d times: marked read, not answered, left for a person",
+                    uid,
+                    self.config.mailbox_id,
+                    MAX_FAILURES,
+                )
+                self._retry.pop(uid, None)
+                self._done[uid] = Outcome("failed", reason="processing failed")
+                self.failed += 1
+            else:
+                self._schedule_retry(uid, "unexpected error", failed=True)
         else:
             self._retry.pop(uid, None)
             self._done[uid] = outcome
@@ -311,11 +334,12 @@ class MailboxReader:
             self._slots.release()
             self._progress.set()
 
-    def _schedule_retry(self, uid: int, why: str) -> None:
+    def _schedule_retry(self, uid: int, why: str, *, failed: bool = False) -> None:
         previous = self._retry.get(uid)
         attempts = (previous.attempts if previous else 0) + 1
+        failures = (previous.failures if previous else 0) + 1 if failed else 0
         delay = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** (attempts - 1)) * random.uniform(0.8, 1.2)
-        self._retry[uid] = _Retry(attempts, time.time() + delay)
+        self._retry[uid] = _Retry(attempts, time.time() + delay, failures)
         log.warning("mail uid %s: %s; attempt %d, next in %.0f s", uid, why, attempts, delay)
 
     async def _flush(self, client: ImapClient, state_key: str, last_uid: int, keywords: bool) -> int:
@@ -331,8 +355,10 @@ class MailboxReader:
                 await client.add_flags(answered, "\\Answered")
             for uid in uids:
                 self._done.pop(uid, None)
+            self._flagged.update(uids)
         blocked = set(self._pending) | set(self._retry)
         watermark = min(blocked) - 1 if blocked else self._max_seen
+        self._flagged = {u for u in self._flagged if u > max(watermark, last_uid)}
         if watermark > last_uid:
             await self.redis.hset(state_key, "last_uid", watermark)
             return watermark

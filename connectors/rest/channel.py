@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from bot.conversations.channels import Channel, ChannelContext
 from bot.conversations.messages import InboundMessage, OutboundMessage
-from bot.conversations.model import Conversation, Mode
+from bot.conversations.model import SEQ_PATTERN, Conversation, Mode, is_seq
 from bot.settings import Settings
 from connectors.rest import CHANNEL
 
@@ -209,13 +209,15 @@ class RestChannel(Channel):
             request: Request,
             sender: str = Query(min_length=1, max_length=256, description="The customer's id within this channel."),
             after: str | None = Query(
-                default=None, pattern=r"^\d{1,20}-\d{1,20}$", description="Only messages after this `seq` (exclusive)."
+                default=None, pattern=SEQ_PATTERN, description="Only messages after this `seq` (exclusive)."
             ),
             wait: float = Query(default=0, ge=0, le=30, description="Long-poll: wait up to this many seconds for one."),
         ) -> MessagesOut:
             """What the customer should see after `after`: above all agents' answers and notices after a handoff,
             which no POST response can carry. Poll it, or long-poll with `wait`.
             """
+            if after is not None and not is_seq(after):
+                raise HTTPException(status_code=422, detail="after: not a seq of the transcript")
             store = channel.context.store
             deadline = time.monotonic() + wait
             while True:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -27,7 +26,7 @@ from bot import metrics, safejson
 from bot.conversations.channels import Channel, ChannelContext
 from bot.conversations.events import RESYNC
 from bot.conversations.messages import InboundMessage, OutboundMessage
-from bot.conversations.model import Conversation
+from bot.conversations.model import SEQ_PATTERN, Conversation, is_seq
 from bot.conversations.router import Router
 from bot.conversations.store import ConversationStore
 from bot.errors import BadInput
@@ -368,12 +367,9 @@ def _spawn(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
     return task
 
 
-_SEQ = re.compile(r"\d{1,20}-\d{1,20}")
-
-
 def _valid_seq(seq: str) -> bool:
     """Whether a client's seq is a Redis stream id (anything else would make XRANGE fail)."""
-    return _SEQ.fullmatch(seq) is not None
+    return is_seq(seq)
 
 
 def _seq_key(seq: str) -> tuple[int, int]:
@@ -526,13 +522,15 @@ class WebchatChannel(Channel):
         async def http_poll(
             request: Request,
             session: str = Query(max_length=4096, description="The session token of the welcome."),
-            after: str | None = Query(default=None, pattern=r"^\d{1,20}-\d{1,20}$", description="Last seq seen."),
+            after: str | None = Query(default=None, pattern=SEQ_PATTERN, description="Last seq seen."),
             mode: str | None = Query(default=None, max_length=16, description="The mode the widget shows now."),
             wait: float = Query(default=25, ge=0, le=30, description="Seconds to wait for something new."),
         ) -> FramesOut:
             """What happened after `after`: transcript messages, a mode change, typing (long-poll)."""
             context = self._started()
             visitor = self._session(session).visitor
+            if after is not None and not is_seq(after):
+                raise HTTPException(422, "after: not a seq of the transcript")
             ip = request.client.host if request.client else "?"
             refused = self.admission.refusal(ip)
             if refused is not None:

@@ -16,7 +16,7 @@ from tests.connectors.email.mails import SUPPORT
 from tests.connectors.email.servers import PASSWORD, Dovecot, Received, Smtp, start_dovecot, start_smtp, wait_until
 
 # Mailboxes of the package's dovecot: one for the stack, the others for component tests.
-USERS = ["support", "reader", "reader2", "client", "imapops", "retry", "lease", "movebox"]
+USERS = ["support", "reader", "reader2", "client", "imapops", "retry", "lease", "movebox", "poison"]
 
 
 @pytest.fixture(scope="package")

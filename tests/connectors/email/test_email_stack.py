@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -313,7 +314,7 @@ async def test_an_answer_the_server_refuses_for_good_is_shown_to_agents(mail_sta
         notice = next(m for m in transcript() if m["role"] == "system")
         assert "could not be delivered" in notice["text"] and "550" in notice["text"]
         with SyncRedis.from_url(mail_stack.redis_url, decode_responses=True) as redis:
-            failed = [f for _, f in redis.xrange("ar:outbox:failed") if f["to"] == sender]
+            failed = [f for _, f in redis.xrange("ar:outbox:failed") if json.loads(f["to"]) == [sender]]
         assert len(failed) == 1 and failed[0]["code"] == "550"
         assert mail_stack.answers(question_id) == []
     finally:

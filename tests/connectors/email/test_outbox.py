@@ -90,6 +90,22 @@ async def test_a_queued_mail_is_sent_once_and_acknowledged(redis: TextRedis, ser
     assert (await redis.xpending(mail_keys.outbox(), mail_keys.OUTBOX_GROUP))["pending"] == 0
 
 
+async def test_an_address_with_a_comma_is_one_recipient(redis: TextRedis, server: Smtp) -> None:
+    # "sales,ceo"@example.com is one mailbox; the outbox kept recipients comma-joined, so it went out as
+    # RCPT TO:<"sales> and <ceo"@example.com> (a submission server adding its own domain to bare names
+    # delivered it to the shop's own sales@ and ceo@).
+    mail = mail_to('"sales,ceo"@customer.test')
+    assert OutboundMail.from_fields(mail.fields()).recipients == ('"sales,ceo"@customer.test',)
+    written_before = {**mail.fields(), "to": "a@customer.test,b@customer.test"}
+    assert OutboundMail.from_fields(written_before).recipients == ("a@customer.test", "b@customer.test")
+    await enqueue(redis, mail)
+    sender = sender_for(server)
+    async with running(OutboxWorker(redis, sender, "replica-a")):
+        await until(lambda: bool(server.handler.snapshot()), 10, "the mail")
+    await sender.close()
+    assert server.handler.snapshot()[0].rcpt_tos == ['"sales,ceo"@customer.test']
+
+
 async def test_a_mail_whose_transaction_completed_is_never_sent_again(redis: TextRedis, server: Smtp) -> None:
     mail = mail_to(guest())
     await enqueue(redis, mail)

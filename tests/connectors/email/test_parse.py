@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import PROJECT_ROOT
+from connectors.email.compose import build_message, reply_subject
 from connectors.email.parse import (
     content_key,
     decode_bytes,
@@ -202,6 +203,64 @@ def test_empty_and_garbage_input_never_raise() -> None:
         mail = parse_mail(raw)
         assert mail.sender is None
         assert mail.key.startswith("sha256:")
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Where is my order\x0bDD202405001",  # a vertical tab pasted from a form
+        "=?utf-8?b?6K6i5Y2V4oCo5Yiw5ZOq5LqG?=",  # "订单\u2028到哪了": a line separator inside an encoded word
+        "=?iso-8859-15?q?order=85status?=",  # NEL
+        "=?utf-7?q?hi+2AA-?=",  # UTF-7 decodes to a lone surrogate
+        "a\x1cb\x1dc\x1ed\x0ce\x00f",
+    ],
+)
+def test_a_subject_with_odd_line_breaks_or_surrogates_can_be_replied_to(subject: str) -> None:
+    # Such a subject made building the reply fail ("Header values may not contain linefeed") or Redis
+    # refuse the text, every time the mail was read again: it was never answered.
+    raw = (
+        b"From: guest@customer.test\r\nTo: support@shop.test\r\nSubject: "
+        + subject.encode("latin-1")
+        + b"\r\nMessage-ID: <odd@customer.test>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n"
+    )
+    mail = parse_mail(raw)
+    assert mail.subject and mail.subject == mail.subject.strip()
+    assert not any(ch in mail.subject for ch in "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\x00")
+    assert not any("\ud800" <= ch <= "\udfff" for ch in mail.subject)
+    mail.subject.encode("utf-8")  # storable
+    wire = build_message(
+        sender="support@shop.test",
+        sender_name="",
+        to="guest@customer.test",
+        subject=reply_subject(mail.subject),
+        text="hi",
+        html=None,
+        message_id="r1@shop.test",
+        in_reply_to=None,
+        references=[],
+        auto_submitted=None,
+        locale=None,
+    )
+    assert wire.count(b"\r\nSubject: Re: ") == 1
+    assert reply_subject("订单\u2028到哪了") == "Re: 订单 到哪了"  # a subject stored before, too
+
+
+def test_bodies_that_decode_to_lone_surrogates_are_storable() -> None:
+    assert decode_bytes(b"hi +2AA-", "utf-7") == "hi \ufffd"
+    assert decode_bytes(b"hi \\ud800", "unicode_escape").encode("utf-8")
+
+
+def test_markup_that_used_to_take_seconds_is_read_at_once() -> None:
+    # Stray "<" runs and thousands of tags inside a skipped quote each took time growing with the square
+    # of their length (40 KB of "<a": 1.4 s; 280 KB of nested tags in a quote: 14.6 s) on the event loop.
+    # Bounds far above what they take now, far below what they took.
+    started = time.monotonic()
+    assert html_to_text("<p>Hello</p>" + "<a" * 200_000).startswith("Hello\n<a<a")
+    assert html_to_text("<p>Hi</p><blockquote>" + "<a>" * 100_000 + "</b>" * 100_000 + "</blockquote>") == "Hi"
+    assert html_to_text("<p>a &lt; b and a < b</p>") == "a < b and a < b"
+    assert decode_header_value(" ".join(["=?utf-8?b?ICAgICAgICAg?="] * 500) + " x") == "x"
+    assert len(decode_header_value(" ".join(["=?utf-8?b?ICAgICAgICAg?="] * 50_000))) < 100  # read 16 KB far
+    assert time.monotonic() - started < 10
 
 
 def test_every_corpus_message_parses_quickly() -> None:

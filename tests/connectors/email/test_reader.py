@@ -12,7 +12,7 @@ import pytest
 from connectors.email import keys as mail_keys
 from connectors.email import reader as reader_module
 from connectors.email.errors import RetryLater
-from connectors.email.imap import ImapConfig
+from connectors.email.imap import ImapClient, ImapConfig, Selected
 from connectors.email.parse import parse_mail
 from connectors.email.processor import Outcome
 from connectors.email.reader import PROCESSED_KEYWORD, MailboxReader
@@ -217,3 +217,45 @@ async def test_one_replica_reads_a_mailbox(dovecot: Dovecot, redis: TextRedis) -
     async with reading(c_again):
         await until(lambda: c_again.sessions == 1, 10, "the takeover")
     assert time.monotonic() - started < 5
+
+
+async def test_a_mail_that_always_breaks_the_processor_is_given_up_and_holds_nothing_back(
+    dovecot: Dovecot, redis: TextRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a server that keeps no keyword of ours (Exchange without a processed folder), a mail that breaks
+    # the processor every time must neither be retried for ever nor make the mails after it be fetched
+    # again and again while it waits: they are processed once, and it is given up after MAX_FAILURES,
+    # marked read but not answered.
+    monkeypatch.setattr(reader_module, "RETRY_FIRST_SECONDS", 0.2)
+    monkeypatch.setattr(reader_module, "MAX_FAILURES", 3)
+    select = ImapClient.select
+
+    async def without_keywords(self: ImapClient) -> Selected:
+        selected = await select(self)
+        return Selected(selected.uidvalidity, selected.exists, frozenset({"\\Seen", "\\Answered"}))
+
+    monkeypatch.setattr(ImapClient, "select", without_keywords)
+    raws, ids = mails(4)
+    poison = ids[0]
+
+    class Breaks(Recorder):
+        async def __call__(self, raw: bytes, size: int, uid: int) -> Outcome:
+            outcome = await super().__call__(raw, size, uid)
+            if self.calls[-1][1] == poison:
+                raise RuntimeError("a mail the processor cannot handle (simulated)")
+            return outcome
+
+    await dovecot.deliver("poison", *raws)
+    recorder = Breaks()
+    async with reading(make_reader(dovecot.config("poison"), redis, recorder, poll_seconds=0.2)) as reader:
+        await until(lambda: reader.failed == 1, 20, "the poison mail given up")
+        await asyncio.sleep(1.0)  # a few more rounds: nothing is fetched again
+    assert recorder.ids().count(poison) == 3
+    assert sorted(map(str, recorder.ids())) == sorted([poison] * 3 + ids[1:])
+    client = await dovecot.client("poison")
+    try:
+        await client.select()
+        assert await client.uid_search("UID 1:*", "UNSEEN") == []
+        assert await client.uid_search("UID 1:*", "UNANSWERED") == [1]
+    finally:
+        await client.close()

@@ -274,4 +274,9 @@ def test_reading_messages_checks_token_sender_and_position(stack: RunningStack) 
     assert messages(stack, who, token="wrong").status_code == 401
     bad = messages(stack, who, after="not-a-seq")
     assert bad.status_code == 422 and "after" in bad.text
+    # Shaped like a seq but none Redis can read after (out of range, the largest, other scripts' digits):
+    # a 422, where Redis's refusal was a 500.
+    for odd in ("99999999999999999999-0", "18446744073709551615-18446744073709551615", "١٢-٣"):
+        assert messages(stack, who, after=odd).status_code == 422, odd
+    assert messages(stack, who, after="18446744073709551615-0").json()["messages"] == []
     assert messages(stack, who, wait=31).status_code == 422

@@ -70,6 +70,16 @@ def test_hello_send_and_poll_answer_an_order_question(stack: RunningStack) -> No
         timeout=30,
     ).json()["frames"]
     assert [f for f in again if f.get("type") == "message"] == []
+    # A seq out of Redis's range is refused, not a 500 (a poll) or ignored (a hello replays everything).
+    for odd in ("99999999999999999999-0", "18446744073709551615-18446744073709551615"):
+        refused = httpx.get(
+            f"{stack.base_url}/channels/webchat/http/poll",
+            params={"session": session, "after": odd, "wait": "0"},
+            timeout=30,
+        )
+        assert refused.status_code == 422, refused.text
+        hello = post(stack, "hello", {"session": session, "locale": "zh-CN", "last_seq": odd})
+        assert hello.status_code == 200, hello.text
     # A reload: hello with the session gives the same conversation and its history.
     resp = post(stack, "hello", {"session": session, "locale": "zh-CN", "last_seq": None})
     [again_welcome] = resp.json()["frames"]
