@@ -74,10 +74,15 @@ class GuardInterceptor:
             await self.access.drop_challenge(conv_id)
             return None
         minutes = self.access.policy.lock_minutes
-        locked = self._render(turn, "utter_verify_locked", {"order_id": order.id, "minutes": minutes})
+
+        def locked() -> Interception:
+            return Interception(
+                replies=[self._render(turn, "utter_verify_locked", {"order_id": order.id, "minutes": minutes})]
+            )
+
         if check_factor(factor, owner):
             if not await self.access.verify(conv_id, order.id):
-                return Interception(replies=[locked])  # wrong ones read beside it locked the order first
+                return locked()  # wrong ones read beside it locked the order first
             await self.store.add_note(
                 conv_id, NOTE_AUTHOR, f"The guest proved to own order {order.id} (second factor: {factor.kind})."
             )
@@ -93,7 +98,7 @@ class GuardInterceptor:
             f"Order {order.id} locked for this conversation for {minutes} minutes after "
             f"{self.access.policy.max_failures} wrong second factors (the guest could not prove it is theirs).",
         )
-        return Interception(replies=[locked])
+        return locked()
 
     # --- changes ---
 

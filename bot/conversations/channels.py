@@ -12,16 +12,29 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
+
+from pydantic import AfterValidator
 
 from bot.conversations.events import EventHub
 from bot.conversations.messages import OutboundMessage
-from bot.conversations.model import Conversation, LogEntry
+from bot.conversations.model import Conversation, LogEntry, is_seq
 from bot.conversations.ports import CustomerDirectory
 from bot.conversations.router import Router
 from bot.conversations.store import ConversationStore
 from bot.settings import Settings
 from bot.templates import TemplateRegistry
+
+
+def _client_seq(value: str) -> str:
+    if not is_seq(value):
+        raise ValueError("not a seq of the transcript")
+    return value
+
+
+# A seq a client sends back in a query (`after=`): a 422 unless Redis can read the transcript after it
+# (ASCII digits in range: a pattern's \d took any script's digits, and an id out of range was a 500).
+ClientSeq = Annotated[str, AfterValidator(_client_seq)]
 
 
 @dataclass(frozen=True)

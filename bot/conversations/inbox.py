@@ -55,7 +55,7 @@ end
 # Cluster), its locale is chosen from what it was (bot.locale.LocaleChoice), its customer set if it had
 # none, and its hash returned; {2} and nothing written when the thread has no conversation.
 # Returns {0, the accepted message's id[, "", the hash]} for a duplicate, else {1, id, seq, leased, the
-# access marker (bot.keys.ACCESS_WAITS_FIELD)[, the hash]}.
+# access marker (bot.keys.ACCESS_WAITS_FIELD), the message's place[, the hash]}.
 _ACCEPT = (
     _SHARED
     + """
@@ -124,8 +124,8 @@ end
 local waits = redis.call('HGET', conv_key, '"""
     + keys.ACCESS_WAITS_FIELD
     + """') or ''
-if thread then return {1, ARGV[1], seq, leased, waits, redis.call('HGETALL', conv_key)} end
-return {1, ARGV[1], seq, leased, waits}
+if thread then return {1, ARGV[1], seq, leased, waits, order, redis.call('HGETALL', conv_key)} end
+return {1, ARGV[1], seq, leased, waits, order}
 """
 )
 # The one script that answers a message, while its record is still pending (else nothing is written:
@@ -411,7 +411,7 @@ class Inbox:
             new=True,
             entry=replace(entry, seq=seq),
             record=InboxMessage.from_hash(
-                message_id, {**record, "conversation_id": conv_id, "seq": seq, "order": order_of(seq)}
+                message_id, {**record, "conversation_id": conv_id, "seq": seq, "order": str(result[5])}
             ),
             leased=leased,
             access_waits=_marker(result[4]) if leased else None,
@@ -544,13 +544,6 @@ class Inbox:
         pipe.zrem(keys.inbox_pending(), message_id)
         pipe.zrem(keys.inbox_undelivered(), message_id)
         await pipe.execute()
-
-
-def order_of(seq: str) -> str:
-    """A message's place among its conversation's unanswered messages, from its transcript line's id
-    (as the acceptance script computes it)."""
-    ms, _, n = seq.partition("-")
-    return f"{ms}{min(int(n or 0), 999):03d}"
 
 
 def _marker(value: object) -> bool | None:

@@ -39,9 +39,7 @@ SKILLS: tuple[Skill, ...] = tuple(Skill)
 # Higher priority first, then longest wait: score = (MAX_PRIORITY - priority) * 1e10 + queued_at.
 MAX_PRIORITY = 9
 
-# A transcript line's seq as a client may send it back (a Redis stream id): for query patterns. ASCII
-# digits only (a pattern's \d takes any script's digits), and `is_seq` checks the range too.
-SEQ_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
+# A transcript line's seq as a client may send it back: a Redis stream id (`is_seq`).
 _SEQ_MAX = 2**64 - 1
 
 

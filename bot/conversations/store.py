@@ -14,7 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import WatchError
 
 from bot import keys
-from bot.conversations.model import Conversation, Handoff, LogEntry, Mode, Skill, is_seq
+from bot.conversations.model import Conversation, Handoff, LogEntry, Mode, Skill
 
 if TYPE_CHECKING:
     from bot.templates import Rendered
@@ -337,10 +337,7 @@ class ConversationStore:
         await self.redis.publish(keys.events(conv_id), json.dumps(frame, ensure_ascii=False))
 
     async def history(self, conv_id: str, after: str | None = None, count: int = 500) -> list[LogEntry]:
-        """Transcript entries, all or only those after the given seq (exclusive). A seq no transcript can hold
-        (the channels refuse them with a 422 first: `is_seq`) reads nothing."""
-        if after and not is_seq(after):
-            return []
+        """Transcript entries, all or only those after the given seq (exclusive)."""
         start = f"({after}" if after else "-"
         rows = await self.redis.xrange(keys.transcript(conv_id), min=start, max="+", count=count)
         return [_entry(seq, data) for seq, data in rows]

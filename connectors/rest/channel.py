@@ -11,9 +11,9 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, field_validator
 
-from bot.conversations.channels import Channel, ChannelContext
+from bot.conversations.channels import Channel, ChannelContext, ClientSeq
 from bot.conversations.messages import InboundMessage, OutboundMessage
-from bot.conversations.model import SEQ_PATTERN, Conversation, Mode, is_seq
+from bot.conversations.model import Conversation, Mode
 from bot.settings import Settings
 from connectors.rest import CHANNEL
 
@@ -208,16 +208,12 @@ class RestChannel(Channel):
         async def get_messages(
             request: Request,
             sender: str = Query(min_length=1, max_length=256, description="The customer's id within this channel."),
-            after: str | None = Query(
-                default=None, pattern=SEQ_PATTERN, description="Only messages after this `seq` (exclusive)."
-            ),
+            after: Annotated[ClientSeq | None, Query(description="Only messages after this `seq` (exclusive).")] = None,
             wait: float = Query(default=0, ge=0, le=30, description="Long-poll: wait up to this many seconds for one."),
         ) -> MessagesOut:
             """What the customer should see after `after`: above all agents' answers and notices after a handoff,
             which no POST response can carry. Poll it, or long-poll with `wait`.
             """
-            if after is not None and not is_seq(after):
-                raise HTTPException(status_code=422, detail="after: not a seq of the transcript")
             store = channel.context.store
             deadline = time.monotonic() + wait
             while True:

@@ -16,17 +16,17 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from pydantic import BaseModel, Field, ValidationError
 
 from bot import metrics, safejson
-from bot.conversations.channels import Channel, ChannelContext
+from bot.conversations.channels import Channel, ChannelContext, ClientSeq
 from bot.conversations.events import RESYNC
 from bot.conversations.messages import InboundMessage, OutboundMessage
-from bot.conversations.model import SEQ_PATTERN, Conversation, is_seq
+from bot.conversations.model import Conversation, is_seq
 from bot.conversations.router import Router
 from bot.conversations.store import ConversationStore
 from bot.errors import BadInput
@@ -263,7 +263,7 @@ class WebchatConnection:
             subscribed = asyncio.Event()
             self._tasks = [asyncio.create_task(self._forward(conv.id, subscribed, welcomed))]
             await subscribed.wait()
-        if replay_from is not None and not _valid_seq(replay_from):
+        if replay_from is not None and not is_seq(replay_from):
             replay_from = None  # a malformed last_seq replays everything rather than failing
         history = await self.store.history(conv.id, after=replay_from)
         if history:
@@ -365,11 +365,6 @@ def _spawn(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
     _BACKGROUND.add(task)
     task.add_done_callback(_BACKGROUND.discard)
     return task
-
-
-def _valid_seq(seq: str) -> bool:
-    """Whether a client's seq is a Redis stream id (anything else would make XRANGE fail)."""
-    return is_seq(seq)
 
 
 def _seq_key(seq: str) -> tuple[int, int]:
@@ -522,15 +517,13 @@ class WebchatChannel(Channel):
         async def http_poll(
             request: Request,
             session: str = Query(max_length=4096, description="The session token of the welcome."),
-            after: str | None = Query(default=None, pattern=SEQ_PATTERN, description="Last seq seen."),
+            after: Annotated[ClientSeq | None, Query(description="Last seq seen.")] = None,
             mode: str | None = Query(default=None, max_length=16, description="The mode the widget shows now."),
             wait: float = Query(default=25, ge=0, le=30, description="Seconds to wait for something new."),
         ) -> FramesOut:
             """What happened after `after`: transcript messages, a mode change, typing (long-poll)."""
             context = self._started()
             visitor = self._session(session).visitor
-            if after is not None and not is_seq(after):
-                raise HTTPException(422, "after: not a seq of the transcript")
             ip = request.client.host if request.client else "?"
             refused = self.admission.refusal(ip)
             if refused is not None:

@@ -43,6 +43,12 @@ class Chat:
         await self.say("你好")
         return self.conv_id
 
+    async def asked(self, access: OrderAccess, order_id: str) -> str:
+        """Open the conversation with a challenge for the order's status open in it; its id."""
+        conv_id = await self.open()
+        await access.ask(conv_id, order_id, "action_order_status", f"{order_id} 到哪了")
+        return conv_id
+
     async def notes(self) -> list[str]:
         return [n.text for n in await self.app.store.notes(self.conv_id)]
 
@@ -51,8 +57,7 @@ async def test_the_right_factor_replays_the_saved_question(
     app: Container, engine: StubEngine, access: OrderAccess
 ) -> None:
     chat = Chat(app)
-    conv_id = await chat.open()
-    await access.ask(conv_id, "DD202405001", "action_order_status", "DD202405001 到哪了")
+    conv_id = await chat.asked(access, "DD202405001")
     answer = await chat.say("8001")
     assert answer == "answer to: DD202405001 到哪了"
     assert engine.texts[-1] == "DD202405001 到哪了"  # the engine never saw the factor
@@ -63,8 +68,7 @@ async def test_the_right_factor_replays_the_saved_question(
 
 async def test_wrong_factors_count_down_then_lock(app: Container, engine: StubEngine, access: OrderAccess) -> None:
     chat = Chat(app)
-    conv_id = await chat.open()
-    await access.ask(conv_id, "DD202405002", "action_order_status", "DD202405002 到哪了")
+    conv_id = await chat.asked(access, "DD202405002")
     seen = engine.calls
     assert "2 次" in await chat.say("8001")  # DD202405002 belongs to C202405002, whose phone ends 8002
     assert "1 次" in await chat.say("wang.wei@example.com")
@@ -95,8 +99,7 @@ async def test_a_right_factor_for_an_order_locked_meanwhile_is_told_it_is_locked
     app: Container, engine: StubEngine, access: OrderAccess
 ) -> None:
     chat = Chat(app)
-    conv_id = await chat.open()
-    await access.ask(conv_id, "DD202405001", "action_order_status", "DD202405001 到哪了")
+    conv_id = await chat.asked(access, "DD202405001")
     for _ in range(access.policy.max_failures):
         await access.fail(conv_id, "DD202405001")  # wrong guesses answered on another replica meanwhile
     await access.ask(conv_id, "DD202405001", "action_order_status", "DD202405001 到哪了")  # read before the lock
@@ -110,8 +113,7 @@ async def test_a_new_question_goes_to_the_engine_and_drops_the_challenge(
     app: Container, engine: StubEngine, access: OrderAccess
 ) -> None:
     chat = Chat(app)
-    conv_id = await chat.open()
-    await access.ask(conv_id, "DD202405001", "action_order_status", "DD202405001 到哪了")
+    conv_id = await chat.asked(access, "DD202405001")
     assert await chat.say("DD202405002 呢？") == "answer to: DD202405002 呢？"
     assert await access.challenge(conv_id) is None
 
