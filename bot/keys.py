@@ -219,6 +219,16 @@ def access_lock(conv_id: str, order_id: str) -> str:
     return f"{PREFIX}:access:{conv_id}:lock:{order_id}"
 
 
+def access_order_failures(order_id: str) -> str:
+    """Counter with TTL (the lock time): wrong second factors given for one order in any guest's conversation."""
+    return f"{PREFIX}:access:order:{order_id}:failures"
+
+
+def access_order_lock(order_id: str) -> str:
+    """String with TTL: an order locked for every guest after too many wrong second factors across conversations."""
+    return f"{PREFIX}:access:order:{order_id}:lock"
+
+
 def access_verified(conv_id: str) -> str:
     """Set with TTL: order ids whose owner a guest proved to be in this conversation."""
     return f"{PREFIX}:access:{conv_id}:verified"

@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     # A guest's second factor (bot.access): wrong answers that lock an order for the conversation, and for how long.
     guest_factor_attempts: int = 3
     guest_lock_minutes: int = 30
+    # ...and wrong answers for one order across every guest's conversations that lock it for every guest.
+    guest_order_factor_attempts: int = Field(default=10, ge=1)
     # Handoff thresholds (read by the engine-side decision through the action endpoint).
     followup_limit: int = 3
     sentiment_threshold: float = 0.5

@@ -87,17 +87,27 @@ class GuardInterceptor:
                 conv_id, NOTE_AUTHOR, f"The guest proved to own order {order.id} (second factor: {factor.kind})."
             )
             return Interception(engine_text=challenge.question or order.id)
-        left = await self.access.fail(conv_id, order.id)
-        if left > 0:
+        failure = await self.access.fail(conv_id, order.id)
+        if failure.left > 0:
             return Interception(
-                replies=[self._render(turn, "utter_verify_failed", {"order_id": order.id, "attempts_left": left})]
+                replies=[
+                    self._render(turn, "utter_verify_failed", {"order_id": order.id, "attempts_left": failure.left})
+                ]
             )
-        await self.store.add_note(
-            conv_id,
-            NOTE_AUTHOR,
-            f"Order {order.id} locked for this conversation for {minutes} minutes after "
-            f"{self.access.policy.max_failures} wrong second factors (the guest could not prove it is theirs).",
-        )
+        policy = self.access.policy
+        if failure.locked_for_everyone:
+            note = (
+                f"Order {order.id} locked for every guest for {minutes} minutes after {policy.order_max_failures} "
+                "wrong second factors across conversations (someone may be guessing; its signed-in owner is not "
+                "affected)."
+            )
+            log.warning("order %s locked for every guest after %d wrong factors", order.id, policy.order_max_failures)
+        else:
+            note = (
+                f"Order {order.id} locked for this conversation for {minutes} minutes after "
+                f"{policy.max_failures} wrong second factors (the guest could not prove it is theirs)."
+            )
+        await self.store.add_note(conv_id, NOTE_AUTHOR, note)
         return locked()
 
     # --- changes ---

@@ -14,10 +14,16 @@ from bot.crm.records import OrderStatus
 
 @dataclass(frozen=True)
 class AccessPolicy:
-    """How many wrong second factors lock an order, and for how long."""
+    """How many wrong second factors lock an order, and for how long.
+
+    `max_failures` counts one conversation's; `order_max_failures` every guest's for the same order, so that
+    opening conversation after conversation (new REST senders, web chat sessions, mail addresses) buys no
+    more guesses: at that many the order is locked for every guest (a signed-in owner is never asked).
+    """
 
     max_failures: int = 3
     lock_seconds: int = 30 * 60
+    order_max_failures: int = 10
 
     @property
     def lock_minutes(self) -> int:
@@ -84,12 +90,13 @@ end
 _RECORD = _RECORD_FUNCTION + "record(KEYS[1], KEYS[2], tonumber(ARGV[1]), 2, {unpack(KEYS, 3)})\n"
 # A guest asking about an order: "verified" when they proved to own it in this conversation, "locked" when
 # too many wrong factors locked it, else the challenge recorded (as `ask`) and "asked": one round trip.
-# KEYS: challenge, the conversation, verified set, lock. ARGV: ttl, order id, then the fields as pairs.
+# KEYS: challenge, the conversation, verified set, lock, the order's lock for every guest. ARGV: ttl, order id,
+# then the fields as pairs.
 _GUEST = (
     _RECORD_FUNCTION
     + """
 if redis.call('SISMEMBER', KEYS[3], ARGV[2]) == 1 then return 'verified' end
-if redis.call('EXISTS', KEYS[4]) == 1 then return 'locked' end
+if redis.call('EXISTS', KEYS[4]) == 1 or redis.call('EXISTS', KEYS[5]) == 1 then return 'locked' end
 record(KEYS[1], KEYS[2], tonumber(ARGV[1]), 3, {})
 return 'asked'
 """
@@ -97,30 +104,51 @@ return 'asked'
 
 
 # The guest proved the order is theirs, unless wrong factors locked it meanwhile (a wrong answer read
-# beside this one, on another replica): the order remembered as verified and the challenge and the
-# failures forgotten, or nothing written and 0. KEYS: verified, lock, challenge, failures. ARGV: the
-# order, the verified set's TTL.
+# beside this one, on another replica, or other guests' guesses locking it for everyone): the order
+# remembered as verified and the challenge and the conversation's failures forgotten, or nothing written
+# and 0. KEYS: verified, lock, challenge, failures, the order's lock for every guest. ARGV: the order, the
+# verified set's TTL.
 _VERIFY = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[5]) == 1 then return 0 end
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('DEL', KEYS[3], KEYS[4])
 return 1
 """
-# A wrong factor counted, and at the limit the order locked (the failures and the challenge forgotten)
-# in the same step; returns the count (the limit, counting nothing, when the order is locked already: a
-# wrong answer read beside the one that locked it). KEYS: failures, lock, challenge. ARGV: the limit, the
-# lock TTL.
+# A wrong factor counted for the conversation and for the order, and at either limit the order locked (for
+# the conversation, or for every guest) with the conversation's failures and challenge forgotten, in the
+# same step. Returns {count, scope}: the conversation's count (the limit when the order is locked, for it
+# or for everyone, and then nothing is counted: a wrong answer read beside the one that locked it) and
+# what this answer locked: 0 nothing, 1 the conversation, 2 every guest. KEYS: failures, lock, challenge,
+# the order's failures and its lock for every guest. ARGV: the limit, the lock TTL, the order's limit.
 _FAIL = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return tonumber(ARGV[1]) end
+local limit = tonumber(ARGV[1])
+if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[5]) == 1 then return {limit, 0} end
 local count = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-if count >= tonumber(ARGV[1]) then
+local total = redis.call('INCR', KEYS[4])
+redis.call('EXPIRE', KEYS[4], ARGV[2])
+local scope = 0
+if total >= tonumber(ARGV[3]) then
+  redis.call('SET', KEYS[5], '1', 'EX', ARGV[2])
+  redis.call('DEL', KEYS[4])
+  scope, count = 2, limit
+elseif count >= limit then
   redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
-  redis.call('DEL', KEYS[1], KEYS[3])
+  scope = 1
 end
-return count
+if scope > 0 then redis.call('DEL', KEYS[1], KEYS[3]) end
+return {count, scope}
 """
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A wrong second factor counted: the tries left in the conversation (0: the order is locked for it)
+    and whether this answer locked the order for every guest (too many wrong ones across conversations)."""
+
+    left: int
+    locked_for_everyone: bool = False
 
 
 def _challenge_fields(order_id: str, action: str, question: str) -> dict[str, str]:
@@ -159,7 +187,7 @@ class OrderAccess:
         verified, lock = keys.access_verified(conv_id), keys.access_lock(conv_id, order_id)
         return str(
             await self._guest(
-                keys=[keys.access_challenge(conv_id), conv, verified, lock],
+                keys=[keys.access_challenge(conv_id), conv, verified, lock, keys.access_order_lock(order_id)],
                 args=[keys.CHALLENGE_TTL_SECONDS, order_id, *_flat(_challenge_fields(order_id, action, question))],
             )
         )
@@ -193,14 +221,16 @@ class OrderAccess:
         await self.redis.delete(keys.access_challenge(conv_id))
 
     async def verify(self, conv_id: str, order_id: str) -> bool:
-        """The guest proved the order is theirs: remember it for the conversation, forget the failures.
-        False, with nothing remembered, when wrong factors locked the order first."""
+        """The guest proved the order is theirs: remember it for the conversation, forget its failures.
+        False, with nothing remembered, when wrong factors locked the order first (in this conversation, or
+        for every guest)."""
         done = await self._verify(
             keys=[
                 keys.access_verified(conv_id),
                 keys.access_lock(conv_id, order_id),
                 keys.access_challenge(conv_id),
                 keys.access_failures(conv_id, order_id),
+                keys.access_order_lock(order_id),
             ],
             args=[order_id, keys.VERIFIED_TTL_SECONDS],
         )
@@ -214,21 +244,23 @@ class OrderAccess:
         """Every order the guest of this conversation proved to own."""
         return {str(o) for o in await self.redis.smembers(keys.access_verified(conv_id))}
 
-    async def fail(self, conv_id: str, order_id: str) -> int:
-        """Count a wrong factor; returns how many tries are left (0: the order is locked now)."""
-        count = await self._fail(
+    async def fail(self, conv_id: str, order_id: str) -> Failure:
+        """Count a wrong factor, for the conversation and for the order: the tries left (0: locked now)."""
+        count, scope = await self._fail(
             keys=[
                 keys.access_failures(conv_id, order_id),
                 keys.access_lock(conv_id, order_id),
                 keys.access_challenge(conv_id),
+                keys.access_order_failures(order_id),
+                keys.access_order_lock(order_id),
             ],
-            args=[self.policy.max_failures, self.policy.lock_seconds],
+            args=[self.policy.max_failures, self.policy.lock_seconds, self.policy.order_max_failures],
         )
-        return max(0, self.policy.max_failures - int(count))
+        return Failure(max(0, self.policy.max_failures - int(count)), locked_for_everyone=int(scope) == 2)
 
     async def is_locked(self, conv_id: str, order_id: str) -> bool:
-        """Whether too many wrong factors locked the order for this conversation."""
-        return bool(await self.redis.exists(keys.access_lock(conv_id, order_id)))
+        """Whether too many wrong factors locked the order for this conversation (its own, or every guest's)."""
+        return bool(await self.redis.exists(keys.access_lock(conv_id, order_id), keys.access_order_lock(order_id)))
 
     # --- changes waiting for the customer ---
 

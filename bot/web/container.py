@@ -128,7 +128,12 @@ def build(
     )
     registry = Channels(channels, store)
     access = OrderAccess(
-        redis, AccessPolicy(max_failures=settings.guest_factor_attempts, lock_seconds=settings.guest_lock_minutes * 60)
+        redis,
+        AccessPolicy(
+            max_failures=settings.guest_factor_attempts,
+            lock_seconds=settings.guest_lock_minutes * 60,
+            order_max_failures=settings.guest_order_factor_attempts,
+        ),
     )
     examples = ReviewedExamples(settings.review_file, domain_intents(PROJECT_ROOT / "domain.yml"))
     review = ReviewQueue(redis, examples, max_items=settings.review_max_items)

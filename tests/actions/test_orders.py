@@ -229,6 +229,20 @@ async def test_a_verified_guest_gets_the_answer(access: OrderAccess) -> None:
     assert dispatcher.messages[0]["response"] == "utter_verify_order"
 
 
+async def test_an_order_locked_for_every_guest_still_answers_its_signed_in_owner(access: OrderAccess) -> None:
+    for i in range(access.policy.order_max_failures):
+        await access.fail(f"conv-guess-{i}", "DD202405002")  # a stranger guessing from new conversations
+    dispatcher = CollectingDispatcher()
+    await ActionOrderStatus().run(
+        dispatcher, tracker("order_status", "DD202405002", entities=order_entity("DD202405002")), {}
+    )
+    assert [m["response"] for m in dispatcher.messages] == ["utter_verify_locked"]  # a guest is not even asked
+    owner = CollectingDispatcher()
+    snapshot = tracker("order_status", "DD202405002", entities=order_entity("DD202405002"), metadata=OWNER_2)
+    await ActionOrderStatus().run(owner, snapshot, {})
+    assert owner.messages[0]["response"] == "utter_order_status"
+
+
 async def test_a_locked_order_is_not_asked_about_again(access: OrderAccess) -> None:
     for _ in range(access.policy.max_failures):
         await access.fail("conv-1", "DD202405002")

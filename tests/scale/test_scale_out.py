@@ -150,6 +150,7 @@ def farm(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         AUTORESPONDER_STRICT_TEMPLATES="true",
         AUTORESPONDER_WEBCHAT_MAX_PER_IP="100000",
         AUTORESPONDER_SIGNIN_IP_LIMIT="100000",
+        AUTORESPONDER_GUEST_ORDER_FACTOR_ATTEMPTS="100000",
         AUTORESPONDER_LOG_LEVEL="warning",
         AUTORESPONDER_RECOVERY_INTERVAL_SECONDS="1",
     )

@@ -86,13 +86,58 @@ async def test_guesses_read_beside_each_other_never_pass_the_lock(access: OrderA
     # nor does a late wrong one count down from the start again.
     conv = f"conv-{uuid.uuid4().hex[:6]}"
     await access.ask(conv, "DD202405001", "action_order_status", "DD202405001 到哪了")
-    left = await asyncio.gather(*(access.fail(conv, "DD202405001") for _ in range(access.policy.max_failures + 2)))
+    failed = await asyncio.gather(*(access.fail(conv, "DD202405001") for _ in range(access.policy.max_failures + 2)))
     assert access.policy.max_failures == 3
-    assert sorted(left) == [0, 0, 0, 1, 2]
+    assert sorted(f.left for f in failed) == [0, 0, 0, 1, 2]
+    assert not any(f.locked_for_everyone for f in failed)
     assert await access.is_locked(conv, "DD202405001")
     assert not await access.verify(conv, "DD202405001")
     assert not await access.is_verified(conv, "DD202405001")
-    assert await access.fail(conv, "DD202405001") == 0
+    assert (await access.fail(conv, "DD202405001")).left == 0
+
+
+async def test_guesses_spread_over_new_conversations_lock_the_order_for_every_guest(
+    app: Container, engine: StubEngine, access: OrderAccess
+) -> None:
+    # A stranger opening conversation after conversation (new REST senders, web chat sessions, mail
+    # addresses) gets 3 guesses in each; across them the order takes 10 in all, then no guest is asked
+    # again, and a right factor given after that proves nothing.
+    assert access.policy.order_max_failures == 10
+    order = "DD202405003"  # C202405003's, whose phone ends 8003
+    late = Chat(app)
+    await late.asked(access, order)  # asked before the lock: answers with the right factor after it
+    told: list[str] = []
+    for _ in range(3):
+        chat = Chat(app)
+        await chat.asked(access, order)
+        told += [await chat.say(guess) for guess in ("0000", "1111", "2222")]
+    assert all("30 分钟" in t for t in told[2::3])  # each conversation locked for itself after 3
+    last = Chat(app)
+    await last.asked(access, order)
+    assert "30 分钟" in await last.say("3333")  # the 10th wrong one in all: its first, and the order is locked
+    assert any("every guest" in n for n in await last.notes())
+    assert "30 分钟" in await late.say("8003")
+    assert not await access.is_verified(late.conv_id, order)
+    fresh = Chat(app)
+    conv_id = await fresh.open()
+    assert await access.guest_access(conv_id, order, "action_order_status", f"{order} 到哪了") == "locked"
+    assert await access.is_locked(conv_id, order)
+    assert f"{order} 到哪了" not in engine.texts  # no question was ever answered for a guess
+    # Other orders, and the same order once the lock has passed, are asked about as before.
+    assert await access.guest_access(conv_id, "DD202405004", "action_order_status", "DD202405004 到哪了") == "asked"
+    assert 0 < await app.store.redis.ttl(keys.access_order_lock(order)) <= access.policy.lock_seconds
+    await app.store.redis.delete(keys.access_order_lock(order))
+    assert await access.guest_access(conv_id, order, "action_order_status", f"{order} 到哪了") == "asked"
+
+
+async def test_parallel_guesses_in_many_conversations_never_pass_the_order_limit(access: OrderAccess) -> None:
+    order = "DD202405005"
+    convs = [f"conv-{uuid.uuid4().hex[:6]}" for _ in range(8)]
+    failed = await asyncio.gather(*(access.fail(conv, order) for conv in convs for _ in range(3)))
+    # 24 wrong answers read at once: 10 are counted, the 10th locks the order for everyone, the rest count nothing.
+    assert sum(f.locked_for_everyone for f in failed) == 1
+    assert all(await asyncio.gather(*(access.is_locked(conv, order) for conv in convs)))
+    assert not any(await asyncio.gather(*(access.verify(conv, order) for conv in convs)))
 
 
 async def test_a_right_factor_for_an_order_locked_meanwhile_is_told_it_is_locked(
@@ -220,3 +265,14 @@ async def test_the_lock_follows_the_settings(redis: TextRedis, crm: CRM, engine:
     await access.ask(conv_id, "DD202405002", "action_order_status", "DD202405002 到哪了")
     assert "5 分钟" in await chat.say("0000")
     assert 0 < await redis.ttl(keys.access_lock(conv_id, "DD202405002")) <= 300
+
+
+async def test_the_lock_for_every_guest_follows_the_settings(redis: TextRedis, crm: CRM, engine: StubEngine) -> None:
+    app = in_process(redis, crm, engine, guest_order_factor_attempts=2)
+    access = OrderAccess(redis)
+    first, second = Chat(app), Chat(app)
+    await first.asked(access, "DD202405002")
+    await second.asked(access, "DD202405002")
+    assert "2 次" in await first.say("0000")
+    assert "30 分钟" in await second.say("0000")  # the second wrong one for the order, in another conversation
+    assert await redis.exists(keys.access_order_lock("DD202405002"))
