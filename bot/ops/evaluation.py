@@ -28,6 +28,12 @@ PROBLEM_SET = PROJECT_ROOT / "tests" / "sentiment" / "problem_reports.tsv"
 # problem reports handed off (0.020, 3 of 151, against ≤ 0.05).
 ANGER_RECALL_GATE = True
 CALM_HANDOFF_GATE = True
+# Calm messages handed off as anger: the development set's ordinary questions (order status, policies,
+# products, small talk: 0.027, 17 of 640, before the scorer learnt from the NLU examples; 0.002 after) are
+# a gate; CrossWOZ's travellers' requests (off topic, long, full of numbers: 0.180 of a sample before,
+# 0.069 of all 4,229 after) only a reported figure.
+CALM_ORDINARY_GATE = True
+CROSSWOZ = PROJECT_ROOT.parent / "shared" / "data" / "crosswoz" / "val.json.zip"
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,40 @@ def anger_targets(
     ]
 
 
+def calm_targets(calm: dict[str, Any], gate: bool = CALM_ORDINARY_GATE) -> list[Target]:
+    """Ordinary messages are not handed off as anger: the development set's, and CrossWOZ's (reported)."""
+    found = []
+    if "dev_ordinary" in calm:
+        share = calm["dev_ordinary"]["share"]
+        found.append(Target("calm: ordinary dev-set questions handed off as anger", share, 0.02, True, gate))
+    if "crosswoz" in calm:
+        share = calm["crosswoz"]["share"]
+        found.append(Target("calm: CrossWOZ user turns handed off as anger", share, 0.05, at_most=True, gate=False))
+    return found
+
+
+def calm_intents(config: Path = PROJECT_ROOT / "config.yml") -> list[str]:
+    """The intents whose examples the sentiment scorer learns as calm (its `calm_intents` in config.yml)."""
+    import yaml
+
+    pipeline = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("pipeline") or []
+    for component in pipeline:
+        if str(component.get("name", "")).endswith("SentimentScorer"):
+            return [str(i) for i in component.get("calm_intents") or []]
+    return []
+
+
+def calm_table(calm: dict[str, Any]) -> list[str]:
+    """Calm messages scored over the threshold, per set, with the highest scored."""
+    names = {"dev_ordinary": "development set, ordinary intents", "crosswoz": "CrossWOZ user turns (val)"}
+    lines = []
+    for key, values in calm.items():
+        counted = f"{values['handed_off']} of {values['n']} handed off as anger ({values['share']:.3f})"
+        lines += ["", f"{names.get(key, key)}: {counted}" + ("; the highest scored:" if values["highest"] else "."), ""]
+        lines += [f"- {h['score']:.2f}: {h['text']}" for h in values["highest"]]
+    return ["", "### Sentiment: ordinary messages are not anger", *lines] if lines else []
+
+
 def targets(metrics: dict[str, Any]) -> list[Target]:
     """The targets the issue sets, evaluated on the metrics."""
     nlu = metrics["nlu"]
@@ -113,6 +153,7 @@ def targets(metrics: dict[str, Any]) -> list[Target]:
     problems = (metrics.get("sentiment_sets") or {}).get(PROBLEM_SET.stem)
     if problems:
         found += anger_targets(problems)
+    found += calm_targets(metrics.get("calm") or {})
     return found
 
 
@@ -129,6 +170,10 @@ def run_nlu_and_sentiment(settings: Settings, model: Path, out: Path) -> dict[st
     ]  # fmt: skip
     if chnsenticorp.exists():
         cmd += ["--chnsenticorp", str(chnsenticorp)]
+    if CROSSWOZ.exists():
+        cmd += ["--crosswoz", str(CROSSWOZ)]
+    if intents := calm_intents():
+        cmd += ["--ordinary-intents", *intents]
     subprocess.run(cmd, cwd=PROJECT_ROOT, env=engine_env(settings, ""), check=True)
     metrics: dict[str, Any] = json.loads((out / "metrics.json").read_text())
     return metrics
@@ -214,7 +259,8 @@ def report(metrics: dict[str, Any], found: list[Target]) -> str:
         lines += [
             "",
             "Targets marked `target not met` are reported only (`DEV_TARGETS_GATE`, `DEV_WRONG_FAQ_GATE`, "
-            "`ANGER_RECALL_GATE`, `CALM_HANDOFF_GATE` in `bot/ops/evaluation.py`).",
+            "`ANGER_RECALL_GATE`, `CALM_HANDOFF_GATE`, `CALM_ORDINARY_GATE` in `bot/ops/evaluation.py`; "
+            "the CrossWOZ figure always).",
         ]
     lines += [
         "",
@@ -236,6 +282,7 @@ def report(metrics: dict[str, Any], found: list[Target]) -> str:
         f"precision {sentiment['precision']:.3f}, recall {sentiment['recall']:.3f}, "
         f"accuracy {sentiment['accuracy']:.3f}.",
         *anger_table(metrics.get("sentiment_sets") or {}),
+        *calm_table(metrics.get("calm") or {}),
     ]
     chn = metrics.get("chnsenticorp")
     if chn:

@@ -281,6 +281,40 @@ async def evaluate_chnsenticorp(agent: Any, tsv: Path) -> dict[str, Any]:
     return {"n": len(rows), "accuracy": correct / len(rows) if rows else 0.0}
 
 
+def crosswoz_user_turns(archive: Path) -> list[str]:
+    """Every user turn of a CrossWOZ split (a zip holding one JSON file): calm requests of travellers."""
+    import zipfile
+
+    with zipfile.ZipFile(archive) as zipped:
+        dialogues = json.loads(zipped.read(zipped.namelist()[0]))
+    return [
+        " ".join(str(m["content"]).split())
+        for d in dialogues.values()
+        for m in d.get("messages", [])
+        if m.get("role") == "usr" and str(m.get("content", "")).strip()
+    ]
+
+
+def ordinary_examples(nlu_file: Path, intents: Sequence[str]) -> list[str]:
+    """The texts of a labelled NLU file's examples of ordinary (calm-by-topic) intents."""
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    wanted = set(intents)
+    return [str(m.get("text")) for m in load_data(str(nlu_file)).intent_examples if m.get("intent") in wanted]
+
+
+async def evaluate_calm(agent: Any, texts: list[str], threshold: float) -> dict[str, Any]:
+    """How many messages nobody would call angry are scored over the hand-off threshold."""
+    values = await anger_scores(agent, texts)
+    flagged = sorted(((v, t) for v, t in zip(values, texts, strict=True) if v >= threshold), reverse=True)
+    return {
+        "n": len(texts),
+        "handed_off": len(flagged),
+        "share": len(flagged) / len(texts) if texts else 0.0,
+        "highest": [{"score": round(v, 2), "text": t} for v, t in flagged[:10]],
+    }
+
+
 async def evaluate_all(args: argparse.Namespace) -> dict[str, Any]:
     """Every evaluation, with one loaded model."""
     from rasa.core.agent import Agent
@@ -300,6 +334,15 @@ async def evaluate_all(args: argparse.Namespace) -> dict[str, Any]:
         metrics["sentiment_sets"] = {Path(s["set"]).stem: s for s in sets}
     chn: Path | None = args.chnsenticorp
     metrics["chnsenticorp"] = await evaluate_chnsenticorp(agent, chn) if chn and chn.exists() else None
+    # Calm messages: the development set's ordinary questions, and travellers' requests from outside.
+    calm: dict[str, Any] = {}
+    if dev is not None and args.ordinary_intents:
+        texts = ordinary_examples(dev, args.ordinary_intents)
+        calm["dev_ordinary"] = await evaluate_calm(agent, texts, args.sentiment_threshold)
+    crosswoz: Path | None = args.crosswoz
+    if crosswoz is not None and crosswoz.exists():
+        calm["crosswoz"] = await evaluate_calm(agent, crosswoz_user_turns(crosswoz), args.sentiment_threshold)
+    metrics["calm"] = calm
     return metrics
 
 
@@ -316,6 +359,10 @@ def main() -> None:
     parser.add_argument("--sentiment-test", type=Path, nargs="+", default=None, help="labelled sentiment sets")
     parser.add_argument("--sentiment-threshold", type=float, default=0.5)
     parser.add_argument("--chnsenticorp", type=Path, default=None)
+    parser.add_argument("--crosswoz", type=Path, default=None, help="a CrossWOZ split (zip): its user turns are calm")
+    parser.add_argument(
+        "--ordinary-intents", nargs="*", default=[], help="intents of --dev-test whose examples are calm messages"
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -1,6 +1,6 @@
 """Cross-validate the sentiment scorer on its training files, without Rasa: the tool to choose data and features by.
 
-`python -m ar_engine.sentiment_cv --train data/sentiment/*.tsv --folds 5`
+`python -m ar_engine.sentiment_cv --train data/sentiment/*.tsv --folds 5 [--calm-nlu data/nlu --calm-intents …]`
 fits `SentimentModel` on k-1 stratified folds of all training rows and scores the k-th, then reports, from
 the out-of-fold scores, precision and recall on negative and the share of other messages over the
 threshold, overall and per training file (a file of calm problem reports shows how often they would be
@@ -20,18 +20,25 @@ from typing import Any
 
 from ar_engine.evaluate import handoff_counts
 from ar_engine.logs import quiet_structlog
-from ar_engine.sentiment import SentimentModel, read_labelled
+from ar_engine.sentiment import SentimentModel, calm_examples, read_labelled
 
 THRESHOLDS = (0.4, 0.45, 0.5, 0.55, 0.6)
 
 
-def out_of_fold(texts: list[str], labels: list[bool], folds: int, seed: int) -> list[float]:
-    """Each text's score from a model fitted without its fold."""
+def out_of_fold(
+    texts: list[str], labels: list[bool], folds: int, seed: int, calm: list[str] | None = None, weight: float = 0.5
+) -> list[float]:
+    """Each text's score from a model fitted without its fold (and with every `calm` text, at `weight`)."""
     from sklearn.model_selection import StratifiedKFold
 
+    calm = calm or []
     scores = [0.0] * len(texts)
     for fit_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=seed).split(texts, labels):
-        model = SentimentModel().fit([texts[i] for i in fit_idx], [labels[i] for i in fit_idx])
+        model = SentimentModel().fit(
+            [texts[i] for i in fit_idx] + calm,
+            [labels[i] for i in fit_idx] + [False] * len(calm),
+            [1.0] * len(fit_idx) + [weight] * len(calm),
+        )
         for i, value in zip(test_idx, model.predict([texts[i] for i in test_idx]), strict=True):
             scores[i] = value
     return scores
@@ -67,15 +74,28 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--test", type=Path, nargs="*", default=[], help="held-out files, for reporting only")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--calm-nlu", type=Path, default=None, help="NLU data: ordinary examples are calm")
+    parser.add_argument("--calm-intents", nargs="*", default=[], help="config.yml's calm_intents")
+    parser.add_argument("--calm-weight", type=float, default=0.5)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.disable(logging.WARNING)
     quiet_structlog()
     rows = [(text, negative, path.name) for path in args.train for text, negative in read_labelled(path)]
     texts, labels, groups = [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
-    result: dict[str, Any] = {"cv": summary(labels, out_of_fold(texts, labels, args.folds, args.seed), groups)}
+    calm: list[str] = []
+    if args.calm_nlu is not None:
+        from rasa.shared.nlu.training_data.loading import load_data
+
+        files = sorted(args.calm_nlu.rglob("*.yml")) if args.calm_nlu.is_dir() else [args.calm_nlu]
+        messages = [m for path in files for m in load_data(str(path)).intent_examples]
+        examples = [(str(m.get("text")), str(m.get("intent"))) for m in messages]
+        calm = calm_examples(examples, args.calm_intents)
+    scores = out_of_fold(texts, labels, args.folds, args.seed, calm, args.calm_weight)
+    result: dict[str, Any] = {"cv": summary(labels, scores, groups), "calm_examples": len(calm)}
     if args.test:
-        model = SentimentModel().fit(texts, labels)
+        weights = [1.0] * len(texts) + [args.calm_weight] * len(calm)
+        model = SentimentModel().fit(texts + calm, labels + [False] * len(calm), weights)
         result["test"] = {}
         for path in args.test:
             held = read_labelled(path)

@@ -117,3 +117,35 @@ def test_long_numbers_are_cut_before_the_sentiment_scorer_reads_them() -> None:
     assert without_numbers("手机13800138000，单号SF1234567890123") == "手机0，单号0"
     # Short numbers stay: "等了15天", "3 次" say how long and how often.
     assert without_numbers("等了15天，问了3次") == "等了15天，问了3次"
+
+
+def test_ordinary_nlu_examples_are_learnt_as_calm_but_none_with_an_angry_word() -> None:
+    from ar_engine.sentiment import calm_examples
+
+    examples = [
+        ("我的快递到哪了", "order_status"),
+        ("我的快递到哪了", "order_status"),  # once
+        ("你们这群骗子，快递到底到哪了", "order_status"),  # a word of the anger lexicon: not calm
+        ("東西壞了，垃圾", "return_exchange"),  # traditional folded before the lexicon reads it
+        ("我要投诉你们的客服", "complaint_service"),  # not an ordinary intent
+        ("   ", "greet"),
+        ("where is my parcel", "order_status"),
+    ]
+    assert calm_examples(examples, ["order_status", "return_exchange", "greet"]) == [
+        "我的快递到哪了",
+        "where is my parcel",
+    ]
+    assert calm_examples(examples, []) == []
+
+
+def test_calm_examples_weigh_what_they_are_given() -> None:
+    from ar_engine.sentiment import SentimentModel
+
+    angry = ["你们太过分了，骗子", "气死我了，垃圾服务", "what a scam, I am furious", "滚，什么破店"] * 3
+    calm = ["我的快递到哪了", "请问可以开发票吗", "where is my order", "谢谢你"] * 3
+    ordinary = ["你们家的东西我买过三次了"] * 6
+    texts, labels = angry + calm + ordinary, [True] * len(angry) + [False] * (len(calm) + len(ordinary))
+    heavy = SentimentModel().fit(texts, labels, [1.0] * (len(angry) + len(calm)) + [1.0] * len(ordinary))
+    light = SentimentModel().fit(texts, labels, [1.0] * (len(angry) + len(calm)) + [0.01] * len(ordinary))
+    probe = ["你们家的东西我买过三次了"]
+    assert heavy.predict(probe)[0] < light.predict(probe)[0]

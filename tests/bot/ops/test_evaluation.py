@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.ops.evaluation import Target, anger_targets, dev_targets, report, targets
+from bot.ops.evaluation import Target, anger_targets, calm_intents, calm_targets, dev_targets, report, targets
+from bot.settings import PROJECT_ROOT
 
 
 def nlu_metrics(accuracy: float, wrong: float, oos_recall: float) -> dict[str, Any]:
@@ -101,3 +102,35 @@ def test_anger_targets_gate_when_switched_on() -> None:
     failing = anger_targets(sentiment_metrics(0.80, 0.12), recall_gate=True, calm_gate=True)
     assert {t.verdict for t in failing} == {"UNDER TARGET"}
     assert all(t.met for t in anger_targets(sentiment_metrics(0.90, 0.05), recall_gate=True, calm_gate=True))
+
+
+def calm_metrics(dev_share: float, crosswoz_share: float) -> dict[str, Any]:
+    """The shape ar_engine.evaluate writes for the calm sets (1,000 messages each)."""
+
+    def one(share: float) -> dict[str, Any]:
+        highest = [{"score": 0.9, "text": "我是第一次在你们家买"}] if share else []
+        return {"n": 1000, "handed_off": round(1000 * share), "share": share, "highest": highest}
+
+    return {"dev_ordinary": one(dev_share), "crosswoz": one(crosswoz_share)}
+
+
+def test_ordinary_messages_handed_off_as_anger_gate_on_the_dev_set_and_are_reported_for_crosswoz() -> None:
+    failing = calm_targets(calm_metrics(0.03, 0.2))
+    assert [t.verdict for t in failing] == ["UNDER TARGET", "target not met"]  # CrossWOZ only reported
+    assert all(t.met for t in calm_targets(calm_metrics(0.002, 0.04)))
+    found = metrics(nlu_metrics(0.93, 0.02, 0.97)) | {"calm": calm_metrics(0.001, 0.07)}
+    text = report(found, targets(found))
+    assert "ordinary messages are not anger" in text
+    assert "CrossWOZ user turns (val): 70 of 1000 handed off as anger (0.070)" in text
+    assert "- 0.90: 我是第一次在你们家买" in text
+    assert calm_targets({}) == []  # no calm sets scored (an older metrics file): no targets
+
+
+def test_the_calm_intents_are_the_scorers_and_name_intents_of_the_domain() -> None:
+    import yaml
+
+    intents = calm_intents()
+    domain = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))
+    assert intents and set(intents) <= set(domain["intents"])
+    # Never an intent that anger comes with: complaints, follow-ups, asking for a person.
+    assert not {i for i in intents if i.startswith("complaint") or i in ("followup_unresolved", "request_human")}
