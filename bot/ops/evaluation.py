@@ -34,6 +34,7 @@ CALM_HANDOFF_GATE = True
 # 0.069 of all 4,229 after) only a reported figure.
 CALM_ORDINARY_GATE = True
 CROSSWOZ = PROJECT_ROOT.parent / "shared" / "data" / "crosswoz" / "val.json.zip"
+REVIEWS = PROJECT_ROOT.parent / "shared" / "data" / "zh_reviews" / "online_shopping_10_cats.csv"
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,8 @@ def anger_targets(
 
 
 def calm_targets(calm: dict[str, Any], gate: bool = CALM_ORDINARY_GATE) -> list[Target]:
-    """Ordinary messages are not handed off as anger: the development set's, and CrossWOZ's (reported)."""
+    """Ordinary messages are not handed off as anger: the development set's; CrossWOZ's and happy
+    reviewers' are reported only (sets from outside the shop's chats, the reviews' labels noisy)."""
     found = []
     if "dev_ordinary" in calm:
         share = calm["dev_ordinary"]["share"]
@@ -101,6 +103,9 @@ def calm_targets(calm: dict[str, Any], gate: bool = CALM_ORDINARY_GATE) -> list[
     if "crosswoz" in calm:
         share = calm["crosswoz"]["share"]
         found.append(Target("calm: CrossWOZ user turns handed off as anger", share, 0.05, at_most=True, gate=False))
+    if "reviews" in calm:
+        share = calm["reviews"]["share"]
+        found.append(Target("calm: positive shop reviews handed off as anger", share, 0.05, at_most=True, gate=False))
     return found
 
 
@@ -117,7 +122,11 @@ def calm_intents(config: Path = PROJECT_ROOT / "config.yml") -> list[str]:
 
 def calm_table(calm: dict[str, Any]) -> list[str]:
     """Calm messages scored over the threshold, per set, with the highest scored."""
-    names = {"dev_ordinary": "development set, ordinary intents", "crosswoz": "CrossWOZ user turns (val)"}
+    names = {
+        "dev_ordinary": "development set, ordinary intents",
+        "crosswoz": "CrossWOZ user turns (val)",
+        "reviews": "positive shop reviews (online_shopping_10_cats, 1,500 of chat length)",
+    }
     lines = []
     for key, values in calm.items():
         counted = f"{values['handed_off']} of {values['n']} handed off as anger ({values['share']:.3f})"
@@ -172,6 +181,8 @@ def run_nlu_and_sentiment(settings: Settings, model: Path, out: Path) -> dict[st
         cmd += ["--chnsenticorp", str(chnsenticorp)]
     if CROSSWOZ.exists():
         cmd += ["--crosswoz", str(CROSSWOZ)]
+    if REVIEWS.exists():
+        cmd += ["--reviews", str(REVIEWS)]
     if intents := calm_intents():
         cmd += ["--ordinary-intents", *intents]
     subprocess.run(cmd, cwd=PROJECT_ROOT, env=engine_env(settings, ""), check=True)

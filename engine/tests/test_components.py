@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ar_engine.normalizer import to_simplified_same_length
 from ar_engine.sentiment_lexicon import score, style_cues
 
@@ -149,3 +151,17 @@ def test_calm_examples_weigh_what_they_are_given() -> None:
     light = SentimentModel().fit(texts, labels, [1.0] * (len(angry) + len(calm)) + [0.01] * len(ordinary))
     probe = ["你们家的东西我买过三次了"]
     assert heavy.predict(probe)[0] < light.predict(probe)[0]
+
+
+def test_positive_reviews_are_a_fixed_sample_of_praise_of_goods_of_chat_length(tmp_path: Path) -> None:
+    from ar_engine.evaluate import positive_reviews
+
+    rows = ["cat,label,review", "水果,1,\ufeff苹果很甜！！下次还买", "水果,0,烂了一半", "酒店,1,房间干净", "衣服,1,好"]
+    rows += [f"手机,1,{'很好' * 150}", "手机,1,物流  超快\t好评"]
+    path = tmp_path / "reviews.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    found = positive_reviews(path)
+    # Positive only, goods only (no hotels), 4 to 200 characters, blanks and byte-order marks dropped.
+    assert sorted(found) == ["物流 超快 好评", "苹果很甜！！下次还买"]
+    assert positive_reviews(path) == found
+    assert len(positive_reviews(path, n=1)) == 1
