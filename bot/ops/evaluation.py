@@ -93,19 +93,27 @@ def anger_targets(
     ]
 
 
-def calm_targets(calm: dict[str, Any], gate: bool = CALM_ORDINARY_GATE) -> list[Target]:
-    """Ordinary messages are not handed off as anger: the development set's; CrossWOZ's and happy
-    reviewers' are reported only (sets from outside the shop's chats, the reviews' labels noisy)."""
+# The calm sets `ar_engine.evaluate` scores: what each is called, the most it may hand off, whether that
+# gates. Only the development set gates; CrossWOZ and the reviews come from outside the shop's chats (the
+# reviews' labels are star ratings, so a few "positive" ones complain).
+CALM_SETS = {
+    "dev_ordinary": ("ordinary dev-set questions", "development set, ordinary intents", 0.02, CALM_ORDINARY_GATE),
+    "crosswoz": ("CrossWOZ user turns", "CrossWOZ user turns (val)", 0.05, False),
+    "reviews": (
+        "positive shop reviews",
+        "positive shop reviews (online_shopping_10_cats, 1,500 of chat length)",
+        0.05,
+        False,
+    ),
+}
+
+
+def calm_targets(calm: dict[str, Any]) -> list[Target]:
+    """Calm messages are not handed off as anger: one target per calm set scored (`CALM_SETS`)."""
     found = []
-    if "dev_ordinary" in calm:
-        share = calm["dev_ordinary"]["share"]
-        found.append(Target("calm: ordinary dev-set questions handed off as anger", share, 0.02, True, gate))
-    if "crosswoz" in calm:
-        share = calm["crosswoz"]["share"]
-        found.append(Target("calm: CrossWOZ user turns handed off as anger", share, 0.05, at_most=True, gate=False))
-    if "reviews" in calm:
-        share = calm["reviews"]["share"]
-        found.append(Target("calm: positive shop reviews handed off as anger", share, 0.05, at_most=True, gate=False))
+    for key, (name, _, limit, gated) in CALM_SETS.items():
+        if key in calm:
+            found.append(Target(f"calm: {name} handed off as anger", calm[key]["share"], limit, True, gated))
     return found
 
 
@@ -122,15 +130,15 @@ def calm_intents(config: Path = PROJECT_ROOT / "config.yml") -> list[str]:
 
 def calm_table(calm: dict[str, Any]) -> list[str]:
     """Calm messages scored over the threshold, per set, with the highest scored."""
-    names = {
-        "dev_ordinary": "development set, ordinary intents",
-        "crosswoz": "CrossWOZ user turns (val)",
-        "reviews": "positive shop reviews (online_shopping_10_cats, 1,500 of chat length)",
-    }
     lines = []
     for key, values in calm.items():
         counted = f"{values['handed_off']} of {values['n']} handed off as anger ({values['share']:.3f})"
-        lines += ["", f"{names.get(key, key)}: {counted}" + ("; the highest scored:" if values["highest"] else "."), ""]
+        lines += [
+            "",
+            f"{CALM_SETS[key][1] if key in CALM_SETS else key}: {counted}"
+            + ("; the highest scored:" if values["highest"] else "."),
+            "",
+        ]
         lines += [f"- {h['score']:.2f}: {h['text']}" for h in values["highest"]]
     return ["", "### Sentiment: ordinary messages are not anger", *lines] if lines else []
 

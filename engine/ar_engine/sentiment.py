@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import logging
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,10 +110,14 @@ class SentimentModel:
         cut = self.words.fit_transform(folded) if fit else self.words.transform(folded)
         return hstack([chars, cut, csr_matrix(self._dense(folded))]).tocsr()
 
-    def fit(self, texts: list[str], labels: list[bool], weights: list[float] | None = None) -> SentimentModel:
-        """Fit on labelled messages (`weights`: each message's weight, 1 when not given)."""
-        sample_weight = np.array(weights, dtype=float) if weights is not None else None
-        self.classifier.fit(self._features(texts, fit=True), np.array(labels, dtype=int), sample_weight=sample_weight)
+    def fit(
+        self, texts: list[str], labels: list[bool], calm: Sequence[str] = (), calm_weight: float = 0.5
+    ) -> SentimentModel:
+        """Fit on labelled messages (each weighing 1) and on `calm` ones, not angry, each weighing `calm_weight`."""
+        every = [*texts, *calm]
+        targets = np.array([*labels, *[False] * len(calm)], dtype=int)
+        weights = np.array([1.0] * len(texts) + [calm_weight] * len(calm))
+        self.classifier.fit(self._features(every, fit=True), targets, sample_weight=weights)
         return self
 
     def predict(self, texts: list[str]) -> list[float]:
@@ -153,11 +158,7 @@ class SentimentScorer(PickledModelComponent):
         calm = calm_examples(examples, list(self.config.get("calm_intents") or []))
         if rows:
             weight = float(self.config.get("calm_weight", 0.5))
-            self.model = SentimentModel().fit(
-                [t for t, _ in rows] + calm,
-                [n for _, n in rows] + [False] * len(calm),
-                [1.0] * len(rows) + [weight] * len(calm),
-            )
+            self.model = SentimentModel().fit([t for t, _ in rows], [n for _, n in rows], calm, weight)
         else:
             log.warning("no sentiment training data: the lexicon alone will score")
         return self.persist()

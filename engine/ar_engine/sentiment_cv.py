@@ -15,6 +15,7 @@ import csv
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +27,14 @@ THRESHOLDS = (0.4, 0.45, 0.5, 0.55, 0.6)
 
 
 def out_of_fold(
-    texts: list[str], labels: list[bool], folds: int, seed: int, calm: list[str] | None = None, weight: float = 0.5
+    texts: list[str], labels: list[bool], folds: int, seed: int, calm: Sequence[str] = (), weight: float = 0.5
 ) -> list[float]:
     """Each text's score from a model fitted without its fold (and with every `calm` text, at `weight`)."""
     from sklearn.model_selection import StratifiedKFold
 
-    calm = calm or []
     scores = [0.0] * len(texts)
     for fit_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=seed).split(texts, labels):
-        model = SentimentModel().fit(
-            [texts[i] for i in fit_idx] + calm,
-            [labels[i] for i in fit_idx] + [False] * len(calm),
-            [1.0] * len(fit_idx) + [weight] * len(calm),
-        )
+        model = SentimentModel().fit([texts[i] for i in fit_idx], [labels[i] for i in fit_idx], calm, weight)
         for i, value in zip(test_idx, model.predict([texts[i] for i in test_idx]), strict=True):
             scores[i] = value
     return scores
@@ -94,8 +90,7 @@ def main() -> None:
     scores = out_of_fold(texts, labels, args.folds, args.seed, calm, args.calm_weight)
     result: dict[str, Any] = {"cv": summary(labels, scores, groups), "calm_examples": len(calm)}
     if args.test:
-        weights = [1.0] * len(texts) + [args.calm_weight] * len(calm)
-        model = SentimentModel().fit(texts + calm, labels + [False] * len(calm), weights)
+        model = SentimentModel().fit(texts, labels, calm, args.calm_weight)
         result["test"] = {}
         for path in args.test:
             held = read_labelled(path)

@@ -146,9 +146,9 @@ def test_calm_examples_weigh_what_they_are_given() -> None:
     angry = ["你们太过分了，骗子", "气死我了，垃圾服务", "what a scam, I am furious", "滚，什么破店"] * 3
     calm = ["我的快递到哪了", "请问可以开发票吗", "where is my order", "谢谢你"] * 3
     ordinary = ["你们家的东西我买过三次了"] * 6
-    texts, labels = angry + calm + ordinary, [True] * len(angry) + [False] * (len(calm) + len(ordinary))
-    heavy = SentimentModel().fit(texts, labels, [1.0] * (len(angry) + len(calm)) + [1.0] * len(ordinary))
-    light = SentimentModel().fit(texts, labels, [1.0] * (len(angry) + len(calm)) + [0.01] * len(ordinary))
+    texts, labels = angry + calm, [True] * len(angry) + [False] * len(calm)
+    heavy = SentimentModel().fit(texts, labels, ordinary, calm_weight=1.0)
+    light = SentimentModel().fit(texts, labels, ordinary, calm_weight=0.01)
     probe = ["你们家的东西我买过三次了"]
     assert heavy.predict(probe)[0] < light.predict(probe)[0]
 
