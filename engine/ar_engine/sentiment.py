@@ -137,7 +137,7 @@ class SentimentScorer(PickledModelComponent):
         """`training_files` are relative to the project root; `threshold` only labels the output;
         `calm_intents`: the NLU intents whose examples are also learnt as calm (see `calm_examples`), each
         with `calm_weight` (a labelled message weighs 1)."""
-        names = ["train", "problems", "problems_more", "ordinary"]
+        names = ["train", "problems", "problems_more", "ordinary", "praise"]
         files = [f"data/sentiment/{name}.tsv" for name in names]
         return {"training_files": files, "threshold": 0.5, "calm_intents": [], "calm_weight": 0.5}
 
