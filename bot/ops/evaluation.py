@@ -108,12 +108,25 @@ CALM_SETS = {
 }
 
 
+# Happy customers are not answered with an apology: the share of a calm set read as a complaint, a
+# follow-up or a request for a person (`COMPLAINT_INTENTS` in ar_engine.evaluate), reported, not a gate.
+# Positive reviews: 0.763 before data/nlu/praise*.yml; a few of them do complain under a good rating.
+COMPLAINT_LIMITS = {"reviews": 0.10}
+
+
 def calm_targets(calm: dict[str, Any]) -> list[Target]:
-    """Calm messages are not handed off as anger: one target per calm set scored (`CALM_SETS`)."""
+    """Calm messages are not handed off as anger: one target per calm set scored (`CALM_SETS`), and
+    happy ones are not answered as complaints (`COMPLAINT_LIMITS`)."""
     found = []
     for key, (name, _, limit, gated) in CALM_SETS.items():
         if key in calm:
             found.append(Target(f"calm: {name} handed off as anger", calm[key]["share"], limit, True, gated))
+    for key, limit in COMPLAINT_LIMITS.items():
+        if "complaint_share" in calm.get(key, {}):
+            name = CALM_SETS[key][0]
+            found.append(
+                Target(f"calm: {name} answered as a complaint", calm[key]["complaint_share"], limit, True, False)
+            )
     return found
 
 
@@ -140,6 +153,12 @@ def calm_table(calm: dict[str, Any]) -> list[str]:
             "",
         ]
         lines += [f"- {h['score']:.2f}: {h['text']}" for h in values["highest"]]
+        if key in COMPLAINT_LIMITS and "complaint_share" in values:
+            complained = (
+                f"{values['complaints']} of {values['n']} answered as a complaint ({values['complaint_share']:.3f})"
+            )
+            lines += ["", f"{complained}" + ("; for example:" if values["complaint_examples"] else "."), ""]
+            lines += [f"- {c['intent']}: {c['text']}" for c in values["complaint_examples"]]
     return ["", "### Sentiment: ordinary messages are not anger", *lines] if lines else []
 
 

@@ -214,13 +214,29 @@ async def evaluate_nlu(
     }
 
 
-async def anger_scores(agent: Any, texts: list[str]) -> list[float]:
-    """The model's anger score of each text (the pipeline's SentimentScorer)."""
-    scores = []
+async def scores_and_intents(agent: Any, texts: list[str]) -> list[tuple[float, str]]:
+    """The model's anger score (the pipeline's SentimentScorer) and intent of each text."""
+    found = []
     for text in texts:
         parsed = await agent.parse_message(text)
-        scores.append(float((parsed.get("sentiment") or {}).get("score") or 0.0))
-    return scores
+        score = float((parsed.get("sentiment") or {}).get("score") or 0.0)
+        found.append((score, str((parsed.get("intent") or {}).get("name") or "")))
+    return found
+
+
+async def anger_scores(agent: Any, texts: list[str]) -> list[float]:
+    """The model's anger score of each text."""
+    return [score for score, _ in await scores_and_intents(agent, texts)]
+
+
+# Intents answered with an apology, a complaint ticket or a person: wrong for a calm, happy message.
+COMPLAINT_INTENTS = (
+    "complaint_product",
+    "complaint_delivery",
+    "complaint_service",
+    "followup_unresolved",
+    "request_human",
+)
 
 
 def handoff_counts(labels: Sequence[bool], flagged: Sequence[bool]) -> dict[str, Any]:
@@ -329,14 +345,19 @@ def ordinary_examples(nlu_file: Path, intents: Sequence[str]) -> list[str]:
 
 
 async def evaluate_calm(agent: Any, texts: list[str], threshold: float) -> dict[str, Any]:
-    """How many messages nobody would call angry are scored over the hand-off threshold."""
-    values = await anger_scores(agent, texts)
-    flagged = sorted(((v, t) for v, t in zip(values, texts, strict=True) if v >= threshold), reverse=True)
+    """How many messages nobody would call angry are scored over the hand-off threshold, and how many
+    are read as a complaint (answered with an apology, or handed off)."""
+    parsed = await scores_and_intents(agent, texts)
+    flagged = sorted(((v, t) for (v, _), t in zip(parsed, texts, strict=True) if v >= threshold), reverse=True)
+    complaints = [(i, t) for (_, i), t in zip(parsed, texts, strict=True) if i in COMPLAINT_INTENTS]
     return {
         "n": len(texts),
         "handed_off": len(flagged),
         "share": len(flagged) / len(texts) if texts else 0.0,
         "highest": [{"score": round(v, 2), "text": t} for v, t in flagged[:10]],
+        "complaints": len(complaints),
+        "complaint_share": len(complaints) / len(texts) if texts else 0.0,
+        "complaint_examples": [{"intent": i, "text": t} for i, t in complaints[:10]],
     }
 
 

@@ -165,3 +165,26 @@ def test_positive_reviews_are_a_fixed_sample_of_praise_of_goods_of_chat_length(t
     assert sorted(found) == ["物流 超快 好评", "苹果很甜！！下次还买"]
     assert positive_reviews(path) == found
     assert len(positive_reviews(path, n=1)) == 1
+
+
+def test_calm_sets_count_anger_hand_offs_and_happy_messages_read_as_complaints() -> None:
+    import asyncio
+
+    from ar_engine.evaluate import evaluate_calm
+
+    parses = {
+        "东西很好，下次还来": {"intent": {"name": "complaint_product"}, "sentiment": {"score": 0.1}},
+        "太棒了！！！": {"intent": {"name": "thank"}, "sentiment": {"score": 0.7}},
+        "我要找人工": {"intent": {"name": "request_human"}, "sentiment": {"score": 0.2}},
+        "谢谢": {"intent": {"name": "thank"}},
+    }
+
+    class Agent:
+        async def parse_message(self, text: str) -> dict:
+            return parses[text]
+
+    found = asyncio.run(evaluate_calm(Agent(), list(parses), 0.5))
+    assert (found["handed_off"], found["share"]) == (1, 0.25)
+    assert found["highest"] == [{"score": 0.7, "text": "太棒了！！！"}]
+    assert (found["complaints"], found["complaint_share"]) == (2, 0.5)
+    assert [c["intent"] for c in found["complaint_examples"]] == ["complaint_product", "request_human"]

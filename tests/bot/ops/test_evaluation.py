@@ -111,12 +111,18 @@ def calm_metrics(dev_share: float, crosswoz_share: float) -> dict[str, Any]:
         highest = [{"score": 0.9, "text": "我是第一次在你们家买"}] if share else []
         return {"n": 1000, "handed_off": round(1000 * share), "share": share, "highest": highest}
 
-    return {"dev_ordinary": one(dev_share), "crosswoz": one(crosswoz_share), "reviews": one(crosswoz_share)}
+    reviews = one(crosswoz_share) | {
+        "complaints": round(1000 * crosswoz_share),
+        "complaint_share": crosswoz_share,
+        "complaint_examples": [{"intent": "complaint_product", "text": "东西很好，下次还来"}],
+    }
+    return {"dev_ordinary": one(dev_share), "crosswoz": one(crosswoz_share), "reviews": reviews}
 
 
 def test_ordinary_messages_handed_off_as_anger_gate_on_the_dev_set_and_are_reported_for_the_outside_sets() -> None:
     failing = calm_targets(calm_metrics(0.03, 0.2))
-    assert [t.verdict for t in failing] == ["UNDER TARGET", "target not met", "target not met"]  # reported
+    # The dev set gates; the outside sets, and happy reviews answered as complaints, are reported.
+    assert [t.verdict for t in failing] == ["UNDER TARGET", "target not met", "target not met", "target not met"]
     assert all(t.met for t in calm_targets(calm_metrics(0.002, 0.04)))
     found = metrics(nlu_metrics(0.93, 0.02, 0.97)) | {"calm": calm_metrics(0.001, 0.07)}
     text = report(found, targets(found))
@@ -124,6 +130,8 @@ def test_ordinary_messages_handed_off_as_anger_gate_on_the_dev_set_and_are_repor
     assert "CrossWOZ user turns (val): 70 of 1000 handed off as anger (0.070)" in text
     assert "- 0.90: 我是第一次在你们家买" in text
     assert "positive shop reviews (online_shopping_10_cats, 1,500 of chat length): 70 of 1000" in text
+    assert "70 of 1000 answered as a complaint (0.070); for example:" in text
+    assert "- complaint_product: 东西很好，下次还来" in text
     assert calm_targets({}) == []  # no calm sets scored (an older metrics file): no targets
 
 
