@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ar_engine.handoff import COMPLAINTS
 from ar_engine.logs import quiet_structlog
 from ar_engine.normalizer import to_simplified_same_length
 
@@ -230,13 +231,7 @@ async def anger_scores(agent: Any, texts: list[str]) -> list[float]:
 
 
 # Intents answered with an apology, a complaint ticket or a person: wrong for a calm, happy message.
-COMPLAINT_INTENTS = (
-    "complaint_product",
-    "complaint_delivery",
-    "complaint_service",
-    "followup_unresolved",
-    "request_human",
-)
+COMPLAINT_INTENTS = COMPLAINTS | {"followup_unresolved", "request_human"}
 
 
 def handoff_counts(labels: Sequence[bool], flagged: Sequence[bool]) -> dict[str, Any]:
